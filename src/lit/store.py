@@ -1,0 +1,391 @@
+"""The thread store: lit's SQLite schema, its migrations and the queries the commands share.
+
+One DB is shared by every repository (like llm's logs.db). Migrations are small functions
+applied once each and recorded in `_lit_migrations`, so a DB made by an older lit keeps working.
+
+Tables (the names users query in Datasette):
+  sessions   one `lit record` run
+  exchanges  one HTTP call through the relay
+  messages   each message once, keyed by sha256(parent key + canonical content)
+  blobs      system prompts, tool definitions and unparseable bodies, once by content hash
+  threads    the steps that lead to one commit
+  steps      prompt / thinking / text / tool_call / tool_result / other, in thread order
+  snapshots  the working tree captured at turn boundaries (commits on refs/lit/snapshots/...)
+  line_map   for a bound commit: new-side line ranges -> the step that wrote them (NULL: human)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from lit.errors import LitError
+from lit.paths import default_db_path
+
+STEP_KINDS = ("prompt", "thinking", "text", "tool_call", "tool_result", "other")
+
+
+class StoreError(LitError):
+    """The DB cannot be opened or written; the message says what to do."""
+
+
+def now() -> float:
+    return time.time()
+
+
+def new_id(nbytes: int = 6) -> str:
+    """A short random hex id (12 characters): sessions and threads."""
+    return secrets.token_hex(nbytes)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value: Any) -> str:
+    """sha256 of the canonical JSON of value (or of the bytes/str itself)."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        data = canonical_json(value).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+def message_key(parent_key: str | None, message: Any) -> str:
+    """The key of a message: its content and its parent's key, so a request is a pointer to its
+    last message and conversations are chains that share forked prefixes (llm's newer schema)."""
+    return content_hash((parent_key or "") + "\n" + canonical_json(message))
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]):
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["sessions"].create(
+        {
+            "id": str,
+            "started_at": float,
+            "ended_at": float,
+            "argv": str,  # JSON list
+            "cwd": str,
+            "repo_root": str,  # NULL outside a git repository
+            "head_start": str,
+            "head_end": str,
+            "exit_code": int,
+            "agent": str,  # e.g. "claude-cli/2.1.197", from the user-agent
+            "upstream": str,
+            "port": int,
+            "pid": int,
+            "exchanges_unrecorded": int,  # recording failures, counted, never surfaced
+            "notes": str,  # what lit said at exit about what was not recorded
+        },
+        pk="id",
+    )
+    db["exchanges"].create(
+        {
+            "id": str,
+            "session_id": str,
+            "seq": int,
+            "started_at": float,
+            "method": str,
+            "path": str,
+            "query": str,
+            "protocol": str,  # anthropic | openai-chat | openai-responses | NULL
+            "status": int,
+            "streamed": int,
+            "complete": int,  # 0 while in flight or when cut off
+            "error": str,  # relay error (upstream unreachable, reset, client gone)
+            "parse_error": str,  # what could not be parsed; the raw body is then kept in blobs
+            "ttfb_ms": float,
+            "duration_ms": float,
+            "request_headers": str,  # JSON, secrets removed
+            "response_headers": str,  # JSON
+            "request_bytes": int,
+            "response_bytes": int,
+            "request_blob": str,  # raw request body, only when it could not be parsed
+            "response_blob": str,  # raw response body, only when it could not be parsed
+            "params": str,  # JSON: max_tokens, thinking, temperature, tool_choice, metadata...
+            "model": str,
+            "system_hash": str,
+            "tools_hash": str,
+            "message_key": str,  # the request's last message
+            "response_key": str,  # the response message (child of message_key)
+            "conversation_id": str,
+            "role": str,  # main | side | subagent
+            "thread_id": str,
+            "stop_reason": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_creation_input_tokens": int,
+            "cache_read_input_tokens": int,
+            "client_session_id": str,  # x-claude-code-session-id and the like
+            "request_id": str,  # the upstream's request-id header
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["messages"].create(
+        {
+            "key": str,
+            "parent_key": str,
+            "depth": int,
+            "role": str,
+            "content": str,  # JSON (cache_control stripped)
+            "created_at": float,
+        },
+        pk="key",
+    )
+    db["blobs"].create({"hash": str, "kind": str, "size": int, "content": bytes}, pk="hash")
+    db["threads"].create(
+        {
+            "id": str,
+            "session_id": str,
+            "seq": int,
+            "started_at": float,
+            "ended_at": float,
+            "status": str,  # open | pending (session ended, unbound) | bound
+            "commit_sha": str,
+            "bound_at": float,
+            "repo_root": str,
+            "title": str,  # the first prompt, one line
+            "base_snapshot": str,  # snapshot commit the thread starts from
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["steps"].create(
+        {
+            "id": str,  # "<thread id>.<seq>"
+            "thread_id": str,
+            "session_id": str,
+            "seq": int,
+            "exchange_id": str,
+            "conversation_id": str,
+            "parent_step_id": str,  # a subagent's steps hang under the tool call that started it
+            "created_at": float,
+            "kind": str,  # prompt | thinking | text | tool_call | tool_result | other
+            "text": str,
+            "tool_name": str,
+            "tool_input": str,  # JSON
+            "tool_use_id": str,
+            "is_error": int,
+            "model": str,
+            "raw": str,  # JSON of the block when it carries more (signature, unknown types)
+        },
+        pk="id",
+        foreign_keys=[("thread_id", "threads", "id")],
+    )
+    db["snapshots"].create(
+        {
+            "id": int,
+            "session_id": str,
+            "thread_id": str,
+            "seq": int,
+            "commit_sha": str,
+            "tree_sha": str,
+            "reason": str,  # start | turn | commit | end
+            "step_ids": str,  # JSON list: the tool calls whose effects this snapshot captures
+            "taken_at": float,
+            "duration_ms": float,
+        },
+        pk="id",
+    )
+    db["line_map"].create(
+        {
+            "commit_sha": str,
+            "path": str,
+            "line_start": int,
+            "line_end": int,
+            "step_id": str,  # NULL: a person wrote these lines
+            "thread_id": str,
+        },
+    )
+    db["exchanges"].create_index(["session_id", "seq"])
+    db["exchanges"].create_index(["conversation_id"])
+    db["steps"].create_index(["thread_id", "seq"])
+    db["steps"].create_index(["tool_use_id"])
+    db["threads"].create_index(["commit_sha"])
+    db["threads"].create_index(["session_id", "seq"])
+    db["snapshots"].create_index(["session_id", "seq"])
+    db["snapshots"].create_index(["commit_sha"])
+    db["line_map"].create_index(["commit_sha", "path"])
+    db["steps"].enable_fts(["text", "tool_name", "tool_input"], create_triggers=True)
+
+
+# --- opening -----------------------------------------------------------------------------------
+
+
+def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("LIT_DB")
+    if env:
+        return Path(env).expanduser()
+    return default_db_path()
+
+
+def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and migrate) lit's DB: WAL mode, a busy timeout, foreign keys off (rows arrive in
+    any order from concurrent processes). Raises StoreError with a one-line reason."""
+    db_path = resolve_db_path(path)
+    if not create and not db_path.exists():
+        raise StoreError(f"no lit DB at {db_path}: record a session first (lit record -- AGENT)")
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(db_path), timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = sqlite_utils.Database(conn)
+        migrate(db)
+    except (sqlite3.Error, OSError) as e:
+        raise StoreError(f"cannot open the lit DB at {db_path}: {e} (use --db PATH or set LIT_DB)") from e
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply the migrations not yet applied; returns their names."""
+    with db.conn:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS _lit_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+    done = {row[0] for row in db.execute("SELECT name FROM _lit_migrations").fetchall()}
+    applied = []
+    for fn in MIGRATIONS:
+        name = fn.__name__
+        if name in done:
+            continue
+        with db.conn:
+            # Two processes may race to create a fresh DB; the loser sees the table exists.
+            done_now = db.execute("SELECT 1 FROM _lit_migrations WHERE name = ?", [name]).fetchone()
+            if done_now:
+                continue
+            fn(db)
+            db.execute("INSERT INTO _lit_migrations VALUES (?, ?)", [name, now()])
+        applied.append(name)
+    return applied
+
+
+# --- writes shared by the recorder and the hooks ----------------------------------------------
+
+
+def put_blob(db: sqlite_utils.Database, content: bytes | str, kind: str) -> str:
+    data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
+    h = hashlib.sha256(data).hexdigest()
+    db.execute(
+        "INSERT OR IGNORE INTO blobs (hash, kind, size, content) VALUES (?, ?, ?, ?)",
+        [h, kind, len(data), data],
+    )
+    return h
+
+
+def get_blob(db: sqlite_utils.Database, h: str | None) -> bytes | None:
+    if not h:
+        return None
+    row = db.execute("SELECT content FROM blobs WHERE hash = ?", [h]).fetchone()
+    return row[0] if row else None
+
+
+def put_messages(db: sqlite_utils.Database, messages: Iterable[dict], parent: str | None = None) -> list[str]:
+    """Store a chain of messages (each once); returns their keys, the last one is the chain's."""
+    keys: list[str] = []
+    depth_row = (
+        db.execute("SELECT depth FROM messages WHERE key = ?", [parent]).fetchone() if parent else None
+    )
+    depth = (depth_row[0] + 1) if depth_row else 0
+    t = now()
+    for message in messages:
+        key = message_key(parent, message)
+        db.execute(
+            "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [key, parent, depth, message.get("role"), canonical_json(message.get("content")), t],
+        )
+        keys.append(key)
+        parent = key
+        depth += 1
+    return keys
+
+
+def message_chain(db: sqlite_utils.Database, key: str | None) -> list[dict]:
+    """The messages from the root to `key`, oldest first."""
+    chain = []
+    while key:
+        row = db.execute(
+            "SELECT parent_key, role, content FROM messages WHERE key = ?", [key]
+        ).fetchone()
+        if not row:
+            break
+        chain.append({"role": row[1], "content": json.loads(row[2])})
+        key = row[0]
+    chain.reverse()
+    return chain
+
+
+def open_thread(db: sqlite_utils.Database, session_id: str, repo_root: str | None,
+                base_snapshot: str | None = None) -> str:
+    seq_row = db.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM threads WHERE session_id = ?", [session_id]
+    ).fetchone()
+    thread_id = new_id()
+    db["threads"].insert(
+        {
+            "id": thread_id,
+            "session_id": session_id,
+            "seq": seq_row[0] + 1,
+            "started_at": now(),
+            "status": "open",
+            "repo_root": repo_root,
+            "base_snapshot": base_snapshot,
+        }
+    )
+    return thread_id
+
+
+def current_thread(db: sqlite_utils.Database, session_id: str) -> str | None:
+    row = db.execute(
+        "SELECT id FROM threads WHERE session_id = ? AND status = 'open' ORDER BY seq DESC LIMIT 1",
+        [session_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def next_step_seq(db: sqlite_utils.Database, thread_id: str) -> int:
+    row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps WHERE thread_id = ?", [thread_id]).fetchone()
+    return row[0] + 1
+
+
+# --- reads the commands share ------------------------------------------------------------------
+
+
+def find_thread(db: sqlite_utils.Database, ref: str) -> dict | None:
+    """A thread by id, id prefix, or bound commit SHA (prefix)."""
+    rows = list(db.query("SELECT * FROM threads WHERE id = ?", [ref]))
+    if not rows and len(ref) >= 4:
+        rows = list(db.query("SELECT * FROM threads WHERE id LIKE ? LIMIT 2", [ref + "%"]))
+        if not rows:
+            rows = list(db.query("SELECT * FROM threads WHERE commit_sha LIKE ? LIMIT 2", [ref + "%"]))
+    return rows[0] if len(rows) == 1 else None
+
+
+def thread_steps(db: sqlite_utils.Database, thread_id: str) -> list[dict]:
+    return list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id]))
