@@ -36,6 +36,93 @@ def _root(
         raise typer.Exit(0)
 
 
+# --- replay, export, import (issue 7) ----------------------------------------------------------
+
+
+@app.command()
+def replay(
+    source: str = typer.Argument(..., help="A thread (id, prefix or commit SHA) in the DB, or an exported .jsonl."),
+    port: int = typer.Option(0, "--port", "-p", help="Port on 127.0.0.1 (default: a free one)."),
+    db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print each turn served."),
+) -> None:
+    """Serve a recorded thread as a Messages API upstream, turn by turn, until Ctrl-C.
+
+    \b
+    Example:
+      lit replay 3f9c0a1b2c4d --port 8765 &
+      ANTHROPIC_BASE_URL=http://127.0.0.1:8765 python examples/agent.py "the recorded prompt"
+    """
+    import time
+
+    from lit.replay import Replay, describe, print_mismatch
+
+    server = Replay(source, db_path=db, port=port, on_mismatch=print_mismatch,
+                    on_turn=None if quiet else lambda t: typer.echo(f"lit replay: {describe(t)}", err=True))
+    server.start()
+    turns = len(server.recording.turns)
+    typer.echo(f"lit replay: serving thread {server.recording.thread_id} ({turns} turns) on {server.url}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@app.command()
+def export(
+    thread: str = typer.Argument(..., help="The thread: its id, an id prefix, or the SHA of its commit."),
+    output: str = typer.Option("-", "--output", "-o", help="The .jsonl file to write ('-': stdout)."),
+    db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Write a thread and its conversation to a portable JSONL file (for lit import and lit replay).
+
+    Example: lit export 3f9c0a1b2c4d -o wordcount.jsonl
+    """
+    import dataclasses
+    import json
+
+    from lit import portable, store
+
+    database = store.connect(db, create=False)
+    summary = portable.export_thread(database, thread, sys.stdout if output == "-" else output)
+    if output == "-":
+        summary.path = "-"
+    if as_json:  # on stderr when the export itself goes to stdout
+        typer.echo(json.dumps(dataclasses.asdict(summary)), err=output == "-")
+    else:
+        rows = ", ".join(f"{t} {n}" for t, n in summary.rows.items())
+        typer.echo(f"lit export: thread {summary.thread} -> {'stdout' if output == '-' else output} "
+                   f"({summary.bytes / 1024:.0f} kB; rows: {rows})", err=True)
+
+
+@app.command("import")
+def import_(
+    file: str = typer.Argument(..., help="A file written by lit export."),
+    db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows added per table as JSON."),
+) -> None:
+    """Add an exported thread to the DB; rows it already has are left as they are.
+
+    Example: lit import wordcount.jsonl
+    """
+    import dataclasses
+    import json
+
+    from lit import portable, store
+
+    summary = portable.import_file(store.connect(db), file)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(summary)))
+        return
+    added = ", ".join(f"{t} {n}" for t, n in summary.added.items())
+    typer.echo(f"lit import: thread {summary.thread}: "
+               + (f"added rows: {added}" if added else "already in the DB, nothing added"))
+
+
 def main() -> None:
     try:
         app()

@@ -63,7 +63,7 @@ class ImportSummary:
 def resolve_thread(db: sqlite_utils.Database, ref: str) -> dict:
     thread = store.find_thread(db, ref)
     if thread is None:
-        raise LitError(f"no thread {ref!r} in the lit DB (ids: lit threads; or a commit SHA)")
+        raise LitError(f"no thread {ref!r} in the lit DB (give a thread id, a prefix of one, or a commit SHA)")
     return thread
 
 

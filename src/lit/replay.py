@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,12 +157,23 @@ class Replay(ScriptedUpstream):
     """`Replay(source).start()`: the recording served on 127.0.0.1 (`.url`), until `.stop()`."""
 
     def __init__(self, source: str | Recording, *, db_path: str | os.PathLike | None = None,
-                 port: int = 0, on_mismatch: Callable[[Mismatch], None] | None = None):
+                 port: int = 0, on_mismatch: Callable[[Mismatch], None] | None = None,
+                 on_turn: Callable[[Turn], None] | None = None):
         super().__init__(self._reply, port=port)
         self.recording = source if isinstance(source, Recording) else load(source, db_path)
         self.mismatches: list[Mismatch] = []
         self.served: list[int] = []  # the turn numbers answered, in order
         self.on_mismatch = on_mismatch
+        self.on_turn = on_turn
+
+    def start(self) -> None:
+        if self.port:  # said in one line here, rather than as a server thread that never starts
+            with socket.socket() as s:
+                try:
+                    s.bind((self.host, self.port))
+                except OSError as e:
+                    raise LitError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from e
+        super().start()
 
     def _reply(self, body: dict) -> dict:
         parsed = parse_request(json.dumps(body).encode())
@@ -174,8 +186,19 @@ class Replay(ScriptedUpstream):
             return {"status": 400, "body": {"type": "error", "error": {
                 "type": "invalid_request_error", "message": f"lit replay: {error}"}}}
         self.served.append(turn.number)
+        if self.on_turn:
+            self.on_turn(turn)
         return turn.response
 
 
 def print_mismatch(mismatch: Mismatch) -> None:
     print(f"lit replay: {mismatch.message}", file=sys.stderr, flush=True)
+
+
+def describe(turn: Turn) -> str:
+    """One line for a served turn: what the recorded response does."""
+    parts = []
+    for block in turn.response.get("content") or []:
+        kind = block.get("type")
+        parts.append(f"{kind} {block.get('name')}" if kind == "tool_use" else str(kind))
+    return f"turn {turn.number}: {', '.join(parts) or 'empty'} ({turn.response.get('stop_reason')})"
