@@ -1,0 +1,524 @@
+"""The recorder: turns what the relay saw into sessions, exchanges, messages, threads and steps.
+
+The relay hands each exchange over twice (`request` when the body is in, `response` when it
+ended) and never waits: both go on a queue to one writer thread, which parses, hashes, writes
+SQLite (each exchange in its own short transactions) and takes snapshots. A failure here is
+counted and remembered, never raised to the relay: the agent must not notice lit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from lit import store
+from lit.proxy import anthropic
+from lit.proxy.exchange import Exchange
+
+log = logging.getLogger("lit.recorder")
+
+# Header names whose values are never stored, in any table or log.
+SECRET_HEADERS = {"x-api-key", "authorization", "proxy-authorization", "cookie", "set-cookie",
+                  "anthropic-api-key", "openai-api-key", "api-key", "x-goog-api-key"}
+# Tool inputs that start a subagent: its first user message is this field of the call.
+SUBAGENT_PROMPT_FIELDS = ("prompt", "task", "description")
+COMPACTION_MARKERS = ("This session is being continued from a previous conversation",)
+
+
+def _redactor():
+    try:
+        from lit.redact import redact_obj  # noqa: PLC0415 - optional until lit.redact lands
+
+        return redact_obj
+    except ImportError:  # pragma: no cover - transitional
+        return lambda obj: obj
+
+
+def sanitize_headers(headers: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for k, v in headers.items():
+        name = k.lower()
+        if name in SECRET_HEADERS or any(w in name for w in ("token", "secret", "api-key", "apikey")):
+            out[k] = "[REDACTED]"
+        else:
+            out[k] = v
+    return out
+
+
+KEPT_RESPONSE_HEADERS = ("content-type", "content-encoding", "request-id", "retry-after", "x-should-retry")
+
+
+def kept_response_headers(headers: dict[str, str], status: int | None) -> dict[str, str]:
+    """The response headers worth a row each call; rate-limit headers only when the call failed."""
+    return {k: v for k, v in headers.items()
+            if k.lower() in KEPT_RESPONSE_HEADERS or (status or 0) >= 400 and "ratelimit" in k.lower()}
+
+
+def git_info(cwd: str) -> tuple[str | None, str | None]:
+    """(repository root, HEAD sha) for cwd; (None, None) outside a repository."""
+    try:
+        root = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if root.returncode != 0:
+        return None, None
+    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=cwd,
+                          capture_output=True, text=True, timeout=10)
+    return root.stdout.strip(), (head.stdout.strip() or None)
+
+
+@dataclass
+class Summary:
+    session_id: str
+    exchanges: int = 0
+    steps: int = 0
+    unrecorded: int = 0
+    problems: list[str] = field(default_factory=list)
+    threads: list[tuple[str, str | None, str]] = field(default_factory=list)  # (id, commit, status)
+    repo_root: str | None = None
+
+
+@dataclass
+class _Conversation:
+    id: str
+    role: str  # main | side | subagent
+    parent_step_id: str | None = None
+
+
+class Recorder:
+    """One session's writer. See docs/ARCHITECTURE.md for the interface."""
+
+    def __init__(self, db_path: str | os.PathLike | None = None, *, argv: list[str] | None = None,
+                 cwd: str | None = None, upstream: str | None = None,
+                 session_id: str | None = None, snapshots: bool = True):
+        self.session_id = session_id or store.new_id()
+        self.cwd = cwd or os.getcwd()
+        self.db_path = store.resolve_db_path(db_path)
+        self.db = store.connect(self.db_path)  # StoreError (one line) if it cannot be opened
+        self.repo_root, self.head_start = git_info(self.cwd)
+        self.snapshots = snapshots and self.repo_root is not None
+        self.summary = Summary(self.session_id, repo_root=self.repo_root)
+        self._redact = _redactor()
+        self._queue: queue.Queue = queue.Queue()
+        self._parsed: dict[str, anthropic.ParsedExchange] = {}
+        self._conv_of_key: dict[str, str] = {}
+        self._conversations: dict[str, _Conversation] = {}
+        self._agent: str | None = None
+        try:
+            with self.db.conn:
+                self.db["sessions"].insert({
+                    "id": self.session_id, "started_at": store.now(), "argv": json.dumps(argv or []),
+                    "cwd": self.cwd, "repo_root": self.repo_root, "head_start": self.head_start,
+                    "upstream": upstream, "pid": os.getpid(), "exchanges_unrecorded": 0,
+                })
+                store.open_thread(self.db, self.session_id, self.repo_root)
+        except Exception as e:  # noqa: BLE001 - said in one line before the child starts
+            raise store.StoreError(f"cannot write the lit DB at {self.db_path}: {e} "
+                                   "(use --db PATH or set LIT_DB)") from e
+        self._writer = threading.Thread(target=self._run, name="lit-recorder", daemon=True)
+        self._writer.start()
+        if self.snapshots:
+            self._queue.put(("snapshot", "start", []))
+
+    # --- the relay's side: never blocks, never raises -----------------------------------------
+
+    def set_port(self, port: int) -> None:
+        self._queue.put(("port", port))
+
+    def request(self, ex: Exchange) -> None:
+        self._queue.put(("request", ex))
+
+    def response(self, ex: Exchange) -> None:
+        self._queue.put(("response", ex))
+
+    def finish(self, exit_code: int | None, timeout: float = 60.0) -> Summary:
+        """Drain the queue, take the end snapshot, close the session; returns what to tell the user."""
+        self._queue.put(("finish", exit_code))
+        self._writer.join(timeout)
+        if self._writer.is_alive():
+            self.summary.problems.append("the recorder did not finish writing in time")
+        return self.summary
+
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            kind = item[0]
+            try:
+                if kind == "request":
+                    self._on_request(item[1])
+                elif kind == "response":
+                    self._on_response(item[1])
+                elif kind == "snapshot":
+                    self._snapshot(item[1], item[2])
+                elif kind == "port":
+                    with self.db.conn:
+                        self.db["sessions"].update(self.session_id, {"port": item[1]})
+                elif kind == "finish":
+                    self._on_finish(item[1])
+                    return
+            except Exception as e:  # noqa: BLE001 - recording failures are counted, never raised
+                self._problem(f"{kind}: {type(e).__name__}: {e}")
+                log.debug("recording failed", exc_info=True)
+
+    def _problem(self, text: str) -> None:
+        self.summary.unrecorded += 1
+        if len(self.summary.problems) < 5:
+            self.summary.problems.append(text)
+
+    def _on_request(self, ex: Exchange) -> None:
+        is_messages = ex.method == "POST" and ex.path.rstrip("/").endswith("/v1/messages")
+        row: dict[str, Any] = {
+            "id": ex.id, "session_id": ex.session_id, "seq": ex.seq, "started_at": ex.started_at,
+            "method": ex.method, "path": ex.path, "query": ex.query, "complete": 0,
+            "request_headers": store.put_blob(self.db, store.canonical_json(sanitize_headers(ex.request_headers)),
+                                              "headers"),
+            "request_bytes": len(ex.request_body),
+            "client_session_id": _header(ex.request_headers, "x-claude-code-session-id") or None,
+        }
+        ua = _header(ex.request_headers, "user-agent")
+        if not is_messages:
+            if ex.request_body and len(ex.request_body) <= 256 * 1024:
+                row["request_blob"] = store.put_blob(self.db, ex.request_body, "request")
+            with self.db.conn:
+                self.db["exchanges"].insert(row, replace=True)
+            return
+        parsed = anthropic.parse_request(ex.request_body)
+        self._parsed[ex.id] = parsed
+        row.update({"protocol": parsed.protocol, "model": parsed.model, "streamed": int(parsed.stream),
+                    "parse_error": parsed.parse_error})
+        if not parsed.request_ok:
+            with self.db.conn:
+                row["request_blob"] = store.put_blob(self.db, ex.request_body, "request")
+                self.db["exchanges"].insert(row, replace=True)
+            return
+        if parsed.params:
+            row["params"] = json.dumps(self._redact(parsed.params), sort_keys=True)
+        conv, new_messages, keys = self._place(parsed)
+        snapshot_steps: list[str] = []
+        with self.db.conn:
+            if parsed.system is not None:
+                row["system_hash"] = store.put_blob(self.db, store.canonical_json(parsed.system), "system")
+            if parsed.tools:
+                row["tools_hash"] = store.put_blob(self.db, store.canonical_json(parsed.tools), "tools")
+            row.update({"message_key": keys[-1] if keys else None, "conversation_id": conv.id,
+                        "role": conv.role})
+            stored = [m.get("content") for m in parsed.messages]
+            if conv.role != "side":
+                thread_id = store.current_thread(self.db, self.session_id)
+                row["thread_id"] = thread_id
+                if conv.role == "main" and ua and not self._agent:
+                    self._agent = ua
+                    self.db["sessions"].update(self.session_id, {"agent": ua})
+                first_new = len(parsed.messages) - len(new_messages)
+                snapshot_steps = self._request_steps(ex, conv, thread_id, new_messages,
+                                                     stored, first_new)
+            self._put_messages(parsed.messages, keys, stored)
+            self.db["exchanges"].insert(row, replace=True)
+        if conv.role == "main" and snapshot_steps and self.snapshots:
+            self._snapshot("turn", snapshot_steps)
+
+    def _place(self, parsed: anthropic.ParsedExchange) -> tuple[_Conversation, list[dict], list[str]]:
+        """Which conversation a request continues, and which of its messages are new to it."""
+        keys: list[str] = []
+        parent = None
+        for m in parsed.messages:
+            parent = store.message_key(parent, m)
+            keys.append(parent)
+        known = next((i for i in range(len(keys) - 1, -1, -1) if keys[i] in self._conv_of_key), -1)
+        if known >= 0:
+            conv = self._conversations[self._conv_of_key[keys[known]]]
+        else:
+            conv = self._new_conversation(parsed)
+        for k in keys:
+            self._conv_of_key.setdefault(k, conv.id)
+        return conv, parsed.messages[known + 1:], keys
+
+    def _new_conversation(self, parsed: anthropic.ParsedExchange) -> _Conversation:
+        conv = _Conversation(id=f"{self.session_id}.c{len(self._conversations) + 1}", role="main")
+        if not parsed.tools:
+            conv.role = "side"
+        else:
+            first = _user_text(parsed.messages[0]) if parsed.messages else ""
+            parent = self._subagent_parent(first) if first else None
+            if parent:
+                conv.role, conv.parent_step_id = "subagent", parent
+        self._conversations[conv.id] = conv
+        return conv
+
+    def _subagent_parent(self, first_text: str) -> str | None:
+        rows = self.db.execute(
+            "SELECT id, tool_input FROM steps WHERE session_id = ? AND kind = 'tool_call'"
+            " ORDER BY created_at DESC LIMIT 50", [self.session_id]).fetchall()
+        for step_id, tool_input in rows:
+            try:
+                data = json.loads(tool_input or "{}")
+            except ValueError:
+                continue
+            if isinstance(data, dict) and any(
+                    isinstance(data.get(f), str) and data[f].strip() and data[f].strip() in first_text
+                    for f in SUBAGENT_PROMPT_FIELDS if f == "prompt"):
+                return step_id
+        return None
+
+    def _put_messages(self, messages: list[dict], keys: list[str], contents: list) -> None:
+        parent, depth = None, 0
+        for m, key, content in zip(messages, keys, contents, strict=True):
+            self.db.execute(
+                "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [key, parent, depth, m.get("role"), store.pack_content(self._redact(content)), store.now()])
+            parent, depth = key, depth + 1
+
+    def _request_steps(self, ex: Exchange, conv: _Conversation, thread_id: str | None,
+                       new_messages: list[dict], stored: list, first_new: int) -> list[str]:
+        """Steps from the new user turn; returns the tool calls whose results arrived. Blocks the
+        steps hold whole become references in `stored` (the content to store per message)."""
+        answered: list[str] = []
+        for offset, m in enumerate(new_messages):
+            if m.get("role") != "user" or not isinstance(m.get("content"), list):
+                continue
+            prompt_parts = []
+            refs = list(m["content"])
+            for bi, block in enumerate(m["content"]):
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "tool_result":
+                    call = self.db.execute(
+                        "SELECT id, thread_id FROM steps WHERE session_id = ? AND tool_use_id = ?"
+                        " AND kind = 'tool_call'", [self.session_id, block.get("tool_use_id")]).fetchone()
+                    if call:
+                        answered.append(call[0])
+                    step_id, row = self._add_step(ex, conv, call[1] if call else thread_id, {
+                        "kind": "tool_result", "text": _result_text(block.get("content")),
+                        "tool_use_id": block.get("tool_use_id"), "is_error": int(bool(block.get("is_error"))),
+                        "raw": _raw_if_more(block, {"type", "tool_use_id", "content", "is_error"}),
+                    })
+                    refs[bi] = self._ref(step_id, row, block)
+                elif block.get("type") == "text":
+                    text = block.get("text", "")
+                    if not _is_reminder(text):
+                        prompt_parts.append(text)
+                elif block.get("type") != "text":
+                    self._add_step(ex, conv, thread_id, {"kind": "other", "raw": json.dumps(block)})
+            stored[first_new + offset] = refs
+            if prompt_parts:
+                text = "\n\n".join(prompt_parts)
+                kind = "other" if text.startswith(COMPACTION_MARKERS) else "prompt"
+                self._add_step(ex, conv, thread_id, {"kind": kind, "text": text})
+                if kind == "prompt":
+                    self.db.execute("UPDATE threads SET title = ? WHERE id = ? AND title IS NULL",
+                                    [_first_line(text), thread_id])
+        return answered
+
+    def _ref(self, step_id: str, row: dict, block: dict) -> dict:
+        """{"$step": id} where the step rebuilds the (redacted) block exactly, else the block."""
+        rebuilt = store.block_from_step(row)
+        return {"$step": step_id} if rebuilt is not None and rebuilt == self._redact(block) else block
+
+    def _add_step(self, ex: Exchange, conv: _Conversation, thread_id: str | None,
+                  fields: dict) -> tuple[str, dict]:
+        thread_id = thread_id or store.current_thread(self.db, self.session_id)
+        seq = store.next_step_seq(self.db, thread_id)
+        step_id = f"{thread_id}.{seq}"
+        row = {"id": step_id, "thread_id": thread_id, "session_id": self.session_id, "seq": seq,
+               "exchange_id": ex.id, "conversation_id": conv.id, "parent_step_id": conv.parent_step_id,
+               "created_at": store.now(), "model": self._parsed.get(ex.id).model if ex.id in self._parsed else None,
+               **fields}
+        for k in ("text", "raw"):
+            if row.get(k):
+                row[k] = self._redact(row[k])
+        if row.get("tool_input") is not None:
+            row["tool_input"] = json.dumps(self._redact(row["tool_input"]), ensure_ascii=False)
+        self.db["steps"].insert(row)
+        self.summary.steps += 1
+        return step_id, row
+
+    def _on_response(self, ex: Exchange) -> None:
+        update: dict[str, Any] = {
+            "status": ex.status, "streamed": int(ex.streamed), "complete": int(ex.complete),
+            "error": ex.error, "ttfb_ms": ex.ttfb_ms, "duration_ms": ex.duration_ms,
+            "response_headers": json.dumps(kept_response_headers(ex.response_headers, ex.status)),
+            "response_bytes": len(ex.response_body),
+            "request_id": _header(ex.response_headers, "request-id") or None,
+        }
+        parsed = self._parsed.pop(ex.id, None)
+        row = self.db.execute("SELECT conversation_id, role, message_key, thread_id FROM exchanges"
+                              " WHERE id = ?", [ex.id]).fetchone()
+        with self.db.conn:
+            if parsed is None:
+                if ex.response_body and len(ex.response_body) <= 256 * 1024:
+                    update["response_blob"] = store.put_blob(self.db, ex.response_body, "response")
+                self.db["exchanges"].update(ex.id, update)
+                self.summary.exchanges += 1
+                return
+            anthropic.parse_response(ex.response_body, ex.response_headers, ex.status, parsed)
+            update.update({"model": parsed.model, "stop_reason": parsed.stop_reason,
+                           "parse_error": parsed.parse_error, **_usage_columns(parsed.usage)})
+            if parsed.error and not parsed.response_ok:
+                update["error"] = update["error"] or json.dumps(parsed.error)[:1000]
+            if parsed.parse_error and ex.response_body:
+                update["response_blob"] = store.put_blob(self.db, ex.response_body, "response")
+            if parsed.response_ok and row and parsed.response is not None:
+                conv_id, role, message_key, thread_id = row
+                key = store.message_key(message_key, parsed.response)
+                update["response_key"] = key
+                self._conv_of_key.setdefault(key, conv_id)
+                conv = self._conversations.get(conv_id)
+                content = list(parsed.response["content"])
+                # A retried call (the stream broke, the agent asks again) must not repeat steps.
+                if conv and conv.role != "side" and ex.complete and not self._seen_response(key, ex.id):
+                    self._parsed[ex.id] = parsed  # for the model column of the steps
+                    for i, block in enumerate(parsed.response["content"]):
+                        step_id, step_row = self._add_step(ex, conv, thread_id, _block_step(block))
+                        if isinstance(block, dict):
+                            content[i] = self._ref(step_id, step_row, block)
+                    self._parsed.pop(ex.id, None)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
+                    " VALUES (?, ?, (SELECT COALESCE(MAX(depth), -1) + 1 FROM messages WHERE key = ?),"
+                    " ?, ?, ?)",
+                    [key, message_key, message_key, "assistant",
+                     store.pack_content(self._redact(content)), store.now()])
+            self.db["exchanges"].update(ex.id, update)
+        self.summary.exchanges += 1
+
+    def _seen_response(self, key: str, exchange_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM exchanges WHERE response_key = ? AND id != ? LIMIT 1",
+                               [key, exchange_id]).fetchone() is not None
+
+    def _snapshot(self, reason: str, step_ids: list[str]) -> None:
+        if not self.snapshots:
+            return
+        from lit.git import snapshot  # noqa: PLC0415 - git linkage is optional for recording
+
+        thread_id = store.current_thread(self.db, self.session_id)
+        snapshot.record_snapshot(self.db, self.repo_root, self.session_id, thread_id, reason, step_ids)
+
+    def _on_finish(self, exit_code: int | None) -> None:
+        try:
+            if self.snapshots:
+                self._snapshot("end", [])
+        except Exception as e:  # noqa: BLE001
+            self._problem(f"end snapshot: {e}")
+        _, head_end = git_info(self.cwd) if self.repo_root else (None, None)
+        with self.db.conn:
+            for thread_id, in self.db.execute(
+                    "SELECT id FROM threads WHERE session_id = ? AND status = 'open'",
+                    [self.session_id]).fetchall():
+                has_steps = self.db.execute("SELECT 1 FROM steps WHERE thread_id = ? LIMIT 1",
+                                            [thread_id]).fetchone()
+                if has_steps:
+                    self.db.execute("UPDATE threads SET status = 'pending', ended_at = ? WHERE id = ?",
+                                    [store.now(), thread_id])
+                else:
+                    self.db.execute("DELETE FROM threads WHERE id = ?", [thread_id])
+            self.db["sessions"].update(self.session_id, {
+                "ended_at": store.now(), "exit_code": exit_code, "head_end": head_end,
+                "exchanges_unrecorded": self.summary.unrecorded,
+                "notes": "; ".join(self.summary.problems) or None})
+        self.summary.threads = [tuple(r) for r in self.db.execute(
+            "SELECT id, commit_sha, status FROM threads WHERE session_id = ? ORDER BY seq",
+            [self.session_id]).fetchall()]
+        try:
+            self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    for k, v in headers.items():
+        if k.lower() == name:
+            return v
+    return ""
+
+
+def _usage_columns(usage: dict) -> dict:
+    keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    return {k: usage[k] for k in keys if isinstance(usage.get(k), int)}
+
+
+def _user_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _is_reminder(text: str) -> bool:
+    t = text.strip()
+    return t.startswith("<system-reminder>") and t.endswith("</system-reminder>")
+
+
+def _first_line(text: str, width: int = 120) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for b in content:
+            if isinstance(b, dict) and b.get("type") == "text":
+                parts.append(b.get("text", ""))
+            elif isinstance(b, dict):
+                parts.append(f"[{b.get('type', 'block')}]")
+        return "\n".join(parts)
+    return "" if content is None else json.dumps(content)
+
+
+def _raw_if_more(block: dict, known: set[str]) -> str | None:
+    extra = {k: v for k, v in block.items() if k not in known}
+    return json.dumps(block, ensure_ascii=False) if extra else None
+
+
+def _block_step(block: Any) -> dict:
+    if not isinstance(block, dict):
+        return {"kind": "other", "raw": json.dumps(block)}
+    btype = block.get("type")
+    if btype == "thinking":
+        return {"kind": "thinking", "text": block.get("thinking", ""),
+                "raw": json.dumps({"type": "thinking", "signature": block.get("signature")})}
+    if btype == "redacted_thinking":
+        return {"kind": "thinking", "text": None, "raw": json.dumps(block)}
+    if btype == "text":
+        return {"kind": "text", "text": block.get("text", ""),
+                "raw": _raw_if_more(block, {"type", "text", "citations"}) if block.get("citations") else None}
+    if btype in ("tool_use", "server_tool_use", "mcp_tool_use"):
+        return {"kind": "tool_call", "tool_name": block.get("name"), "tool_input": block.get("input", {}),
+                "tool_use_id": block.get("id"),
+                "raw": json.dumps(block) if btype != "tool_use" else None}
+    if btype and btype.endswith("_tool_result"):
+        return {"kind": "tool_result", "tool_use_id": block.get("tool_use_id"),
+                "text": _result_text(block.get("content")), "raw": json.dumps(block)}
+    return {"kind": "other", "raw": json.dumps(block)}
+
+
+def db_summary_line(summary: Summary, elapsed: float | None = None) -> str:
+    """The one line lit says at exit."""
+    parts = [f"recorded {summary.exchanges} exchange{'s' * (summary.exchanges != 1)}, "
+             f"{summary.steps} step{'s' * (summary.steps != 1)}"]
+    bound = [(t, c) for t, c, s in summary.threads if s == "bound" and c]
+    pending = [t for t, c, s in summary.threads if s == "pending"]
+    if bound:
+        parts.append("; " + ", ".join(f"thread {t} -> commit {c[:7]}" for t, c in bound))
+    if pending:
+        parts.append(f"; thread {pending[-1]} not committed yet (commit with `lit hooks install` to link it)")
+    if summary.repo_root is None:
+        parts.append("; not in a git repository, so commits cannot be linked")
+    if summary.unrecorded:
+        parts.append(f"; {summary.unrecorded} not recorded ({summary.problems[0] if summary.problems else '?'})")
+    return "lit: " + "".join(parts)

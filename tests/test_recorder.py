@@ -1,0 +1,189 @@
+"""The recorder on the exchanges an agent produces: conversations, threads and steps, storage
+that grows with what is new, and failures that never reach the relay."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from lit import store
+from lit.proxy.anthropic import message_to_sse
+from lit.proxy.exchange import Exchange
+from lit.recorder import Recorder
+
+TOOLS = [{"name": "Write", "description": "Write a file " + "x" * 20000,
+          "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}]
+SYSTEM = [{"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}]
+
+
+class Agent:
+    """Feeds a recorder the exchanges a tool-using agent loop makes."""
+
+    def __init__(self, rec: Recorder, tools=TOOLS, ua="claude-cli/2.1.197 (external, cli)"):
+        self.rec, self.tools, self.ua = rec, tools, ua
+        self.messages: list[dict] = []
+        self.seq = 0
+
+    def call(self, response: dict, *, stream=True, status=200, complete=True, model="claude-sonnet-4-6",
+             extra_headers=None) -> Exchange:
+        self.seq += 1
+        body = {"model": model, "max_tokens": 4096, "stream": stream, "system": SYSTEM,
+                "messages": self.messages, "thinking": {"type": "adaptive"}}
+        if self.tools:
+            body["tools"] = self.tools
+        ex = Exchange(id=f"{self.rec.session_id}.{self.seq}", session_id=self.rec.session_id, seq=self.seq,
+                      method="POST", path="/v1/messages", query="beta=true",
+                      request_headers={"x-api-key": "sk-ant-api03-FAKEFAKEFAKE-secretvalue", "user-agent": self.ua,
+                                       **(extra_headers or {})},
+                      request_body=json.dumps(body).encode(), started_at=time.time())
+        self.rec.request(ex)
+        message = {"id": f"msg_{self.seq}", "model": model, "usage": {"input_tokens": 100, "output_tokens": 20,
+                   "cache_read_input_tokens": 80, "cache_creation_input_tokens": 0}, **response}
+        if stream:
+            ex.response_body = b"".join(message_to_sse(message))
+            ex.response_headers = {"content-type": "text/event-stream", "request-id": f"req_{self.seq}"}
+        else:
+            ex.response_body = json.dumps({"type": "message", "role": "assistant", **message}).encode()
+            ex.response_headers = {"content-type": "application/json"}
+        ex.status, ex.streamed, ex.complete = status, stream, complete
+        ex.ttfb_ms, ex.duration_ms = 1.0, 5.0
+        self.rec.response(ex)
+        return ex
+
+    def user(self, content):
+        self.messages.append({"role": "user", "content": content})
+
+    def assistant(self, content):
+        self.messages.append({"role": "assistant", "content": content})
+
+
+def tool_turn(tool_id="toolu_1", path="a.py"):
+    return {"content": [{"type": "thinking", "thinking": "I need a file.", "signature": "sig"},
+                        {"type": "text", "text": "Writing it."},
+                        {"type": "tool_use", "id": tool_id, "name": "Write",
+                         "input": {"file_path": path, "content": "print(1)\n"}}],
+            "stop_reason": "tool_use"}
+
+
+@pytest.fixture
+def rec(tmp_path):
+    r = Recorder(tmp_path / "lit.db", argv=["agent"], cwd=str(tmp_path), upstream="http://127.0.0.1:1")
+    yield r
+    if r._writer.is_alive():
+        r.finish(0)
+
+
+def test_a_tool_loop_becomes_the_threads_steps(rec, tmp_path):
+    agent = Agent(rec)
+    agent.user([{"type": "text", "text": "<system-reminder>context</system-reminder>"},
+                {"type": "text", "text": "Add a hello script"}])
+    turn = tool_turn()
+    agent.call(turn)
+    agent.assistant(turn["content"])
+    agent.user([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "File created",
+                 "cache_control": {"type": "ephemeral"}}])
+    agent.call({"content": [{"type": "text", "text": "Done."}], "stop_reason": "end_turn"}, stream=False)
+    summary = rec.finish(0)
+
+    db = store.connect(tmp_path / "lit.db")
+    steps = list(db.query("SELECT kind, text, tool_name, tool_input, tool_use_id, is_error FROM steps ORDER BY seq"))
+    assert [s["kind"] for s in steps] == ["prompt", "thinking", "text", "tool_call", "tool_result", "text"]
+    assert steps[0]["text"] == "Add a hello script"  # system reminders are not the user's prompt
+    assert json.loads(steps[3]["tool_input"]) == {"file_path": "a.py", "content": "print(1)\n"}
+    assert steps[4]["tool_use_id"] == "toolu_1" and steps[4]["is_error"] == 0 and steps[4]["text"] == "File created"
+    assert summary.exchanges == 2 and summary.steps == 6 and summary.unrecorded == 0
+    thread = db["threads"].get(summary.threads[0][0])
+    assert thread["title"] == "Add a hello script" and thread["status"] == "pending"  # not in a git repo
+    ex = list(db.query("SELECT * FROM exchanges ORDER BY seq"))
+    assert [e["role"] for e in ex] == ["main", "main"] and ex[0]["conversation_id"] == ex[1]["conversation_id"]
+    assert ex[0]["stop_reason"] == "tool_use" and ex[0]["cache_read_input_tokens"] == 80
+    assert ex[0]["query"] == "beta=true" and ex[0]["request_id"] == "req_1"
+    session = db["sessions"].get(rec.session_id)
+    assert session["agent"].startswith("claude-cli/") and session["exit_code"] == 0
+    raw = (tmp_path / "lit.db").read_bytes() + (tmp_path / "lit.db-wal").read_bytes()
+    assert b"secretvalue" not in raw
+    # The conversation comes back whole from what was stored once (replay and export use this).
+    sent = [{**m, "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in m["content"]]}
+            for m in agent.messages]
+    assert store.message_chain(db, ex[1]["message_key"]) == sent
+    answer = store.message_chain(db, ex[0]["response_key"])[-1]
+    assert answer == {"role": "assistant", "content": turn["content"]}
+
+
+def test_side_calls_and_retries_do_not_clutter_the_thread(rec, tmp_path):
+    agent = Agent(rec)
+    agent.user("Fix the bug")
+    agent.call({"content": [{"type": "text", "text": "Looking."}]}, status=529, complete=True)  # an error...
+    side = Agent(rec, tools=None, ua="claude-cli/2.1.197")
+    side.seq = 50
+    side.user("Write a 5-word title for: Fix the bug")
+    side.call({"content": [{"type": "text", "text": "Fixing the bug"}]}, model="claude-haiku-4-5")
+    agent.call({"content": [{"type": "text", "text": "Looking."}]}, stream=False)  # ...retried as JSON
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    kinds = [r["kind"] for r in db.query("SELECT kind FROM steps ORDER BY seq")]
+    assert kinds == ["prompt", "text"]
+    roles = {r["model"]: r["role"] for r in db.query("SELECT model, role FROM exchanges")}
+    assert roles == {"claude-sonnet-4-6": "main", "claude-haiku-4-5": "side"}
+
+
+def test_subagent_hangs_under_the_tool_call_that_started_it(rec, tmp_path):
+    agent = Agent(rec)
+    agent.user("Survey the repo")
+    task = {"content": [{"type": "tool_use", "id": "toolu_task", "name": "Task",
+                         "input": {"description": "survey", "prompt": "List every module and its job"}}],
+            "stop_reason": "tool_use"}
+    agent.call(task)
+    sub = Agent(rec)
+    sub.seq = 100
+    sub.user("List every module and its job")
+    sub.call({"content": [{"type": "text", "text": "There are three modules."}]})
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    call = db.execute("SELECT id FROM steps WHERE tool_use_id = 'toolu_task'").fetchone()[0]
+    sub_steps = list(db.query("SELECT kind, parent_step_id FROM steps WHERE parent_step_id IS NOT NULL"))
+    assert [s["kind"] for s in sub_steps] == ["prompt", "text"] and {s["parent_step_id"] for s in sub_steps} == {call}
+
+
+def test_storage_grows_with_what_is_new(tmp_path):
+    """200 turns, each resending 20 kB of tools and the whole history: the DB stays under twice
+    its unique content (the requests sent total ~O(N^2) bytes)."""
+    rec = Recorder(tmp_path / "lit.db", argv=["agent"], cwd=str(tmp_path))
+    agent = Agent(rec)
+    agent.user("Start")
+    unique = len(json.dumps(TOOLS)) + len(json.dumps(SYSTEM)) + len(json.dumps(agent.messages))
+    sent = 0
+    for i in range(200):
+        turn = tool_turn(tool_id=f"toolu_{i}", path=f"f{i}.py")
+        turn["content"][0]["thinking"] = f"Step {i}: " + " ".join(f"reason{i * j}" for j in range(40))
+        ex = agent.call(turn)
+        sent += len(ex.request_body)
+        agent.assistant(turn["content"])
+        body = "\n".join(f"{n:4}  line {n} of file {i}: value = compute({i}, {n})" for n in range(10 + i * 37 % 150))
+        result = [{"type": "tool_result", "tool_use_id": f"toolu_{i}", "content": body}]
+        agent.user(result)
+        unique += len(json.dumps(turn["content"])) + len(json.dumps(result))
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = (tmp_path / "lit.db").stat().st_size
+    assert db.execute("SELECT COUNT(*) FROM blobs WHERE kind = 'tools'").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 200
+    assert size < 2 * unique, (size, unique, sent)
+    assert sent > 50 * size
+
+
+def test_unparseable_bodies_are_kept_raw_and_counted_nowhere_as_failures(rec, tmp_path):
+    ex = Exchange(id=f"{rec.session_id}.1", session_id=rec.session_id, seq=1, method="POST", path="/v1/messages",
+                  query="", request_headers={}, request_body=b"{not json\xff", started_at=time.time())
+    rec.request(ex)
+    ex.status, ex.response_body, ex.complete = 400, b'{"type":"error","error":{"type":"invalid_request_error"}}', True
+    ex.response_headers = {"content-type": "application/json"}
+    rec.response(ex)
+    summary = rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    row = db["exchanges"].get(ex.id)
+    assert "not JSON" in row["parse_error"] and store.get_blob(db, row["request_blob"]) == b"{not json\xff"
+    assert row["status"] == 400 and summary.unrecorded == 0
