@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,13 +90,17 @@ def edit_file(path: str, old_string: str, new_string: str) -> str:
 
 
 def run_shell(command: str, timeout: int = 120) -> str:
+    # Its own process group, so a timeout kills the command's children too (a bare `sh -c` kill
+    # leaves them holding the output pipe open until they finish).
+    proc = subprocess.Popen(command, shell=True, cwd=ROOT, stdin=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        proc = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         raise ToolError(f"timed out after {timeout} s: {command}") from None
-    output = (proc.stdout + proc.stderr)[-OUTPUT_LIMIT:]
-    return f"exit code {proc.returncode}\n{output}"
+    return f"exit code {proc.returncode}\n{output[-OUTPUT_LIMIT:]}"
 
 
 HANDLERS = {"read_file": read_file, "write_file": write_file, "edit_file": edit_file,
