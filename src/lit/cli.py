@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -121,6 +122,70 @@ def import_(
     added = ", ".join(f"{t} {n}" for t, n in summary.added.items())
     typer.echo(f"lit import: thread {summary.thread}: "
                + (f"added rows: {added}" if added else "already in the DB, nothing added"))
+
+
+DB_OPTION = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir).")
+
+
+def _echo_json(data) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def sessions(
+    limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    db: str = DB_OPTION,
+) -> None:
+    """List recorded sessions (one per `lit record` run), newest first.
+
+    Example: lit sessions -n 5
+    """
+    from lit import listing, store
+
+    rows = listing.sessions(store.connect(db, create=False), limit)
+    _echo_json(rows) if as_json else typer.echo(listing.render_sessions(rows))
+
+
+@app.command()
+def threads(
+    limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
+    all_repos: bool = typer.Option(False, "--all", help="Threads of every repository, not only this one."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    db: str = DB_OPTION,
+) -> None:
+    """List threads (the steps that led to one commit) of this repository, newest first.
+
+    Example: lit threads --all
+    """
+    from lit import listing, store
+    from lit.recorder import git_info
+
+    repo = None if all_repos else git_info(".")[0]
+    rows = listing.threads(store.connect(db, create=False), repo=repo, limit=limit)
+    _echo_json(rows) if as_json else typer.echo(listing.render_threads(rows))
+
+
+@app.command()
+def show(
+    thread: str = typer.Argument(..., help="A thread id (or prefix), or the SHA of the commit it binds to."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    db: str = DB_OPTION,
+) -> None:
+    """Print a thread step by step: prompts, reasoning, tool calls and their results.
+
+    Example: lit show 3f9c0a1b2c4d
+    """
+    from lit import listing, store
+
+    detail = listing.thread_detail(store.connect(db, create=False), thread)
+    if as_json:
+        _echo_json(detail)
+    else:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        typer.echo(listing.render_thread(detail, color=color))
 
 
 def main() -> None:

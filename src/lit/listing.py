@@ -1,0 +1,161 @@
+"""What `lit sessions`, `lit threads` and `lit show` print: plain functions over the DB that return
+data (for --json) and render it for a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import sqlite_utils
+
+from lit import store
+from lit.errors import LitError
+
+
+def sessions(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    return list(db.query(
+        """SELECT s.id, s.started_at, s.ended_at, s.argv, s.cwd, s.repo_root, s.agent, s.exit_code,
+                  s.exchanges_unrecorded,
+                  (SELECT COUNT(*) FROM exchanges e WHERE e.session_id = s.id) AS exchanges,
+                  (SELECT COUNT(*) FROM threads t WHERE t.session_id = s.id) AS threads,
+                  (SELECT COUNT(*) FROM steps st JOIN threads t ON st.thread_id = t.id
+                    WHERE t.session_id = s.id) AS steps
+           FROM sessions s ORDER BY s.started_at DESC LIMIT ?""", [limit]))
+
+
+def threads(db: sqlite_utils.Database, *, repo: str | None = None, limit: int = 20) -> list[dict]:
+    where, params = "", []
+    if repo:
+        where, params = "WHERE t.repo_root = ?", [repo]
+    return list(db.query(
+        f"""SELECT t.id, t.session_id, t.started_at, t.status, t.commit_sha, t.title, t.repo_root,
+                   (SELECT COUNT(*) FROM steps st WHERE st.thread_id = t.id) AS steps,
+                   (SELECT COUNT(*) FROM steps st WHERE st.thread_id = t.id AND st.kind = 'tool_call')
+                     AS tool_calls,
+                   (SELECT group_concat(DISTINCT e.model) FROM exchanges e WHERE e.thread_id = t.id)
+                     AS models
+            FROM threads t {where} ORDER BY t.started_at DESC LIMIT ?""", [*params, limit]))
+
+
+def thread_detail(db: sqlite_utils.Database, ref: str) -> dict:
+    thread = store.find_thread(db, ref)
+    if thread is None:
+        raise LitError(f"no thread matches {ref!r}: see `lit threads` for ids (a commit SHA works too)")
+    usage = db.execute(
+        """SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+                  COALESCE(SUM(cache_read_input_tokens), 0), COALESCE(SUM(cache_creation_input_tokens), 0),
+                  COUNT(*), group_concat(DISTINCT model)
+           FROM exchanges WHERE thread_id = ?""", [thread["id"]]).fetchone()
+    steps = store.thread_steps(db, thread["id"])
+    for s in steps:
+        if s.get("tool_input"):
+            try:
+                s["tool_input"] = json.loads(s["tool_input"])
+            except ValueError:
+                pass
+    return {
+        **thread,
+        "usage": {"input_tokens": usage[0], "output_tokens": usage[1], "cache_read_input_tokens": usage[2],
+                  "cache_creation_input_tokens": usage[3]},
+        "exchanges": usage[4],
+        "models": sorted(filter(None, (usage[5] or "").split(","))),
+        "steps": steps,
+    }
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    term = shutil.get_terminal_size((120, 20)).columns
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
+        lines.append("  ".join(cells).rstrip()[:term])
+    return "\n".join(lines)
+
+
+def render_sessions(rows: list[dict]) -> str:
+    if not rows:
+        return "No sessions recorded yet. Record one with: lit record -- claude"
+    body = []
+    for r in rows:
+        argv = " ".join(json.loads(r["argv"] or "[]"))
+        body.append([r["id"], ago(r["started_at"]), "" if r["exit_code"] is None else str(r["exit_code"]),
+                     str(r["exchanges"]), str(r["threads"]), str(r["steps"]),
+                     os.path.basename(r["repo_root"] or "") or "-", argv])
+    return table(body, ["SESSION", "STARTED", "EXIT", "EXCHANGES", "THREADS", "STEPS", "REPO", "COMMAND"])
+
+
+def render_threads(rows: list[dict]) -> str:
+    if not rows:
+        return "No threads yet. Record a session with: lit record -- claude"
+    body = [[r["id"], ago(r["started_at"]), r["status"], (r["commit_sha"] or "")[:7] or "-", str(r["steps"]),
+             str(r["tool_calls"]), r["models"] or "-", r["title"] or ""] for r in rows]
+    return table(body, ["THREAD", "STARTED", "STATUS", "COMMIT", "STEPS", "TOOLS", "MODELS", "FIRST PROMPT"])
+
+
+KIND_LABEL = {"prompt": "PROMPT", "thinking": "thinking", "text": "says", "tool_call": "tool",
+              "tool_result": "result", "other": "other"}
+
+
+def render_thread(detail: dict, *, color: bool = False, width: int | None = None) -> str:
+    width = width or shutil.get_terminal_size((100, 20)).columns
+    bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if color else (lambda s: s)
+    dim = (lambda s: f"\x1b[2m{s}\x1b[0m") if color else (lambda s: s)
+    red = (lambda s: f"\x1b[31m{s}\x1b[0m") if color else (lambda s: s)
+    u = detail["usage"]
+    head = [
+        bold(f"thread {detail['id']}") + f"  ({detail['status']}"
+        + (f", commit {detail['commit_sha'][:12]}" if detail.get("commit_sha") else "") + ")",
+        f"session {detail['session_id']}  started {ago(detail['started_at'])}  models {', '.join(detail['models']) or '-'}",
+        f"{detail['exchanges']} exchanges, {u['input_tokens']} input + {u['output_tokens']} output tokens"
+        f" ({u['cache_read_input_tokens']} cache read)",
+        "",
+    ]
+    out = head
+    for s in detail["steps"]:
+        label = KIND_LABEL.get(s["kind"], s["kind"])
+        indent = "    " if s.get("parent_step_id") else ""
+        if s["kind"] == "tool_call":
+            summary = _tool_summary(s.get("tool_name"), s.get("tool_input"))
+            out.append(f"{indent}{dim(s['id'])} {bold(label)} {s.get('tool_name')}: {summary}")
+        elif s["kind"] == "tool_result":
+            text = _clip(s.get("text") or "", width - 30)
+            mark = red("error ") if s.get("is_error") else ""
+            out.append(f"{indent}{dim(s['id'])} {label}: {mark}{text}")
+        elif s["kind"] == "prompt":
+            out.append("")
+            out.append(f"{indent}{dim(s['id'])} {bold(label)}")
+            out.extend(indent + "  " + line for line in (s.get("text") or "").splitlines())
+        elif s["kind"] in ("thinking", "text"):
+            text = s.get("text") or "(redacted)"
+            out.append(f"{indent}{dim(s['id'])} {label}: {dim(_clip(text, width - 30)) if s['kind'] == 'thinking' else _clip(text, width - 26)}")
+        else:
+            out.append(f"{indent}{dim(s['id'])} {label}: {_clip(s.get('raw') or '', width - 30)}")
+    return "\n".join(out)
+
+
+def _tool_summary(name: str | None, tool_input: Any) -> str:
+    if isinstance(tool_input, dict):
+        for key in ("command", "file_path", "path", "pattern", "url", "prompt", "description"):
+            if isinstance(tool_input.get(key), str):
+                return _clip(tool_input[key], 100)
+        return _clip(json.dumps(tool_input), 100)
+    return _clip(str(tool_input or ""), 100)
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    n = max(n, 20)
+    return text if len(text) <= n else text[: n - 1] + "…"
