@@ -81,8 +81,8 @@ def from_db(db: sqlite_utils.Database, ref: str, *, source: str | None = None) -
             continue
         usage = {k: ex.get(k) or 0 for k in ("input_tokens", "output_tokens",
                                               "cache_creation_input_tokens", "cache_read_input_tokens")}
-        response = {"content": store.unpack_content(row[0]), "stop_reason": ex.get("stop_reason") or "end_turn",
-                    "usage": usage}
+        content = store.resolve_content(db, store.unpack_content(row[0]))
+        response = {"content": content, "stop_reason": ex.get("stop_reason") or "end_turn", "usage": usage}
         if ex.get("model"):
             response["model"] = ex["model"]
         turns.append(Turn(0, store.message_chain(db, ex["message_key"]), response))
