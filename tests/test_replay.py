@@ -1,0 +1,218 @@
+"""lit replay serves a recorded thread as an upstream, and lit export / import carry a thread
+between DBs. The recording is a real run of examples/agent.py against a scripted upstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from lit import portable, store
+from lit.proxy.anthropic import message_to_sse
+from lit.proxy.exchange import Exchange
+from lit.recorder import Recorder
+from lit.replay import Replay, load
+from lit.scripted import ScriptedUpstream, text_message, tool_message
+
+AGENT = Path(__file__).resolve().parent.parent / "examples" / "agent.py"
+FAKE_KEY = "sk-ant-api03-" + "Zr4" * 30 + "-AA"
+PROMPT = "create notes.txt with a todo list, check it, fix the typo"
+SCRIPT = [
+    tool_message("write_file", {"path": "notes.txt", "content": "- write tets\n- ship\n"},
+                 thinking="Start with the file.", text="Creating notes.txt.", tool_id="toolu_01AAA"),
+    tool_message("run_shell", {"command": "grep -c - notes.txt"}, tool_id="toolu_01BBB"),
+    tool_message("edit_file", {"path": "notes.txt", "old_string": "tets", "new_string": "tests"},
+                 thinking="There is a typo: tets.", tool_id="toolu_01CCC"),
+    text_message("notes.txt has two items and no typo."),
+]
+
+
+def git_repo(path: Path) -> Path:
+    path.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
+                 ["config", "user.email", "test@example.com"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    return path
+
+
+def agent(repo: Path, url: str, prompt: str = PROMPT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": FAKE_KEY, "HOME": str(repo.parent)}
+    return subprocess.run([sys.executable, str(AGENT), prompt], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+class _Upstream(ScriptedUpstream):
+    """Keeps each complete message it answered, to hand the recorder what went over the wire."""
+
+    def __init__(self, replies):
+        super().__init__(replies)
+        self.answers: list[dict] = []
+
+    def _complete(self, reply, body):
+        message = super()._complete(reply, body)
+        self.answers.append(message)
+        return message
+
+
+def record(db_path: Path, repo: Path) -> str:
+    """Run the agent and record its exchanges in db_path; returns the thread id."""
+    rec = Recorder(db_path, argv=["python", "examples/agent.py", PROMPT], cwd=str(repo),
+                   upstream="scripted", snapshots=False)
+    with _Upstream(SCRIPT) as up:
+        proc = agent(repo, up.url)
+    assert proc.returncode == 0, proc.stderr
+    for seq, (req, message) in enumerate(zip(up.requests, up.answers, strict=True), start=1):
+        ex = Exchange(id=f"{rec.session_id}.{seq}", session_id=rec.session_id, seq=seq, method=req["method"],
+                      path=req["path"], query=req["query"], request_headers=req["headers"],
+                      request_body=req["body"], started_at=time.time())
+        rec.request(ex)
+        ex.status, ex.streamed, ex.complete = 200, True, True
+        ex.response_headers = {"content-type": "text/event-stream"}
+        ex.response_body = b"".join(message_to_sse(message))
+        rec.response(ex)
+    summary = rec.finish(0)
+    assert summary.unrecorded == 0, summary.problems
+    return summary.threads[0][0]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple[Path, str]:
+    base = tmp_path_factory.mktemp("recorded")
+    db_path = base / "lit.db"
+    thread = record(db_path, git_repo(base / "repo"))
+    return db_path, thread
+
+
+def tool_calls(requests: list[dict]) -> list[tuple]:
+    last = requests[-1]["json"]["messages"]
+    return [(b["id"], b["name"], b["input"]) for m in last if m["role"] == "assistant"
+            for b in m["content"] if b["type"] == "tool_use"]
+
+
+def test_the_agent_rerun_against_the_replay_makes_the_same_tool_calls(recorded, tmp_path):
+    db_path, thread = recorded
+    repo = git_repo(tmp_path / "fresh")
+    with Replay(thread, db_path=db_path) as server:
+        proc = agent(repo, server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert server.served == [1, 2, 3, 4] and server.mismatches == []
+    assert "notes.txt has two items and no typo." in proc.stdout
+    assert (repo / "notes.txt").read_text() == "- write tests\n- ship\n"
+    assert [c[:2] for c in tool_calls(server.requests)] == [
+        ("toolu_01AAA", "write_file"), ("toolu_01BBB", "run_shell"), ("toolu_01CCC", "edit_file")]
+    assert all(r["json"]["stream"] for r in server.requests)
+    # the stream carried the recorded thinking, signature included
+    assert server.requests[1]["json"]["messages"][1]["content"][0]["thinking"] == "Start with the file."
+
+
+def test_a_request_that_does_not_match_gets_a_400_saying_which_turn_and_what(recorded, tmp_path):
+    db_path, thread = recorded
+    repo = git_repo(tmp_path / "fresh")
+    with Replay(thread, db_path=db_path) as server:
+        proc = agent(repo, server.url, prompt="create todo.txt instead")
+        client = anthropic.Anthropic(base_url=server.url, api_key=FAKE_KEY, max_retries=0)
+        turn2 = load(str(thread), db_path).turns[1].messages
+        turn2[-1]["content"][0]["tool_use_id"] = "toolu_01XYZ"
+        with pytest.raises(anthropic.BadRequestError) as err:
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=turn2)
+    assert proc.returncode == 2
+    assert ("lit replay: turn 1 does not match the recording: the prompt differs: recorded "
+            f"{PROMPT!r}, got 'create todo.txt instead'") in proc.stderr
+    assert err.value.status_code == 400
+    assert err.value.body["error"]["message"] == (
+        "lit replay: turn 2 does not match the recording: message 3 sends tool results for "
+        "['toolu_01XYZ'], the recording for ['toolu_01AAA']")
+    assert [m.turn for m in server.mismatches] == [1, 2]
+
+
+def test_json_when_not_streamed_and_a_clear_error_past_the_end(recorded):
+    db_path, thread = recorded
+    recording = load(thread, db_path)
+    with Replay(recording) as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key=FAKE_KEY, max_retries=0)
+        last = recording.turns[-1]
+        reply = client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=last.messages)
+        assert reply.content[0].text == "notes.txt has two items and no typo."
+        assert reply.stop_reason == "end_turn"
+        longer = last.messages + [{"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]
+        with pytest.raises(anthropic.BadRequestError, match="goes past the end of the recording"):
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=longer)
+
+
+def test_lit_replay_serves_an_exported_file_until_ctrl_c(recorded, tmp_path):
+    db_path, thread = recorded
+    exported = tmp_path / "thread.jsonl"
+    env = {**os.environ, "LIT_DB": str(db_path)}
+    subprocess.run([sys.executable, "-m", "lit", "export", thread[:6], "-o", str(exported)], env=env, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "lit", "replay", str(exported)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "LIT_DB": str(tmp_path / "none.db")})
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"lit replay: serving thread {thread} (4 turns) on http://127.0.0.1:")
+        url = line.split(" on ")[1].strip()
+        client = anthropic.Anthropic(base_url=url, api_key=FAKE_KEY, max_retries=0)
+        with pytest.raises(anthropic.BadRequestError):
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=10,
+                                   messages=[{"role": "user", "content": "hi"}])
+        first = client.messages.create(model="claude-sonnet-4-6", max_tokens=10,
+                                       messages=[{"role": "user", "content": PROMPT}])
+        assert first.content[-1].name == "write_file"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert ("lit replay: turn 1 does not match the recording: the prompt differs: recorded "
+            f"{PROMPT!r}, got 'hi'") in err
+    assert "lit replay: turn 1: thinking, text, tool_use write_file (tool_use)" in err
+    assert "Traceback" not in err
+
+
+def test_export_then_import_into_another_db_is_the_same_thread_and_idempotent(recorded, tmp_path):
+    db_path, thread = recorded
+    exported = tmp_path / "t.jsonl"
+    summary = portable.export_thread(store.connect(db_path), thread, exported)
+    header = json.loads(exported.read_text().splitlines()[0])
+    assert header["lit_export"] == 1 and header["thread"] == thread and header["title"] == PROMPT
+    assert summary.rows["exchanges"] == 4 and summary.rows["steps"] >= 10
+
+    env = {**os.environ, "LIT_DB": str(tmp_path / "other.db")}
+    first = subprocess.run([sys.executable, "-m", "lit", "import", str(exported)], env=env, capture_output=True,
+                           text=True, check=True)
+    again = subprocess.run([sys.executable, "-m", "lit", "import", str(exported), "--json"], env=env,
+                           capture_output=True, text=True, check=True)
+    assert first.stdout.startswith(f"lit import: thread {thread}: added rows: sessions 1, threads 1,")
+    assert json.loads(again.stdout)["added"] == {}
+
+    src, dst = store.connect(db_path), store.connect(tmp_path / "other.db")
+    for table in ("sessions", "threads", "steps", "exchanges", "messages"):
+        assert dst[table].count == src[table].count, table
+    assert store.thread_steps(dst, thread) == store.thread_steps(src, thread)
+    key = src.execute("SELECT response_key FROM exchanges ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    assert store.message_chain(dst, key) == store.message_chain(src, key)
+    assert len(store.message_chain(dst, key)) == 8
+    # the FTS index of the steps follows the imported rows
+    assert dst.execute("SELECT count(*) FROM steps_fts WHERE steps_fts MATCH 'typo'").fetchone()[0] >= 1
+
+
+def test_errors_a_user_can_make_are_one_line(recorded, tmp_path):
+    db_path, _ = recorded
+    not_export = tmp_path / "notes.jsonl"
+    not_export.write_text('{"hello": 1}\n')
+    env = {**os.environ, "LIT_DB": str(db_path)}
+    for args, message in [
+        (["import", str(not_export)],
+         f"lit: {not_export} is not a lit export (its first line has no lit_export header)"),
+        (["export", "nothread"],
+         "lit: no thread 'nothread' in the lit DB (give a thread id, a prefix of one, or a commit SHA)"),
+        (["replay", "missing.jsonl"], "lit: no such file: missing.jsonl"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "lit", *args], env=env, capture_output=True, text=True,
+                              cwd=tmp_path)
+        assert proc.returncode == 1 and proc.stderr.strip() == message
