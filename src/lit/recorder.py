@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lit import store
-from lit.proxy import anthropic
+from lit.proxy import anthropic, openai
 from lit.proxy.exchange import Exchange
 
 log = logging.getLogger("lit.recorder")
@@ -28,6 +28,11 @@ SECRET_HEADERS = {"x-api-key", "authorization", "proxy-authorization", "cookie",
                   "anthropic-api-key", "openai-api-key", "api-key", "x-goog-api-key"}
 # Tool inputs that start a subagent: its first user message is this field of the call.
 SUBAGENT_PROMPT_FIELDS = ("prompt", "task", "description")
+PARSERS = {
+    "anthropic": (anthropic.parse_request, anthropic.parse_response),
+    "openai-chat": (openai.parse_chat_request, openai.parse_chat_response),
+    "openai-responses": (openai.parse_responses_request, openai.parse_responses_response),
+}
 COMPACTION_MARKERS = ("This session is being continued from a previous conversation",)
 
 
@@ -175,7 +180,7 @@ class Recorder:
             self.summary.problems.append(text)
 
     def _on_request(self, ex: Exchange) -> None:
-        is_messages = ex.method == "POST" and ex.path.rstrip("/").endswith("/v1/messages")
+        protocol = openai.protocol_for(ex.method, ex.path)
         row: dict[str, Any] = {
             "id": ex.id, "session_id": ex.session_id, "seq": ex.seq, "started_at": ex.started_at,
             "method": ex.method, "path": ex.path, "query": ex.query, "complete": 0,
@@ -185,13 +190,13 @@ class Recorder:
             "client_session_id": _header(ex.request_headers, "x-claude-code-session-id") or None,
         }
         ua = _header(ex.request_headers, "user-agent")
-        if not is_messages:
+        if protocol is None:
             if ex.request_body and len(ex.request_body) <= 256 * 1024:
                 row["request_blob"] = store.put_blob(self.db, ex.request_body, "request")
             with self.db.conn:
                 self.db["exchanges"].insert(row, replace=True)
             return
-        parsed = anthropic.parse_request(ex.request_body)
+        parsed = PARSERS[protocol][0](ex.request_body)
         self._parsed[ex.id] = parsed
         row.update({"protocol": parsed.protocol, "model": parsed.model, "streamed": int(parsed.stream),
                     "parse_error": parsed.parse_error})
@@ -360,7 +365,7 @@ class Recorder:
                 self.db["exchanges"].update(ex.id, update)
                 self.summary.exchanges += 1
                 return
-            anthropic.parse_response(ex.response_body, ex.response_headers, ex.status, parsed)
+            PARSERS[parsed.protocol][1](ex.response_body, ex.response_headers, ex.status, parsed)
             update.update({"model": parsed.model, "stop_reason": parsed.stop_reason,
                            "parse_error": parsed.parse_error, **_usage_columns(parsed.usage)})
             if parsed.error and not parsed.response_ok:

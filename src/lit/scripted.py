@@ -4,7 +4,8 @@ SSE when the request asks for a stream, and keeps every request it received.
 
 A reply is one of:
 - a message dict (`content`, optional `stop_reason`, `usage`, `model`, `id`): answered as the
-  API would, JSON or SSE;
+  API would, JSON or SSE; on /v1/chat/completions and /v1/responses the same message is answered
+  in OpenAI's shapes, so one script serves both kinds of client;
 - `{"status": 529, "body": {...} | b"...", "headers": {...}}`: an error or any raw answer;
 - `{"chunks": [b"...", ...], "delay": 0.01, "reset_after": 3, "headers": {...}}`: raw bytes
   streamed chunk by chunk (malformed streams, mid-stream resets);
@@ -23,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lit.proxy import openai, openai_encode
 from lit.proxy.anthropic import message_to_sse
 
 Reply = dict | Callable[[dict], dict]
@@ -134,7 +136,17 @@ class ScriptedUpstream:
                 headers.setdefault("content-type", "application/json")
             return web.Response(status=reply.get("status", 200), body=payload, headers=headers)
         message = self._complete(reply, body)
-        if body.get("stream"):
+        stream = bool(body.get("stream"))
+        protocol = openai.protocol_for("POST", request.path)
+        if protocol in ("openai-chat", "openai-responses"):
+            encode = {"openai-chat": (openai_encode.chat_completion, openai_encode.chat_stream),
+                      "openai-responses": (openai_encode.response_object, openai_encode.responses_stream)}[protocol]
+            if not stream:
+                return web.json_response(encode[0](message, message["model"]), headers=headers)
+            return await self._stream_raw(
+                request, {"chunks": encode[1](message, message["model"]), "delay": reply.get("delay", self.chunk_delay)},
+                {**headers, "content-type": "text/event-stream"})
+        if stream:
             chunks = message_to_sse(message)
             return await self._stream_raw(
                 request, {"chunks": chunks, "delay": reply.get("delay", self.chunk_delay)},
@@ -142,7 +154,7 @@ class ScriptedUpstream:
         return web.json_response(message, headers=headers)
 
     def _complete(self, reply: dict, body: dict) -> dict:
-        usage = {"input_tokens": len(json.dumps(body.get("messages", []))) // 4,
+        usage = {"input_tokens": len(json.dumps(body.get("messages", body.get("input", [])))) // 4,
                  "output_tokens": max(1, len(json.dumps(reply.get("content", []))) // 4),
                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         usage.update(reply.get("usage", {}))
