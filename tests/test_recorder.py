@@ -187,3 +187,46 @@ def test_unparseable_bodies_are_kept_raw_and_counted_nowhere_as_failures(rec, tm
     row = db["exchanges"].get(ex.id)
     assert "not JSON" in row["parse_error"] and store.get_blob(db, row["request_blob"]) == b"{not json\xff"
     assert row["status"] == 400 and summary.unrecorded == 0
+
+
+def test_openai_chat_and_responses_become_the_same_steps(tmp_path):
+    from lit.proxy import openai_encode
+
+    rec = Recorder(tmp_path / "lit.db", argv=["agent"], cwd=str(tmp_path))
+    turn = {"content": [{"type": "thinking", "thinking": "Need a file."},
+                        {"type": "tool_use", "id": "call_1", "name": "write_file",
+                         "input": {"path": "a.py", "content": "x = 1\n"}}], "usage": {"input_tokens": 9}}
+    tools = [{"type": "function", "function": {"name": "write_file", "parameters": {}}}]
+    chat1 = {"model": "gpt-5", "stream": True, "tools": tools,
+             "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Make a.py"}]}
+    chat2 = {**chat1, "messages": chat1["messages"] + [
+        {"role": "assistant", "content": None, "reasoning_content": "Need a file.",
+         "tool_calls": [{"id": "call_1", "type": "function",
+                         "function": {"name": "write_file", "arguments": '{"path": "a.py", "content": "x = 1\\n"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "wrote a.py"}]}
+    responses = {"model": "gpt-5", "tools": tools, "instructions": "Be brief.", "input": "Now b.py"}
+    bodies = [
+        ("/v1/chat/completions", chat1, b"".join(openai_encode.chat_stream(turn, "gpt-5")), "text/event-stream"),
+        ("/v1/chat/completions", chat2,
+         json.dumps(openai_encode.chat_completion({"content": [{"type": "text", "text": "Done."}]}, "gpt-5")).encode(),
+         "application/json"),
+        ("/openai/v1/responses", responses,
+         b"".join(openai_encode.responses_stream({"content": [{"type": "text", "text": "b.py done."}]}, "gpt-5")),
+         "text/event-stream"),
+    ]
+    for i, (path, body, response, ctype) in enumerate(bodies, 1):
+        ex = Exchange(id=f"{rec.session_id}.{i}", session_id=rec.session_id, seq=i, method="POST", path=path,
+                      query="", request_headers={"authorization": "Bearer sk-proj-FAKE0000"},
+                      request_body=json.dumps(body).encode(), started_at=time.time())
+        rec.request(ex)
+        ex.status, ex.response_body, ex.response_headers, ex.complete = 200, response, {"content-type": ctype}, True
+        rec.response(ex)
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    steps = list(db.query("SELECT kind, text, tool_name, tool_input FROM steps ORDER BY thread_id, seq"))
+    assert [s["kind"] for s in steps] == ["prompt", "thinking", "tool_call", "tool_result", "text", "prompt", "text"]
+    assert json.loads(steps[2]["tool_input"]) == {"path": "a.py", "content": "x = 1\n"}
+    assert steps[3]["text"] == "wrote a.py" and steps[6]["text"] == "b.py done."
+    protocols = [r[0] for r in db.execute("SELECT protocol FROM exchanges ORDER BY seq")]
+    assert protocols == ["openai-chat", "openai-chat", "openai-responses"]
+    assert db.execute("SELECT input_tokens FROM exchanges WHERE seq = 1").fetchone()[0] == 9

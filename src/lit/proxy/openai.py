@@ -191,9 +191,9 @@ def _assemble_chat_stream(raw: bytes, p: ParsedExchange) -> ParsedExchange:
                     slot["args"].append(fn["arguments"])
             finish = choice.get("finish_reason") or finish
     content: list[dict] = []
-    if reasoning:
+    if "".join(reasoning):
         content.append({"type": "thinking", "thinking": "".join(reasoning)})
-    if text:
+    if "".join(text):
         content.append({"type": "text", "text": "".join(text)})
     for i in sorted(calls):
         c = calls[i]
