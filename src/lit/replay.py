@@ -98,6 +98,11 @@ def from_db(db: sqlite_utils.Database, ref: str, *, source: str | None = None) -
     return Recording(thread["id"], thread["session_id"], turns, source or ref)
 
 
+def prompt_of(recording: Recording) -> str:
+    """The user's first prompt in the recording: what an agent must be given to replay it."""
+    return _prompt_text(recording.turns[0].messages[0].get("content") or [])
+
+
 def _clip(text: str, n: int = 60) -> str:
     text = " ".join(text.split())
     return repr(text if len(text) <= n else text[: n - 3] + "...")
