@@ -100,6 +100,22 @@ def export(
                    f"({summary.bytes / 1024:.0f} kB; rows: {rows})", err=True)
 
 
+@app.command()
+def demo(
+    directory: str = typer.Argument(None, help="An empty or new directory (default: a new temporary one)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Hide the agent's own output."),
+) -> None:
+    """Record a replayed agent session into a new repository, then blame and weave its commit.
+
+    No API key and no network: the model's side is a recorded session served on 127.0.0.1.
+
+    Example: lit demo ~/lit-demo
+    """
+    from lit import demo as demo_module
+
+    demo_module.run(directory, echo=typer.echo, agent_output=not quiet)
+
+
 @app.command("import")
 def import_(
     file: str = typer.Argument(..., help="A file written by lit export."),

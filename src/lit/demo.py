@@ -101,6 +101,9 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     from lit import replay  # noqa: PLC0415 - keeps `lit --help` fast
 
     started = time.monotonic()
+    commands = _commands()
+    if "record" not in commands:
+        raise LitError("this lit has no `lit record` yet, so the demo cannot record")
     if directory:
         target = Path(directory).expanduser().resolve()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -109,10 +112,7 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     else:
         target = Path(tempfile.mkdtemp(prefix="lit-demo-"))
     result = DemoResult(directory=target, repo=target / "tools", db=target / "lit.db")
-    commands = _commands()
-    result.missing = [c for c in ("record", "blame", "weave", "pr") if c not in commands]
-    if "record" in result.missing:
-        raise LitError("this lit has no `lit record` yet, so the demo cannot record")
+    result.missing = [c for c in ("blame", "weave", "pr") if c not in commands]
 
     recording = replay.load(str(demo_thread_file()))
     prompt = replay.prompt_of(recording)
