@@ -112,24 +112,28 @@ def test_the_agent_rerun_against_the_replay_makes_the_same_tool_calls(recorded, 
     assert server.requests[1]["json"]["messages"][1]["content"][0]["thinking"] == "Start with the file."
 
 
-def test_a_request_that_does_not_match_gets_a_400_saying_which_turn_and_what(recorded, tmp_path):
+def test_a_request_that_does_not_match_gets_a_400_saying_which_turn_and_what(recorded):
     db_path, thread = recorded
-    repo = git_repo(tmp_path / "fresh")
-    with Replay(thread, db_path=db_path) as server:
-        proc = agent(repo, server.url, prompt="create todo.txt instead")
+    recording = load(thread, db_path)
+    with Replay(recording) as server:
         client = anthropic.Anthropic(base_url=server.url, api_key=FAKE_KEY, max_retries=0)
-        turn2 = load(str(thread), db_path).turns[1].messages
-        turn2[-1]["content"][0]["tool_use_id"] = "toolu_01XYZ"
-        with pytest.raises(anthropic.BadRequestError) as err:
+        with pytest.raises(anthropic.BadRequestError) as wrong_prompt:
+            with client.messages.stream(model="claude-sonnet-4-6", max_tokens=100,
+                                        messages=[{"role": "user", "content": "create todo.txt instead"}]) as s:
+                s.get_final_message()
+        turn2 = [dict(m) for m in recording.turns[1].messages]
+        turn2[-1] = {"role": "user", "content": [{**turn2[-1]["content"][0], "tool_use_id": "toolu_01XYZ"}]}
+        with pytest.raises(anthropic.BadRequestError) as wrong_result:
             client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=turn2)
-    assert proc.returncode == 2
-    assert ("lit replay: turn 1 does not match the recording: the prompt differs: recorded "
-            f"{PROMPT!r}, got 'create todo.txt instead'") in proc.stderr
-    assert err.value.status_code == 400
-    assert err.value.body["error"]["message"] == (
+    assert wrong_prompt.value.status_code == 400
+    assert wrong_prompt.value.body["error"] == {"type": "invalid_request_error", "message": (
+        "lit replay: turn 1 does not match the recording: the prompt differs: recorded "
+        f"{PROMPT!r}, got 'create todo.txt instead'")}
+    assert wrong_result.value.body["error"]["message"] == (
         "lit replay: turn 2 does not match the recording: message 3 sends tool results for "
         "['toolu_01XYZ'], the recording for ['toolu_01AAA']")
     assert [m.turn for m in server.mismatches] == [1, 2]
+    assert server.served == []
 
 
 def test_json_when_not_streamed_and_a_clear_error_past_the_end(recorded):
