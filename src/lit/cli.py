@@ -118,19 +118,31 @@ def demo(
 
 @app.command("import")
 def import_(
-    file: str = typer.Argument(..., help="A file written by lit export."),
+    file: str = typer.Argument(..., help="A file written by lit export, or the word claude-code."),
+    path: str = typer.Argument(None, help="With claude-code: a transcript (.jsonl) or a folder of them "
+                               "(default: this repository's sessions under ~/.claude/projects)."),
     db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows added per table as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was added (per table, or per session) as JSON."),
 ) -> None:
-    """Add an exported thread to the DB; rows it already has are left as they are.
+    """Add an exported thread to the DB, or import Claude Code's own transcripts as sessions
+    (threads bound to the commits they made, with line maps). Importing twice adds nothing.
 
-    Example: lit import wordcount.jsonl
+    \b
+    Examples:
+      lit import wordcount.jsonl
+      lit import claude-code
+      lit import claude-code ~/.claude/projects/-home-me-app/0b6c2a9e-5f1d-4c57-9a43-2f1e8d7c6b5a.jsonl
     """
     import dataclasses
     import json
 
     from lit import portable, store
 
+    if file == "claude-code":
+        _import_claude_code(path, db, as_json)
+        return
+    if path is not None:
+        fail(f"unexpected argument {path!r}: lit import FILE, or lit import claude-code [PATH]")
     summary = portable.import_file(store.connect(db), file)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(summary)))
@@ -138,6 +150,30 @@ def import_(
     added = ", ".join(f"{t} {n}" for t, n in summary.added.items())
     typer.echo(f"lit import: thread {summary.thread}: "
                + (f"added rows: {added}" if added else "already in the DB, nothing added"))
+
+
+def _import_claude_code(path: str | None, db: str | None, as_json: bool) -> None:
+    import dataclasses
+    import json
+
+    from lit import store
+    from lit.importers import claude_code
+
+    results = claude_code.import_path(store.connect(db), path)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+        return
+    for r in results:
+        for warning in r.warnings:
+            typer.echo(f"lit import: warning: {warning}", err=True)
+        if not r.imported:
+            typer.echo(f"lit import: claude code session {r.claude_session}: {r.reason}, nothing added")
+            continue
+        bound = [t for t in r.threads if t["status"] == "bound"]
+        links = "".join(f"; thread {t['id']} -> commit {t['commit'][:7]}" for t in bound)
+        typer.echo(f"lit import: claude code session {r.claude_session} -> session {r.session}: "
+                   f"{len(r.threads)} thread{'s' * (len(r.threads) != 1)}, {r.steps} steps, "
+                   f"{r.exchanges} exchanges{links}")
 
 
 DB_OPTION = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir).")

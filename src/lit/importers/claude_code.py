@@ -1,0 +1,758 @@
+"""Claude Code's own transcripts as lit sessions: `lit import claude-code [PATH]`.
+
+Claude Code writes `~/.claude/projects/<cwd, every non-alphanumeric as ->/<session id>.jsonl`: one
+line per content block (`uuid`/`parentUuid` chains), tool results with a `toolUseResult` (the
+structured patch of an Edit or Write, the stdout of a Bash call, the `gitOperation` of a commit),
+and subagents in `<session id>/subagents/agent-<id>.jsonl` (older versions: sidechain lines in the
+session file or `agent-<id>.jsonl` beside it). Each session becomes one lit session: steps in lit's
+kinds, one exchange per API request (usage and model, so tokens add up in `lit serve`), threads cut
+at the commits its Bash calls made, bound to them, with a line map computed from the recorded
+edits (the last Write/Edit whose added lines hold a line of the commit wrote it; else a person).
+
+Idempotent: the lit session id is derived from Claude Code's session id, and a session that lit
+recorded live (its exchanges carry the same `x-claude-code-session-id`) is not imported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from lit import store
+from lit.errors import LitError
+from lit.recorder import _block_step, _first_line, _is_reminder, _redactor, _result_text, git_info
+
+AGENT = "claude-code-import"
+EDIT_TOOLS = ("Write", "Edit", "MultiEdit")
+SUBAGENT_TOOLS = ("Agent", "Task")
+# Entries that are bookkeeping, not conversation: queue operations, titles, file-history
+# snapshots, attachments (skill and agent listings), progress lines.
+CONVERSATION_TYPES = ("user", "assistant")
+GIT_COMMIT = re.compile(r"\bgit\b(?:\s+-[Cc]\s+\S+|\s+--?[\w-]+(?:=\S+)?)*\s+commit\b")
+COMMIT_LINE = re.compile(r"^\[(?P<branch>[^\]\s]+)(?: \([^)]*\))? (?P<sha>[0-9a-f]{7,40})\] (?P<subject>.*)$",
+                         re.MULTILINE)
+HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?\n(.*?)\n\s*\1\b", re.DOTALL)
+
+
+# --- finding and reading transcripts -----------------------------------------------------------
+
+
+def claude_dir() -> Path:
+    """Where Claude Code keeps its state: $CLAUDE_CONFIG_DIR, else ~/.claude."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".claude"
+
+
+def project_dir_name(path: str | os.PathLike) -> str:
+    """The folder name Claude Code uses for a working directory: each non-alphanumeric -> '-'."""
+    return re.sub(r"[^A-Za-z0-9]", "-", str(path))
+
+
+def find_transcripts(path: str | os.PathLike | None = None, cwd: str | None = None) -> list[Path]:
+    """The session files to import: PATH (a .jsonl file, or a folder searched for session files),
+    or by default the sessions of the current repository (or folder) under ~/.claude/projects."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return [p]
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.jsonl") if _is_session_file(f))
+            if not found:
+                raise LitError(f"no Claude Code transcripts (*.jsonl) in {p}")
+            return found
+        raise LitError(f"{p} does not exist: pass a transcript (.jsonl) or a folder of them")
+    cwd = cwd or os.getcwd()
+    root = git_info(cwd)[0] or cwd
+    projects = claude_dir() / "projects"
+    prefix = project_dir_name(os.path.realpath(root))
+    names = {prefix, project_dir_name(root)}
+    found = []
+    if projects.is_dir():
+        for folder in sorted(projects.iterdir()):
+            # Sessions started in a subfolder of the repository have a longer name; their cwd says
+            # whether they really are inside it (a sibling "repo-old" has the same prefix).
+            if folder.is_dir() and (folder.name in names or any(folder.name.startswith(n + "-") for n in names)):
+                found.extend(f for f in sorted(folder.glob("*.jsonl"))
+                             if _is_session_file(f) and _inside(_first_cwd(f), root))
+    if not found:
+        raise LitError(f"no Claude Code sessions for {root} under {projects} "
+                       "(pass a transcript file or folder: lit import claude-code PATH)")
+    return found
+
+
+def _is_session_file(f: Path) -> bool:
+    # Subagent files are read with their session, not as sessions of their own.
+    return f.suffix == ".jsonl" and not f.name.startswith("agent-") and f.parent.name != "subagents"
+
+
+def _first_cwd(f: Path) -> str | None:
+    try:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("cwd"):
+                    return entry["cwd"]
+    except OSError:
+        return None
+    return None
+
+
+def _inside(path: str | None, root: str) -> bool:
+    if not path:
+        return False
+    a, b = os.path.realpath(path), os.path.realpath(root)
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+
+def read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
+    """The entries of a transcript; a line that is not a JSON object is skipped with a warning."""
+    entries = []
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise LitError(f"cannot read {path}: {e.strerror or e}") from e
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                warnings.append(f"{path}:{n}: not a JSON line, skipped")
+                continue
+            if not isinstance(entry, dict):
+                warnings.append(f"{path}:{n}: not a JSON object, skipped")
+                continue
+            entries.append(entry)
+    return entries
+
+
+@dataclass
+class Subagent:
+    agent_id: str
+    entries: list[dict]
+    tool_use_id: str | None = None  # the Agent/Task call that started it, when the meta file says
+
+
+@dataclass
+class Transcript:
+    path: Path
+    session_id: str  # Claude Code's
+    entries: list[dict]  # the main conversation, the branch that was kept, in order
+    subagents: list[Subagent] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_transcript(path: str | os.PathLike) -> Transcript:
+    path = Path(path)
+    warnings: list[str] = []
+    entries = read_jsonl(path, warnings)
+    session_id = next((e["sessionId"] for e in entries if isinstance(e.get("sessionId"), str)), path.stem)
+    main = [e for e in entries if not e.get("isSidechain")]
+    subagents: dict[str, Subagent] = {}
+    for e in entries:  # older versions: sidechains inline
+        if e.get("isSidechain"):
+            aid = str(e.get("agentId") or "sidechain")
+            subagents.setdefault(aid, Subagent(aid, [])).entries.append(e)
+    files = sorted((path.parent / path.stem / "subagents").glob("agent-*.jsonl"))
+    files += [f for f in sorted(path.parent.glob("agent-*.jsonl"))
+              if _first_session(f) == session_id]  # older versions: beside the session file
+    for f in files:
+        sub_entries = read_jsonl(f, warnings)
+        aid = next((e["agentId"] for e in sub_entries if e.get("agentId")), f.stem.removeprefix("agent-"))
+        sub = subagents.setdefault(aid, Subagent(aid, []))
+        sub.entries.extend(sub_entries)
+        meta = f.with_name(f.stem + ".meta.json")
+        if meta.is_file():
+            try:
+                sub.tool_use_id = json.loads(meta.read_text()).get("toolUseId")
+            except (ValueError, OSError, AttributeError):
+                warnings.append(f"{meta}: not a JSON object, ignored")
+    return Transcript(path, session_id, _kept_branch(main),
+                      [Subagent(s.agent_id, _kept_branch(s.entries), s.tool_use_id) for s in subagents.values()],
+                      warnings)
+
+
+def _first_session(f: Path) -> str | None:
+    try:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            return json.loads(fh.readline()).get("sessionId")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _kept_branch(entries: list[dict]) -> list[dict]:
+    """The entries on the path from the last message back to the root: a rewound or retried
+    branch is dropped. Where the chain breaks (an entry's parent is not in the file), everything
+    before that point is kept as it is, in file order."""
+    index = {e["uuid"]: i for i, e in enumerate(entries) if isinstance(e.get("uuid"), str)}
+    leaf = next((i for i in range(len(entries) - 1, -1, -1)
+                 if entries[i].get("type") in CONVERSATION_TYPES and entries[i].get("uuid")), None)
+    if leaf is None:
+        return entries
+    keep: set[int] = set()
+    i: int | None = leaf
+    root = leaf
+    while i is not None and i not in keep:
+        keep.add(i)
+        root = i
+        parent = entries[i].get("parentUuid") or entries[i].get("logicalParentUuid")
+        i = index.get(parent) if parent else None
+    return [e for j, e in enumerate(entries) if j in keep or j < root or j > leaf]
+
+
+# --- steps from entries ------------------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    """A step before it has a thread: the columns, plus what the import needs to know."""
+    fields: dict
+    at: float
+    conversation: int  # 0: main; n: the n-th subagent
+    request: str | None = None  # requestId (or message id) of an assistant block
+    parent: int | None = None  # index of the Agent/Task call that started a subagent
+    result_of: int | None = None  # for a tool_result: index of its call
+    tool_use_result: Any = None  # Claude Code's structured result (patches, stdout)
+    usage: dict | None = None
+    stop_reason: str | None = None
+    step_id: str | None = None
+    thread: int = 0
+
+
+def _timestamp(entry: dict, default: float) -> float:
+    ts = entry.get("timestamp")
+    if isinstance(ts, str):
+        try:
+            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return default
+
+
+def _user_steps(entry: dict, at: float, conv: int) -> list[_Step]:
+    message = entry.get("message") or {}
+    content = message.get("content")
+    if entry.get("isMeta"):
+        return []  # caveats and other text Claude Code adds for the model, not typed by anyone
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        return []
+    steps, texts = [], []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        btype = block.get("type")
+        if btype == "tool_result":
+            steps.append(_Step({"kind": "tool_result", "text": _result_text(block.get("content")),
+                                "tool_use_id": block.get("tool_use_id"),
+                                "is_error": int(bool(block.get("is_error")))}, at, conv,
+                               tool_use_result=entry.get("toolUseResult")))
+        elif btype == "text":
+            if not _is_reminder(block.get("text", "")):
+                texts.append(block.get("text", ""))
+        else:
+            steps.append(_Step({"kind": "other", "raw": json.dumps(block, ensure_ascii=False)}, at, conv))
+    if texts:
+        text = "\n\n".join(texts)
+        # Slash commands, their output, interruptions and compaction summaries are no prompts.
+        other = (entry.get("isCompactSummary") or text.lstrip().startswith(("<command-", "<local-command-"))
+                 or text.startswith("[Request interrupted"))
+        steps.append(_Step({"kind": "other" if other else "prompt", "text": text}, at, conv))
+    return steps
+
+
+def _assistant_steps(entry: dict, at: float, conv: int) -> list[_Step]:
+    message = entry.get("message") or {}
+    content = message.get("content")
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    model = message.get("model")
+    model = None if model == "<synthetic>" else model  # Claude Code's own stand-in for errors
+    request = entry.get("requestId") or message.get("id")
+    out = []
+    for block in content or []:
+        fields = _block_step(block)
+        fields["model"] = model
+        out.append(_Step(fields, at, conv, request=request if model else None,
+                         usage=message.get("usage"), stop_reason=message.get("stop_reason")))
+    return out
+
+
+def _entry_steps(entries: list[dict], conv: int, start: float) -> list[_Step]:
+    steps: list[_Step] = []
+    at = start
+    for entry in entries:
+        at = _timestamp(entry, at)
+        if entry.get("type") == "user":
+            steps.extend(_user_steps(entry, at, conv))
+        elif entry.get("type") == "assistant":
+            steps.extend(_assistant_steps(entry, at, conv))
+    return steps
+
+
+def build_steps(transcript: Transcript) -> list[_Step]:
+    """All steps of the session in thread order: a subagent's steps come right before the result
+    of the call that started it (as the recorder sees them), hanging under that call."""
+    main = _entry_steps(transcript.entries, 0, 0.0)
+    calls = {s.fields.get("tool_use_id"): s for s in main if s.fields["kind"] == "tool_call"}
+    by_call: dict[str, list[_Step]] = {}
+    conv_call: dict[int, str] = {}
+    orphans: list[_Step] = []
+    for n, sub in enumerate(transcript.subagents, 1):
+        steps = _entry_steps(sub.entries, n, 0.0)
+        call_id = sub.tool_use_id or _subagent_call(main, sub, calls)
+        if call_id in calls:
+            by_call.setdefault(call_id, []).extend(steps)
+            conv_call[n] = call_id
+        else:
+            orphans.extend(steps)
+    out: list[_Step] = []
+    for s in main:
+        if s.fields["kind"] == "tool_result" and s.fields.get("tool_use_id") in by_call:
+            out.extend(by_call.pop(s.fields["tool_use_id"]))
+        out.append(s)
+    for steps in by_call.values():  # a subagent still running when the transcript ends
+        out.extend(steps)
+    out.extend(orphans)
+    call_index = {s.fields.get("tool_use_id"): i for i, s in enumerate(out)
+                  if s.fields["kind"] == "tool_call" and s.fields.get("tool_use_id")}
+    for s in out:
+        if s.fields["kind"] == "tool_result":
+            s.result_of = call_index.get(s.fields.get("tool_use_id"))
+        if s.conversation in conv_call:
+            s.parent = call_index.get(conv_call[s.conversation])
+    return out
+
+
+def _subagent_call(main: list[_Step], sub: Subagent, calls: dict) -> str | None:
+    """The Agent/Task call that started a subagent: its result names the agent id, or its prompt
+    is the subagent's first message."""
+    for s in main:
+        tur = s.tool_use_result
+        if s.fields["kind"] == "tool_result" and isinstance(tur, dict) and tur.get("agentId") == sub.agent_id:
+            return s.fields.get("tool_use_id")
+    first = next((e for e in sub.entries if e.get("type") == "user"), None)
+    content = ((first or {}).get("message") or {}).get("content")
+    text = content if isinstance(content, str) else _result_text(content)
+    for call_id, call in calls.items():
+        if call.fields.get("tool_name") in SUBAGENT_TOOLS:
+            prompt = (call.fields.get("tool_input") or {}).get("prompt")
+            if isinstance(prompt, str) and prompt.strip() and prompt.strip() in (text or ""):
+                return call_id
+    return None
+
+
+# --- commits -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Commit:
+    sha: str
+    call: int  # index of the Bash step that made it
+    boundary: int  # the thread ends with this step (the call's result)
+
+
+def _git(repo: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-c", "core.quotePath=false", *args], cwd=repo, capture_output=True,
+                          text=True, errors="replace", timeout=60)
+
+
+def commit_message(command: str) -> str | None:
+    """The message a `git commit` command line gives (-m, or a heredoc), if it says."""
+    m = HEREDOC.search(command)
+    if m:
+        return m.group(2).strip()
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for i, w in enumerate(words):
+        if w in ("-m", "--message") and i + 1 < len(words):
+            return words[i + 1]
+        if w.startswith("--message="):
+            return w.split("=", 1)[1]
+        if w.startswith("-m") and len(w) > 2 and not w.startswith("--"):
+            return w[2:]
+    return None
+
+
+def _reachable(repo: str, sha: str) -> bool:
+    out = _git(repo, "for-each-ref", "--contains", sha, "--count=1", "--format=%(refname)")
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def find_commits(steps: list[_Step], repo: str | None, edits: list[_Edit]) -> list[Commit]:
+    """The commits the session's Bash calls made, found in the repository: by the SHA Claude Code
+    or git printed when it is still there, else by time, message and content (an amend or a
+    rebase since gives the same change a new SHA)."""
+    if not repo:
+        return []
+    found: list[Commit] = []
+    used: set[str] = set()
+    for i, s in enumerate(steps):
+        if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") != "Bash":
+            continue
+        command = (s.fields.get("tool_input") or {}).get("command") or ""
+        if not isinstance(command, str) or not GIT_COMMIT.search(command):
+            continue
+        result = next((j for j in range(i + 1, len(steps)) if steps[j].result_of == i), None)
+        if result is None or steps[result].fields.get("is_error") and not _printed_sha(steps[result]):
+            continue
+        short, subject = _printed_sha(steps[result])
+        subject = subject or (commit_message(command) or "").split("\n", 1)[0].strip() or None
+        sha = None
+        if short:
+            rev = _git(repo, "rev-parse", "--verify", "-q", short + "^{commit}")
+            if rev.returncode == 0 and _reachable(repo, rev.stdout.strip()):
+                sha = rev.stdout.strip()
+        if sha is None and (short or subject):
+            sha = _match_commit(repo, steps, s.at, steps[result].at, subject, edits, i, used)
+        if sha and sha not in used:
+            used.add(sha)
+            found.append(Commit(sha, i, result))
+    return found
+
+
+def _printed_sha(result: _Step) -> tuple[str | None, str | None]:
+    tur = result.tool_use_result if isinstance(result.tool_use_result, dict) else {}
+    op = ((tur.get("gitOperation") or {}).get("commit") or {}) if isinstance(tur.get("gitOperation"), dict) else {}
+    stdout = tur.get("stdout") if isinstance(tur.get("stdout"), str) else (result.fields.get("text") or "")
+    m = COMMIT_LINE.search(stdout or "")
+    sha = op.get("sha") if isinstance(op.get("sha"), str) else (m.group("sha") if m else None)
+    return sha, (m.group("subject").strip() if m else None)
+
+
+def _match_commit(repo: str, steps: list[_Step], t_call: float, t_result: float, subject: str | None,
+                  edits: list[_Edit], call: int, used: set[str]) -> str | None:
+    log = _git(repo, "log", "--all", "--no-merges", "--format=%H%x1f%at%x1f%s",
+               f"--since={int(t_call) - 3600}", "-n", "5000")
+    candidates = []
+    for line in log.stdout.splitlines():
+        parts = line.split("\x1f")
+        if len(parts) != 3 or parts[0] in used:
+            continue
+        sha, at, subj = parts[0], int(parts[1]), parts[2]
+        # Author time survives amend (without --reset-author) and rebase; git stores seconds.
+        if not (t_call - 2 <= at <= t_result + 2):
+            continue
+        if subject and subj.strip() != subject:
+            continue
+        candidates.append(sha)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    prior = [e for e in edits if e.index < call]
+    scored = [(sum(1 for *_, step in attribute(repo, sha, prior) if step is not None), sha) for sha in candidates]
+    return max(scored)[1]
+
+
+# --- the line map ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Edit:
+    index: int  # the tool call's step index
+    path: str  # real path of the file
+    lines: set[str]  # the lines it added
+
+
+def recorded_edits(steps: list[_Step]) -> list[_Edit]:
+    """The Write/Edit/MultiEdit calls that succeeded, with the lines each added: the `+` lines of
+    Claude Code's structured patch, or a new file's content, else new_string minus old_string."""
+    out = []
+    for i, s in enumerate(steps):
+        if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") not in EDIT_TOOLS:
+            continue
+        result = next((steps[j] for j in range(i + 1, len(steps)) if steps[j].result_of == i), None)
+        tur = result.tool_use_result if result else None
+        if result is not None and (result.fields.get("is_error") or isinstance(tur, str)):
+            continue  # the edit failed: nothing was written
+        tool_input = s.fields.get("tool_input") or {}
+        tur = tur if isinstance(tur, dict) else {}
+        path = tur.get("filePath") or tool_input.get("file_path")
+        if not isinstance(path, str):
+            continue
+        lines = _added_lines(s.fields["tool_name"], tool_input, tur)
+        out.append(_Edit(i, os.path.realpath(path), lines))
+    return out
+
+
+def _added_lines(tool: str, tool_input: dict, tur: dict) -> set[str]:
+    patch = tur.get("structuredPatch")
+    if tool == "Write" and (tur.get("type") == "create" or not patch):
+        content = tur.get("content") if isinstance(tur.get("content"), str) else tool_input.get("content")
+        return set((content or "").splitlines())
+    if isinstance(patch, list) and patch:
+        return {ln[1:] for hunk in patch if isinstance(hunk, dict)
+                for ln in hunk.get("lines") or [] if isinstance(ln, str) and ln.startswith("+")}
+    pairs = [(tool_input.get("old_string"), tool_input.get("new_string"))]
+    if tool == "MultiEdit":
+        pairs = [(e.get("old_string"), e.get("new_string")) for e in tool_input.get("edits") or []
+                 if isinstance(e, dict)]
+    added: set[str] = set()
+    for old, new in pairs:
+        old_lines = set((old or "").splitlines()) if isinstance(old, str) else set()
+        added |= {ln for ln in (new or "").splitlines() if ln not in old_lines} if isinstance(new, str) else set()
+    return added
+
+
+def added_lines(repo: str, sha: str) -> list[tuple[str, int, str]]:
+    """(path, new line number, text) of each line the commit added or changed (new side)."""
+    out = _git(repo, "diff-tree", "-p", "--root", "-M", "--unified=0", "--no-color", "--no-ext-diff",
+               "--first-parent", sha)
+    if out.returncode != 0:
+        raise LitError(f"cannot read commit {sha[:12]} in {repo}: {out.stderr.strip()}")
+    rows, path, line = [], None, 0
+    for text in out.stdout.split("\n"):
+        if text.startswith("+++ "):
+            target = text[4:]
+            path = None if target == "/dev/null" else _unquote(target)[2:]
+        elif text.startswith("@@ "):
+            m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", text)
+            line = int(m.group(1)) if m else 0
+        elif text.startswith("+") and path is not None and line:
+            rows.append((path, line, text[1:]))
+            line += 1
+    return rows
+
+
+def _unquote(path: str) -> str:
+    if path.startswith('"') and path.endswith('"'):
+        return path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
+            "latin-1").decode("utf-8", "replace")
+    return path
+
+
+def attribute(repo: str, sha: str, edits: list[_Edit]) -> list[tuple[str, int, int | None]]:
+    """For each added line of the commit: (path, line, index of the edit step that wrote it, or
+    None for a person). The last edit before the commit whose added lines hold it wins."""
+    real_root = os.path.realpath(repo)
+    by_path: dict[str, list[_Edit]] = {}
+    for e in edits:
+        by_path.setdefault(e.path, []).append(e)
+    out = []
+    for path, line, text in added_lines(repo, sha):
+        candidates = by_path.get(os.path.join(real_root, path), [])
+        step = next((e.index for e in reversed(candidates) if text in e.lines or text.rstrip("\r") in e.lines),
+                    None)
+        out.append((path, line, step))
+    return out
+
+
+def line_ranges(attributed: list[tuple[str, int, int | None]]) -> list[tuple[str, int, int, int | None]]:
+    """Consecutive lines of one file from one step as inclusive ranges."""
+    ranges: list[list] = []
+    for path, line, step in attributed:
+        last = ranges[-1] if ranges else None
+        if last and last[0] == path and last[2] == line - 1 and last[3] == step:
+            last[2] = line
+        else:
+            ranges.append([path, line, line, step])
+    return [tuple(r) for r in ranges]
+
+
+# --- the import --------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    transcript: str
+    claude_session: str
+    session: str
+    imported: bool
+    reason: str | None = None  # why not, when it was not
+    threads: list[dict] = field(default_factory=list)  # id, status, commit, steps
+    steps: int = 0
+    exchanges: int = 0
+    line_map_rows: int = 0
+    notes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def session_id_for(claude_session: str) -> str:
+    """The lit session id of an imported Claude Code session: derived, so a second import finds it."""
+    return hashlib.sha256(f"claude-code:{claude_session}".encode()).hexdigest()[:12]
+
+
+def import_path(db: sqlite_utils.Database, path: str | os.PathLike | None = None, *,
+                cwd: str | None = None) -> list[ImportResult]:
+    return [import_transcript(db, load_transcript(f)) for f in find_transcripts(path, cwd)]
+
+
+def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> ImportResult:
+    sid = session_id_for(transcript.session_id)
+    result = ImportResult(str(transcript.path), transcript.session_id, sid, False,
+                          warnings=list(transcript.warnings))
+    if db.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone():
+        result.reason = "already imported"
+        return result
+    live = db.execute("SELECT session_id FROM exchanges WHERE client_session_id = ? LIMIT 1",
+                      [transcript.session_id]).fetchone()
+    if live:
+        result.reason = f"recorded by lit record (session {live[0]})"
+        return result
+    steps = build_steps(transcript)
+    if not steps:
+        result.reason = "no messages"
+        return result
+    first = next((e for e in transcript.entries if e.get("cwd")), {})
+    cwd = first.get("cwd")
+    repo = git_info(cwd)[0] if cwd and os.path.isdir(cwd) else None
+    edits = recorded_edits(steps)
+    commits = find_commits(steps, repo, edits)
+    threads = _split(steps, commits)
+    redact = _redactor()
+    version = first.get("version")
+    with db.conn:
+        db["sessions"].insert({
+            "id": sid, "started_at": steps[0].at or store.now(), "ended_at": steps[-1].at or store.now(),
+            "argv": json.dumps(["claude"]), "cwd": cwd, "repo_root": repo,
+            "head_start": _parent(repo, commits[0].sha) if commits else None,
+            "head_end": commits[-1].sha if commits else None,
+            "agent": f"{AGENT}/{version}" if version else AGENT, "exchanges_unrecorded": 0,
+            "notes": f"imported from Claude Code session {transcript.session_id} ({transcript.path.name})",
+        })
+        thread_ids = []
+        for n, (lo, hi, commit) in enumerate(threads):
+            tid = store.open_thread(db, sid, repo)
+            thread_ids.append(tid)
+            for seq, i in enumerate(range(lo, hi), 1):
+                steps[i].step_id, steps[i].thread = f"{tid}.{seq}", n
+            # A thread that starts mid-task (after a commit) is titled by the prompt it continues.
+            title = next((steps[i].fields.get("text") for i in [*range(lo, hi), *range(lo - 1, -1, -1)]
+                          if steps[i].fields["kind"] == "prompt" and steps[i].conversation == 0), None)
+            db["threads"].update(tid, {
+                "started_at": steps[lo].at, "ended_at": steps[hi - 1].at,
+                "status": "bound" if commit else "pending", "commit_sha": commit.sha if commit else None,
+                "bound_at": steps[commit.boundary].at if commit else None,
+                "title": _first_line(redact(title)) if title else None})
+            result.threads.append({"id": tid, "status": "bound" if commit else "pending",
+                                   "commit": commit.sha if commit else None, "steps": hi - lo})
+        exchange_of = _write_exchanges(db, sid, transcript.session_id, steps, thread_ids)
+        result.exchanges = len(set(exchange_of.values()))
+        for i, s in enumerate(steps):
+            row = {"id": s.step_id, "thread_id": thread_ids[s.thread], "session_id": sid,
+                   "seq": int(s.step_id.rsplit(".", 1)[1]), "exchange_id": exchange_of.get(i),
+                   "conversation_id": f"{sid}.c{s.conversation + 1}",
+                   "parent_step_id": steps[s.parent].step_id if s.parent is not None else None,
+                   "created_at": s.at, **s.fields}
+            for k in ("text", "raw"):
+                if row.get(k):
+                    row[k] = redact(row[k])
+            if row.get("tool_input") is not None:
+                row["tool_input"] = json.dumps(redact(row["tool_input"]), ensure_ascii=False)
+            db["steps"].insert(row)
+        result.steps = len(steps)
+        for n, (_lo, _hi, commit) in enumerate(threads):
+            if commit is None:
+                continue
+            prior = [e for e in edits if e.index < commit.call]
+            for path, start, end, step in line_ranges(attribute(repo, commit.sha, prior)):
+                db["line_map"].insert({"commit_sha": commit.sha, "path": path, "line_start": start,
+                                       "line_end": end, "step_id": steps[step].step_id if step is not None else None,
+                                       "thread_id": thread_ids[n]})
+                result.line_map_rows += 1
+    result.imported = True
+    for n, (_lo, _hi, commit) in enumerate(threads):
+        if commit is not None and _write_note(db, repo, thread_ids[n], commit.sha, result):
+            result.notes += 1
+    return result
+
+
+def _split(steps: list[_Step], commits: list[Commit]) -> list[tuple[int, int, Commit | None]]:
+    """Threads as [lo, hi) step ranges, each ending with the result of the commit that binds it;
+    the steps after the last commit form a pending thread."""
+    out, lo = [], 0
+    for c in sorted(commits, key=lambda c: c.boundary):
+        if c.boundary + 1 > lo:
+            out.append((lo, c.boundary + 1, c))
+            lo = c.boundary + 1
+    if lo < len(steps):
+        out.append((lo, len(steps), None))
+    return out
+
+
+def _write_exchanges(db: sqlite_utils.Database, sid: str, claude_session: str, steps: list[_Step],
+                     thread_ids: list[str]) -> dict[int, str]:
+    """One exchange per API request (Claude Code writes one line per block, all with the request's
+    id); the prompt and tool results that a request sent belong to it, as when recorded live."""
+    exchange_of: dict[int, str] = {}
+    ids: dict[tuple[int, str], str] = {}
+    for i, s in enumerate(steps):
+        if s.request is None:
+            continue
+        key = (s.conversation, s.request)
+        if key not in ids:
+            ids[key] = f"{sid}.{len(ids) + 1}"
+            db["exchanges"].insert({
+                "id": ids[key], "session_id": sid, "seq": len(ids), "started_at": s.at, "method": "POST",
+                "path": "/v1/messages", "protocol": "anthropic", "status": 200, "streamed": 1, "complete": 1,
+                "model": s.fields.get("model"), "conversation_id": f"{sid}.c{s.conversation + 1}",
+                "role": "subagent" if s.conversation else "main", "thread_id": thread_ids[s.thread],
+                "client_session_id": claude_session, "request_id": s.request,
+            })
+        exchange_of[i] = ids[key]
+    # Usage and stop reason: every block line repeats them; the last line of a request has the
+    # final counts.
+    last: dict[str, _Step] = {}
+    for i, s in enumerate(steps):
+        if i in exchange_of:
+            last[exchange_of[i]] = s
+    for ex_id, s in last.items():
+        usage = s.usage if isinstance(s.usage, dict) else {}
+        db["exchanges"].update(ex_id, {
+            "stop_reason": s.stop_reason,
+            **{k: usage[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                     "cache_read_input_tokens") if isinstance(usage.get(k), int)}})
+    # A user turn (prompt, tool results) went out with the next request of its conversation.
+    upcoming: dict[int, str] = {}
+    for i in range(len(steps) - 1, -1, -1):
+        s = steps[i]
+        if i in exchange_of:
+            upcoming[s.conversation] = exchange_of[i]
+        elif s.conversation in upcoming:
+            exchange_of[i] = upcoming[s.conversation]
+    return exchange_of
+
+
+def _parent(repo: str | None, sha: str) -> str | None:
+    if not repo:
+        return None
+    out = _git(repo, "rev-parse", "--verify", "-q", sha + "^")
+    return out.stdout.strip() or None
+
+
+def _write_note(db: sqlite_utils.Database, repo: str | None, thread_id: str, sha: str,
+                result: ImportResult) -> bool:
+    """The note in refs/notes/lit, through lit.git.notes when it is there (so blame and weave work
+    from the notes too); without it the line map stays in the DB only."""
+    if not repo:
+        return False
+    try:
+        from lit.git import notes  # noqa: PLC0415 - optional until lit.git.notes lands
+    except ImportError:
+        return False
+    build = getattr(notes, "build", None)
+    write = getattr(notes, "write", None) or getattr(notes, "write_note", None)
+    if build is None or write is None:
+        return False
+    try:
+        write(repo, sha, build(db, thread_id, sha))
+    except LitError as e:
+        result.warnings.append(f"note for {sha[:12]} not written: {e}")
+        return False
+    return True
