@@ -1,0 +1,212 @@
+"""`lit import claude-code` on transcripts written by the real Claude Code CLI: the committed copy
+(tests/data/claude_code, made by make_transcripts.py) and, when the CLI is installed, a live run.
+Each becomes a lit session whose threads are bound to the commits its Bash calls made, with line
+maps that cite the Write and Edit calls line by line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit import store
+
+DATA = Path(__file__).resolve().parent / "data" / "claude_code"
+_spec = importlib.util.spec_from_file_location("make_transcripts", DATA / "make_transcripts.py")
+mt = importlib.util.module_from_spec(_spec)
+sys.modules["make_transcripts"] = mt  # dataclasses look their module up there
+_spec.loader.exec_module(mt)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def lit(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def lit_env(tmp_path: Path, home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE_", "LIT_"))}
+    return {**env, "HOME": str(home), "LIT_DB": str(tmp_path / "lit.db"), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def transcript_entries(folder: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(folder.rglob("*.jsonl"), key=lambda p: "subagents" in str(p))
+            for line in f.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def committed(tmp_path: Path):
+    """The committed transcripts under a tmp HOME, for a rebuilt copy of the repository."""
+    repo, home = tmp_path / "project", tmp_path / "home"
+    folder = mt.install(DATA, repo, home)
+    return repo, home, folder
+
+
+def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path) -> dict:
+    """Import the repository's sessions and check what a user would: threads, steps, commits,
+    line maps. Returns the DB rows for further checks."""
+    env = lit_env(tmp_path, home)
+    proc = lit(env, repo, "import", "claude-code")
+    assert proc.returncode == 0, proc.stderr
+    entries = transcript_entries(folder)
+    claude_session = entries[0]["sessionId"]
+    hello_sha, notes_sha = git(repo, "rev-parse", "HEAD~1"), git(repo, "rev-parse", "HEAD")
+    assert proc.stdout.startswith(f"lit import: claude code session {claude_session} -> session ")
+    assert f"-> commit {hello_sha[:7]}" in proc.stdout and f"-> commit {notes_sha[:7]}" in proc.stdout
+
+    db = store.connect(tmp_path / "lit.db")
+    session = db.execute("SELECT id, agent, cwd, repo_root FROM sessions").fetchall()
+    assert len(session) == 1
+    sid, agent, cwd, repo_root = session[0]
+    assert agent.startswith("claude-code-import") and cwd == str(repo) and repo_root == str(repo)
+
+    # Steps: every tool call of the transcript (main and subagent), in order, with its input.
+    steps = list(db.query("SELECT s.* FROM steps s JOIN threads t ON s.thread_id = t.id"
+                          " ORDER BY t.seq, s.seq"))
+    uses = [b for e in entries if e.get("type") == "assistant"
+            for b in e["message"]["content"] if b.get("type") == "tool_use"]
+    calls = [s for s in steps if s["kind"] == "tool_call"]
+    assert [c["tool_name"] for c in calls] == ["Write", "Read", "Edit", "Edit", "Bash", "Agent", "Write", "Bash"]
+    assert sorted(c["tool_use_id"] for c in calls) == sorted(u["id"] for u in uses)
+    assert all(json.loads(c["tool_input"]) == next(u["input"] for u in uses if u["id"] == c["tool_use_id"])
+               for c in calls)
+    results = [s for s in steps if s["kind"] == "tool_result"]
+    assert len(results) == len(calls)
+    assert [r["is_error"] for r in results] == [0, 0, 1, 0, 0, 0, 0, 0]  # the Edit that missed
+    assert [s["text"] for s in steps if s["kind"] == "prompt"] == [mt.PROMPT, mt.SUBAGENT_PROMPT]
+    assert [s["text"] for s in steps if s["kind"] == "thinking"][0].startswith("A module with one function")
+    # The subagent's steps hang under the Agent call, in its own conversation.
+    agent_call = next(c for c in calls if c["tool_name"] == "Agent")
+    sub = [s for s in steps if s["parent_step_id"] == agent_call["id"]]
+    assert [s["kind"] for s in sub] == ["prompt", "text", "tool_call", "tool_result", "text"]
+    assert len({s["conversation_id"] for s in sub}) == 1 and sub[0]["conversation_id"] != agent_call["conversation_id"]
+
+    # Threads: cut at each commit, bound to it; what follows the last commit is pending.
+    threads = list(db.query("SELECT * FROM threads ORDER BY seq"))
+    assert [(t["status"], t["commit_sha"]) for t in threads] == [
+        ("bound", hello_sha), ("bound", notes_sha), ("pending", None)]
+    assert all(t["title"] == mt.PROMPT for t in threads)
+    first_thread = [s for s in steps if s["thread_id"] == threads[0]["id"]]
+    assert first_thread[-1]["text"].startswith("[main (root-commit)")  # ends with the commit's result
+    assert [s["id"] for s in first_thread] == [f"{threads[0]['id']}.{n}" for n in range(1, len(first_thread) + 1)]
+
+    # Exchanges: one per API request, with the tokens Claude Code logged.
+    requests = {e["requestId"] for e in entries if e.get("type") == "assistant"}
+    exchanges = list(db.query("SELECT * FROM exchanges ORDER BY seq"))
+    assert {e["request_id"] for e in exchanges} == requests
+    assert all(e["input_tokens"] > 0 and e["output_tokens"] > 0 and e["model"] for e in exchanges)
+    assert {e["role"] for e in exchanges} == {"main", "subagent"}
+
+    # Line maps: hello.py line 1 from the Write, 2-6 from the Edit that worked; NOTES.md 1-2 from
+    # the subagent's Write, line 3 appended by shell: a person.
+    write, _, _, edit, *_ = calls
+    sub_write = calls[6]
+    line_map = [(r["commit_sha"], r["path"], r["line_start"], r["line_end"], r["step_id"], r["thread_id"])
+                for r in db.query("SELECT * FROM line_map ORDER BY commit_sha = ?, path, line_start", [notes_sha])]
+    assert line_map == [
+        (hello_sha, "hello.py", 1, 1, write["id"], threads[0]["id"]),
+        (hello_sha, "hello.py", 2, 6, edit["id"], threads[0]["id"]),
+        (notes_sha, "NOTES.md", 1, 2, sub_write["id"], threads[1]["id"]),
+        (notes_sha, "NOTES.md", 3, 3, None, threads[1]["id"]),
+    ]
+    assert (repo / "NOTES.md").read_text().splitlines()[2] == mt.HUMAN_LINE
+    return {"env": env, "sid": sid, "db": db, "steps": steps, "threads": threads}
+
+
+def test_committed_transcript_becomes_bound_threads_with_line_maps(committed, tmp_path):
+    check_import(tmp_path, *committed)
+
+
+def test_importing_twice_adds_nothing(committed, tmp_path):
+    repo, home, folder = committed
+    first = check_import(tmp_path, repo, home, folder)
+    db = first["db"]
+    tables = ("sessions", "threads", "steps", "exchanges", "line_map")
+    counts = {t: db[t].count for t in tables}
+    again = lit(first["env"], repo, "import", "claude-code", "--json")
+    assert again.returncode == 0, again.stderr
+    [result] = json.loads(again.stdout)
+    assert result["imported"] is False and result["reason"] == "already imported"
+    assert {t: db[t].count for t in tables} == counts
+    # the same, given the file itself
+    path = next(folder.glob("*.jsonl"))
+    third = lit(first["env"], repo, "import", "claude-code", str(path))
+    assert third.returncode == 0 and "already imported, nothing added" in third.stdout
+    assert {t: db[t].count for t in tables} == counts
+
+
+def test_a_malformed_line_is_skipped_with_a_one_line_warning(committed, tmp_path):
+    repo, home, folder = committed
+    path = next(folder.glob("*.jsonl"))
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3]) + '{"type": "user", "message": {"role": "user", "content": "cut of\n'
+                    + "".join(lines[3:]))
+    proc = lit(lit_env(tmp_path, home), repo, "import", "claude-code")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"lit import: warning: {path}:4: not a JSON line, skipped\n"
+    assert "Traceback" not in proc.stderr
+    db = store.connect(tmp_path / "lit.db")
+    assert db["line_map"].count == 4 and db["threads"].count == 3
+
+
+def test_an_amended_commit_is_found_by_time_and_message(committed, tmp_path):
+    """The SHA the transcript names is gone (amended after the session): the commit with the same
+    author time and message is bound instead, and its line map still cites the edits."""
+    repo, home, folder = committed
+    old = git(repo, "rev-parse", "HEAD")
+    env = {**os.environ, "GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"}
+    subprocess.run(["git", "commit", "-q", "--amend", "--no-edit"], cwd=repo, env=env, check=True)
+    subprocess.run(["git", "reflog", "expire", "--expire=now", "--all"], cwd=repo, check=True)
+    subprocess.run(["git", "gc", "-q", "--prune=now"], cwd=repo, check=True)
+    new = git(repo, "rev-parse", "HEAD")
+    assert new != old
+    proc = lit(lit_env(tmp_path, home), repo, "import", "claude-code")
+    assert proc.returncode == 0, proc.stderr
+    db = store.connect(tmp_path / "lit.db")
+    bound = [r[0] for r in db.execute("SELECT commit_sha FROM threads WHERE status = 'bound' ORDER BY seq")]
+    assert bound == [git(repo, "rev-parse", "HEAD~1"), new]
+    assert db.execute("SELECT COUNT(*) FROM line_map WHERE commit_sha = ? AND step_id IS NOT NULL",
+                      [new]).fetchone()[0] == 1
+
+
+def test_outside_the_repository_the_session_is_imported_unbound(tmp_path):
+    """A transcript whose repository is not on this machine: steps and exchanges, no commits."""
+    home = tmp_path / "home"
+    src = next((DATA / "session").glob("*.jsonl"))
+    proc = lit(lit_env(tmp_path, home), tmp_path, "import", "claude-code", str(src.parent), "--json")
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads(proc.stdout)
+    assert result["imported"] and [t["status"] for t in result["threads"]] == ["pending"]
+    entries = transcript_entries(src.parent)
+    blocks = sum(len(e["message"]["content"]) if isinstance(e["message"]["content"], list) else 1
+                 for e in entries if e.get("type") in ("user", "assistant"))
+    assert result["steps"] == blocks == 25 and result["line_map_rows"] == 0
+
+
+def test_no_sessions_is_one_line(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = lit_env(tmp_path, home)
+    proc = lit(env, tmp_path, "import", "claude-code")
+    assert proc.returncode == 1 and proc.stderr.startswith("lit: no Claude Code sessions for ")
+    assert proc.stderr.count("\n") == 1
+    proc = lit(env, tmp_path, "import", "claude-code", str(tmp_path / "missing.jsonl"))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+
+
+@pytest.mark.skipif(not mt.CLAUDE.exists(), reason=f"Claude Code is not installed at {mt.CLAUDE} "
+                    "(npm install --prefix ~/.cache/lit-tests/claude-code @anthropic-ai/claude-code@2.1.197)")
+def test_a_live_claude_code_session_is_imported(tmp_path):
+    """The real CLI, offline, writes the transcript now: the importer follows the current format."""
+    run = mt.run_claude(tmp_path / "live")
+    assert run.output["result"] == "Committed hello.py and NOTES.md."
+    assert git(run.repo, "log", "--format=%s") == "Add notes\nAdd hello.py"
+    check_import(tmp_path, run.repo, run.home, run.transcript.parent)
