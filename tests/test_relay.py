@@ -1,0 +1,320 @@
+"""The relay between an agent and the Messages API: what the agent receives is what the upstream
+sent, byte for byte, errors and resets included, while the sink gets a copy of each exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import http.client
+import json
+import socket
+import threading
+import time
+
+import aiohttp
+import anthropic
+import pytest
+from conftest import FAKE_KEY, Sink
+
+from lit.proxy.anthropic import message_to_sse
+from lit.proxy.relay import Relay
+from lit.scripted import ScriptedUpstream, text_message, tool_message, wait_for
+
+MODEL = "claude-sonnet-4-6"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def raw(url: str, method: str = "POST", path: str = "/v1/messages", body: bytes | None = None,
+        headers: dict | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """One request with a client that changes nothing: (status, headers, body bytes as received)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {"content-type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def lower(headers: dict) -> dict:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def client(relay: Relay) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=relay.url, api_key=FAKE_KEY, max_retries=0)
+
+
+def message(text: str) -> dict:
+    """A complete message with fixed ids, so two answers to it are the same bytes."""
+    return {"id": "msg_01FIXED", "type": "message", "role": "assistant", "model": MODEL,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": 3, "output_tokens": 2}}
+
+
+# --- the real SDK as the agent ------------------------------------------------------------------
+
+
+def test_sdk_create_stream_and_helper_through_the_relay(upstream, relay, sink):
+    upstream.replies = [text_message("plain answer"), text_message("streamed answer"),
+                        tool_message("Write", {"file_path": "a.py", "content": "x = 1\n"}, thinking="a file")]
+    c = client(relay)
+    assert c.messages.create(model=MODEL, max_tokens=50, messages=HI).content[0].text == "plain answer"
+    events = list(c.messages.create(model=MODEL, max_tokens=50, messages=HI, stream=True))
+    assert [e.type for e in events][0::len(events) - 1] == ["message_start", "message_stop"]
+    assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == "streamed answer"
+    with c.messages.stream(model=MODEL, max_tokens=50, messages=HI) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "tool_use"]
+    assert final.content[1].input == {"file_path": "a.py", "content": "x = 1\n"}
+
+    assert wait_for(lambda: len(sink.responses) == 3)
+    assert [e.id for e in sink.requests] == [f"{sink.session_id}.{n}" for n in (1, 2, 3)]
+    assert [(e.status, e.complete, e.streamed, e.error) for e in sink.responses] == [
+        (200, True, False, None), (200, True, True, None), (200, True, True, None)]
+    assert all(e.ttfb_ms is not None and e.duration_ms >= e.ttfb_ms for e in sink.responses)
+    # The sink's copy is what the agent got: the recorder parses the same bytes.
+    assert b"streamed answer" in sink.responses[1].response_body
+    assert json.loads(sink.requests[0].request_body)["messages"] == HI
+    sent = lower(sink.requests[0].request_headers)
+    assert FAKE_KEY in (sent.get("x-api-key"), sent.get("authorization", "").removeprefix("Bearer "))
+    # (the relay hands the key on; the recorder is the one that drops it)
+
+
+def test_async_sdk_through_the_relay(upstream, relay, sink):
+    upstream.replies = [text_message("one"), text_message("two"), text_message("three")]
+
+    async def agent() -> list[str]:
+        c = anthropic.AsyncAnthropic(base_url=relay.url, api_key=FAKE_KEY, max_retries=0)
+        first = await c.messages.create(model=MODEL, max_tokens=50, messages=HI)
+        streamed = [e async for e in await c.messages.create(model=MODEL, max_tokens=50, messages=HI, stream=True)]
+        async with c.messages.stream(model=MODEL, max_tokens=50, messages=HI) as s:
+            third = await s.get_final_message()
+        await c.close()
+        return [first.content[0].text,
+                "".join(e.delta.text for e in streamed if e.type == "content_block_delta"), third.content[0].text]
+
+    assert asyncio.run(agent()) == ["one", "two", "three"]
+    assert wait_for(lambda: len(sink.responses) == 3)
+    assert all(e.complete for e in sink.responses)
+
+
+def test_requests_reach_the_upstream_as_the_agent_sent_them(upstream, relay):
+    upstream.replies = [text_message("ok")]
+    client(relay).messages.create(model=MODEL, max_tokens=5, messages=HI, extra_query={"beta": "true"},
+                                  extra_headers={"x-claude-code-session-id": "s-1", "x-api-key": FAKE_KEY})
+    seen = upstream.requests[-1]
+    assert seen["path"] == "/v1/messages" and seen["query"] == "beta=true"  # Claude Code's query string
+    headers = lower(seen["headers"])
+    assert headers["x-api-key"] == FAKE_KEY and headers["x-claude-code-session-id"] == "s-1"
+    assert headers["host"] == f"127.0.0.1:{upstream.port}"  # the upstream's, not the relay's
+    assert headers["user-agent"].startswith("Anthropic/Python")  # nothing of aiohttp's own
+    assert json.loads(seen["body"])["messages"] == HI
+
+
+# --- byte for byte ----------------------------------------------------------------------------------
+
+
+def test_a_stream_arrives_byte_for_byte_as_the_upstream_sent_it(upstream, relay, sink):
+    chunks = message_to_sse(message("every byte counts"))
+    upstream.replies = [{"chunks": chunks, "headers": {"request-id": "req_01FIXED"}}]
+    status, headers, body = raw(relay.url, body=b'{"stream": true}')
+    assert status == 200 and body == b"".join(chunks)
+    assert headers["content-type"] == "text/event-stream" and headers["request-id"] == "req_01FIXED"
+    assert wait_for(lambda: sink.responses)
+    assert sink.responses[0].response_body == body and sink.responses[0].streamed
+
+
+def test_direct_and_relayed_answers_are_the_same(upstream, relay):
+    answer = {"status": 200, "body": json.dumps(message("same")).encode(),
+              "headers": {"request-id": "req_01SAME", "content-type": "application/json",
+                          "anthropic-organization-id": "org-1"}}
+    upstream.replies = [answer, answer]
+    direct, relayed = raw(upstream.url), raw(relay.url)
+    assert relayed[0] == direct[0] and relayed[2] == direct[2]
+    per_connection = {"date", "server", "connection", "keep-alive", "transfer-encoding"}
+    assert ({k.lower(): v for k, v in relayed[1].items() if k.lower() not in per_connection}
+            == {k.lower(): v for k, v in direct[1].items() if k.lower() not in per_connection})
+
+
+def test_compressed_answers_pass_through_still_compressed(upstream, relay, sink):
+    payload = gzip.compress(json.dumps(message("squeezed")).encode())
+    upstream.replies = [{"status": 200, "body": payload,
+                         "headers": {"content-encoding": "gzip", "content-type": "application/json"}}]
+    status, headers, body = raw(relay.url, body=b"{}", headers={"accept-encoding": "gzip"})
+    assert headers["content-encoding"] == "gzip" and body == payload
+    assert lower(upstream.requests[-1]["headers"])["accept-encoding"] == "gzip"
+    assert wait_for(lambda: sink.responses) and sink.responses[0].response_body == payload
+    # The SDK (httpx) decompresses it as it would from the API.
+    upstream.replies.append(upstream.replies[0])
+    assert client(relay).messages.create(model=MODEL, max_tokens=5, messages=HI).content[0].text == "squeezed"
+
+
+def test_malformed_json_non_utf8_and_malformed_sse_are_relayed_unchanged(upstream, relay, sink):
+    bad_sse = [b"event: message_start\ndata: {not json\n\n", b"data: \xff\xfe\x00 raw\n\n", b"event: ping\n"]
+    upstream.replies = [{"chunks": bad_sse}]
+    request = b'{"model": "x", "messages": [\xff\xfe oops'
+    status, _, body = raw(relay.url, body=request)
+    assert status == 200 and body == b"".join(bad_sse)
+    assert upstream.requests[-1]["body"] == request
+    assert wait_for(lambda: sink.responses)
+    assert sink.requests[0].request_body == request and sink.responses[0].complete
+
+
+def test_twenty_megabytes_each_way(upstream, relay, sink):
+    big_request = b'{"blob": "' + b"r" * (20 * 1024 * 1024) + b'"}'
+    big_answer = [b"data: " + bytes([65 + i % 26]) * (1024 * 1024) + b"\n\n" for i in range(20)]
+    upstream.replies = [{"chunks": big_answer}]
+    status, _, body = raw(relay.url, body=big_request)
+    assert status == 200 and body == b"".join(big_answer)
+    assert upstream.requests[-1]["body"] == big_request
+    assert wait_for(lambda: sink.responses) and len(sink.responses[0].response_body) == len(body)
+
+
+def test_head_and_other_methods_and_paths(upstream, relay, sink):
+    status, _, body = raw(relay.url, "HEAD", "/")
+    assert (status, body) == (200, b"")
+    status, _, body = raw(relay.url, "GET", "/v1/models?limit=5")
+    assert status == 200 and json.loads(body)["data"][0]["id"] == MODEL
+    assert upstream.requests[-1]["query"] == "limit=5"
+    status, _, body = raw(relay.url, "POST", "/v1/messages/count_tokens", b'{"messages": []}')
+    assert status == 200 and "input_tokens" in json.loads(body)
+    assert wait_for(lambda: len(sink.responses) == 3)
+    assert [(e.method, e.path, e.query, e.status) for e in sink.responses] == [
+        ("HEAD", "/", "", 200), ("GET", "/v1/models", "limit=5", 200),
+        ("POST", "/v1/messages/count_tokens", "", 200)]
+
+
+# --- errors, as the upstream sent them -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status,kind,error_class,headers", [
+    (400, "invalid_request_error", anthropic.BadRequestError, {}),
+    (401, "authentication_error", anthropic.AuthenticationError, {}),
+    (429, "rate_limit_error", anthropic.RateLimitError, {"retry-after": "17"}),
+    (500, "api_error", anthropic.InternalServerError, {}),
+    (529, "overloaded_error", anthropic.APIStatusError, {"x-should-retry": "true"}),
+])
+def test_upstream_errors_reach_the_agent_as_sent(upstream, relay, sink, status, kind, error_class, headers):
+    body = {"type": "error", "error": {"type": kind, "message": f"scripted {status}"}}
+    upstream.replies = [{"status": status, "body": body, "headers": {"request-id": "req_err", **headers}}] * 2
+    with pytest.raises(error_class) as caught:
+        client(relay).messages.create(model=MODEL, max_tokens=5, messages=HI)
+    assert caught.value.status_code == status and caught.value.body == body
+    assert caught.value.response.headers.get("request-id") == "req_err"
+    for name, value in headers.items():
+        assert caught.value.response.headers[name] == value
+    got_status, got_headers, got_body = raw(relay.url, body=b"{}")
+    assert (got_status, json.loads(got_body)) == (status, body)
+    assert wait_for(lambda: len(sink.responses) == 2)
+    assert sink.responses[0].status == status and sink.responses[0].complete
+
+
+def test_a_reset_mid_stream_cuts_the_agent_too(upstream, relay, sink):
+    chunks = message_to_sse(message("this answer is cut off"))
+    upstream.replies = [{"chunks": chunks, "reset_after": 3}, {"chunks": chunks, "reset_after": 3}]
+    # The SDK's stream ends with its HTTP client's error, as when the API's connection breaks.
+    with pytest.raises(Exception, match="incomplete chunked read|peer closed"):
+        for _ in client(relay).messages.create(model=MODEL, max_tokens=50, messages=HI, stream=True):
+            pass
+    # A raw client sees what arrived before the cut, then no clean end of the body.
+    host, port = relay.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/v1/messages", body=b"{}")
+    resp = conn.getresponse()
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        resp.read()
+    conn.close()
+    assert b"".join(chunks).startswith(cut.value.partial) and b"".join(chunks[:3]) == cut.value.partial
+    assert wait_for(lambda: len(sink.responses) == 2)
+    ex = sink.responses[1]
+    assert not ex.complete and "upstream cut" in ex.error and ex.response_body == b"".join(chunks[:3])
+
+
+def test_unreachable_upstream_gives_a_502_naming_it(sink):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with Relay(dead, sink) as relay:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            client(relay).messages.create(model=MODEL, max_tokens=5, messages=HI)
+    assert caught.value.status_code == 502
+    assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "api_error"
+    assert caught.value.body["error"]["message"].startswith(f"lit: upstream {dead} unreachable: ")
+    assert sink.responses[0].status == 502 and not sink.responses[0].complete
+
+
+def test_when_the_agent_hangs_up_the_upstream_call_ends_with_it(upstream, relay, sink):
+    chunks = [b"data: %d\n\n" % i for i in range(200)]
+    upstream.replies = [{"chunks": chunks, "delay": 0.05}]  # 10 s if read to the end
+
+    async def read_one_chunk_and_leave() -> bytes:
+        async with aiohttp.ClientSession() as s:
+            resp = await s.post(relay.url + "/v1/messages", data=b"{}")
+            first = await resp.content.readany()
+            resp.close()
+            return first
+
+    started = time.monotonic()
+    assert asyncio.run(read_one_chunk_and_leave()).startswith(b"data: 0")
+    assert wait_for(lambda: sink.responses, timeout=5)
+    assert time.monotonic() - started < 3
+    ex = sink.responses[0]
+    assert not ex.complete and "agent closed" in ex.error and len(ex.response_body) < sum(map(len, chunks))
+
+
+# --- the sink cannot hurt the agent --------------------------------------------------------------
+
+
+class BrokenSink(Sink):
+    def request(self, exchange):
+        raise RuntimeError("disk full")
+
+    def response(self, exchange):
+        raise OSError("database is locked")
+
+
+def test_a_failing_sink_never_reaches_the_agent(upstream):
+    upstream.replies = [text_message("still here"), text_message("and here")]
+    with Relay(upstream.url, BrokenSink()) as relay:
+        c = client(relay)
+        assert c.messages.create(model=MODEL, max_tokens=5, messages=HI).content[0].text == "still here"
+        assert "and here" in "".join(str(e) for e in c.messages.create(model=MODEL, max_tokens=5, messages=HI,
+                                                                        stream=True))
+    assert relay.sink_errors == 4 and "disk full" in relay.sink_problems[0]
+
+
+# --- where it listens ----------------------------------------------------------------------------------
+
+
+def test_listens_on_loopback_only_and_reports_a_taken_port(upstream, relay):
+    assert relay._runner.addresses == [("127.0.0.1", relay.port)]
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.2", relay.port), timeout=2):
+        pass  # the same port on another loopback address: nobody there
+    with pytest.raises(OSError):
+        Relay(upstream.url, port=relay.port).start()
+
+
+def test_concurrent_streams_each_get_their_own_answer(upstream, relay, sink):
+    upstream.replies = lambda body: text_message(body["messages"][0]["content"] * 3)
+
+    def one(i: int, out: dict) -> None:
+        with client(relay).messages.stream(model=MODEL, max_tokens=5,
+                                           messages=[{"role": "user", "content": f"<{i}>"}]) as s:
+            out[i] = s.get_final_message().content[0].text
+
+    out: dict[int, str] = {}
+    threads = [threading.Thread(target=one, args=(i, out)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert out == {i: f"<{i}>" * 3 for i in range(16)}
+    assert wait_for(lambda: len(sink.responses) == 16)
+    assert len({e.id for e in sink.responses}) == 16
+
+
+def test_an_upstream_with_a_path_prefix_keeps_it(sink):
+    with ScriptedUpstream([text_message("prefixed")]) as up, Relay(up.url + "/gateway/", sink) as relay:
+        assert client(relay).messages.create(model=MODEL, max_tokens=5, messages=HI).content[0].text == "prefixed"
+    assert up.requests[-1]["path"] == "/gateway/v1/messages"
