@@ -240,6 +240,64 @@ def show(
         typer.echo(listing.render_thread(detail, color=color))
 
 
+# --- blame, weave (issue 4) --------------------------------------------------------------------------
+
+
+@app.command()
+def blame(
+    file: str = typer.Argument(..., help="The file to blame, as for git blame."),
+    line_range: str = typer.Option(None, "-L", help="START,END (or any -L form git blame takes)."),
+    rev: str = typer.Option(None, "--rev", help="Blame the file as of this revision (default: the working tree)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (schema in the README)."),
+    full: bool = typer.Option(False, "--full", help="The whole prompt, reasoning and tool call of each step."),
+    db: str = DB_OPTION,
+) -> None:
+    """Each line with the step that wrote it and the first sentence of why.
+
+    Lines of commits without a thread show as git blame shows them; lines a person wrote
+    inside an agent's commit say human. Works from refs/notes/lit alone, without a DB.
+
+    \b
+    Example:
+      lit blame src/app.py -L 40,60
+      lit blame src/app.py --json | jq '.[] | select(.kind == "human")'
+    """
+    from lit import blame as blame_module
+
+    result = blame_module.blame(file, line_range=line_range, rev=rev, db_path=db)
+    if as_json:
+        _echo_json(blame_module.to_json(result.lines))
+        return
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    typer.echo(blame_module.render(result.lines, color=color, full=full, notes=result.notes))
+
+
+@app.command()
+def weave(
+    target: str = typer.Argument("HEAD", help="A commit (HEAD, a SHA), a range (main..HEAD) or a thread id."),
+    output: str = typer.Option(None, "--output", "-o", help="The HTML file (default: lit-weave-<sha>.html here)."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+    db: str = DB_OPTION,
+) -> None:
+    """Write a commit as one self-contained HTML page: each step's reasoning beside the lines it wrote.
+
+    A range weaves a book, a chapter per commit. The page loads nothing from the network.
+
+    \b
+    Example:
+      lit weave HEAD --open
+      lit weave main..HEAD -o review.html
+    """
+    from lit import weave as weave_module
+
+    path = weave_module.weave(target, output, db_path=db)
+    typer.echo(str(path))
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,449 @@
+"""`lit blame`: git blame, with the step and the reasoning that wrote each line.
+
+One `git blame --porcelain` gives, for each line, the commit that introduced it and the line's
+number in that commit (git follows it through later commits, moves and copies). That commit's
+note (refs/notes/lit, see docs/ARCHITECTURE.md) maps (path, line) to a step and says why. Where a
+commit has no note, the DB's threads/line_map/steps say the same; where neither knows it, the
+`Lit-Thread:` trailer of the commit message still names the thread.
+
+This module also holds the reader that `lit weave` shares: `commit_notes()` returns, for a set
+of commits, a note-shaped dict per commit, from the notes or else from the DB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lit.errors import LitError
+from lit.render import terminal_safe
+
+NOTES_REF = "refs/notes/lit"
+ZERO_SHA = "0" * 40
+
+
+# --- git ------------------------------------------------------------------------------------------
+
+
+def git(args: list[str], cwd: str | os.PathLike | None = None, input: bytes | None = None,
+        check: bool = True) -> bytes:
+    """Run git; a failure becomes a one-line LitError with git's own message."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True)
+    except FileNotFoundError as e:
+        raise LitError("git is not installed (lit needs git on PATH)") from e
+    if check and proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise LitError(f"git {args[0]}: {msg[-1] if msg else 'failed'}")
+    return proc.stdout
+
+
+def cat_file_batch(objects: list[str], cwd: str | os.PathLike | None = None) -> dict[str, bytes]:
+    """The contents of many objects in one `git cat-file --batch` call."""
+    if not objects:
+        return {}
+    out = git(["cat-file", "--batch"], cwd=cwd, input=("\n".join(objects) + "\n").encode())
+    result: dict[str, bytes] = {}
+    pos = 0
+    for name in objects:
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl].split()
+        pos = nl + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        result[name] = out[pos:pos + size]
+        pos += size + 1  # the content is followed by a newline
+    return result
+
+
+# --- notes, the DB, trailers: a note-shaped dict per commit ------------------------------------------
+
+
+def _read_note_json(data: bytes) -> dict | None:
+    try:
+        note = json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        return None  # a note that is not lit's (or is damaged) is ignored, like no note
+    return note if isinstance(note, dict) and "thread" in note else None
+
+
+def read_notes(commits: Iterable[str] | None, cwd: str | os.PathLike | None = None) -> dict[str, dict]:
+    """The lit notes of `commits` (full SHAs; None: every annotated commit), read with two git
+    calls whatever their number: `git notes list` maps commits to note blobs, one cat-file reads
+    them all."""
+    listing = git(["notes", f"--ref={NOTES_REF}", "list"], cwd=cwd, check=False).decode()
+    blobs: dict[str, str] = {}
+    wanted = set(commits) if commits is not None else None
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and (wanted is None or parts[1] in wanted):
+            blobs[parts[1]] = parts[0]
+    contents = cat_file_batch(sorted(set(blobs.values())), cwd=cwd)
+    notes = {}
+    for commit, blob in blobs.items():
+        note = _read_note_json(contents.get(blob, b""))
+        if note is not None:
+            notes[commit] = note
+    return notes
+
+
+def open_db(db_path: str | None):
+    """lit's DB if there is one (None when there is none: notes alone are enough). A --db that
+    was named explicitly and does not exist is an error."""
+    from lit import store
+
+    path = store.resolve_db_path(db_path)
+    if not path.exists():
+        if db_path:
+            raise LitError(f"no lit DB at {path}")
+        return None
+    return store.connect(path, create=False)
+
+
+def _iso(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
+
+
+def _json_or(value: str | None) -> Any:
+    if not value:
+        return {}
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def note_from_db(db, thread: dict) -> dict:
+    """A note-shaped dict (the contract's format) for a thread in the DB, so blame and weave read
+    one shape. Unlike a note it holds every tool call of the thread, not only the cited ones."""
+    steps = list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread["id"]]))
+    results = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_result" and s.get("tool_use_id")}
+    prompts, note_steps = [], {}
+    why: list[str] = []
+    prompt_id = None
+    for s in steps:
+        if s["kind"] == "prompt":
+            prompts.append({"step": s["id"], "text": s.get("text") or ""})
+            prompt_id, why = s["id"], []
+        elif s["kind"] in ("thinking", "text"):
+            if s.get("text"):
+                why.append(s["text"])
+        elif s["kind"] == "tool_call":
+            result = results.get(s.get("tool_use_id"))
+            note_steps[s["id"]] = {
+                "seq": s["seq"], "kind": "tool_call", "tool": s.get("tool_name"),
+                "input": _json_or(s.get("tool_input")), "why": "\n\n".join(why), "prompt": prompt_id,
+                "result": (result.get("text") or "")[:500] if result else None,
+                "is_error": bool(result and result.get("is_error")),
+            }
+            why = []
+    files: dict[str, list] = {}
+    commit = thread.get("commit_sha")
+    if commit:
+        for row in db.query("SELECT path, line_start, line_end, step_id FROM line_map WHERE commit_sha = ?"
+                            " ORDER BY path, line_start", [commit]):
+            files.setdefault(row["path"], []).append([row["line_start"], row["line_end"], row["step_id"]])
+            sid = row["step_id"]
+            if sid and sid not in note_steps:  # a cited step that is not a tool call
+                for s in steps:
+                    if s["id"] == sid:
+                        note_steps[sid] = {"seq": s["seq"], "kind": s["kind"], "why": s.get("text") or ""}
+    usage_row = db.execute(
+        """SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+                  COALESCE(SUM(cache_creation_input_tokens), 0), COALESCE(SUM(cache_read_input_tokens), 0),
+                  group_concat(DISTINCT model)
+           FROM exchanges WHERE thread_id = ?""", [thread["id"]]).fetchone()
+    agent_row = db.execute("SELECT agent FROM sessions WHERE id = ?", [thread.get("session_id")]).fetchone()
+    return {
+        "version": 1,
+        "thread": thread["id"],
+        "session": thread.get("session_id"),
+        "commit": commit,
+        "agent": agent_row[0] if agent_row else None,
+        "models": sorted(filter(None, (usage_row[4] or "").split(","))),
+        "started_at": _iso(thread.get("started_at")),
+        "ended_at": _iso(thread.get("bound_at") or thread.get("ended_at")),
+        "usage": {"input_tokens": usage_row[0], "output_tokens": usage_row[1],
+                  "cache_creation_input_tokens": usage_row[2], "cache_read_input_tokens": usage_row[3]},
+        "prompts": prompts,
+        "files": files,
+        "steps": note_steps,
+        "truncated": False,
+        "source": "db",
+    }
+
+
+def db_notes(db, commits: Iterable[str]) -> dict[str, dict]:
+    """Note-shaped dicts from the DB for the commits it has a bound thread for."""
+    commits = list(commits)
+    found: dict[str, dict] = {}
+    for i in range(0, len(commits), 500):  # SQLite's variable limit
+        chunk = commits[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        for thread in db.query(f"SELECT * FROM threads WHERE commit_sha IN ({marks})", chunk):
+            found[thread["commit_sha"]] = note_from_db(db, thread)
+    return found
+
+
+def trailer_threads(commits: Iterable[str], cwd: str | os.PathLike | None = None) -> dict[str, str]:
+    """commit -> thread id from the `Lit-Thread:` trailer, for commits that have neither a note nor
+    a DB row (a squash merge on a host drops notes, keeps messages). One git call."""
+    commits = list(commits)
+    if not commits:
+        return {}
+    out = git(["log", "--no-walk=unsorted", "--stdin",
+               "--format=%H%x1f%(trailers:key=Lit-Thread,valueonly,separator=%x2c)%x1e"],
+              cwd=cwd, input=("\n".join(commits) + "\n").encode()).decode("utf-8", "replace")
+    found = {}
+    for record in out.split("\x1e"):
+        sha, _, value = record.strip().partition("\x1f")
+        value = value.strip().split(",")[0].strip()
+        if sha and value:
+            found[sha] = value
+    return found
+
+
+def commit_notes(commits: Iterable[str], cwd: str | os.PathLike | None = None,
+                 db_path: str | None = None, db=None) -> dict[str, dict]:
+    """A note-shaped dict for each commit that lit knows: its note, else its thread in the DB,
+    else a stub {"thread": id, "files": {}} from its trailer. Commits lit does not know are absent."""
+    commits = [c for c in dict.fromkeys(commits) if c and c != ZERO_SHA]
+    notes = read_notes(commits, cwd=cwd)
+    for note in notes.values():
+        note.setdefault("source", "note")
+    missing = [c for c in commits if c not in notes]
+    if missing:
+        if db is None:
+            db = open_db(db_path)
+        if db is not None:
+            notes.update(db_notes(db, missing))
+        missing = [c for c in missing if c not in notes]
+    for commit, thread in trailer_threads(missing, cwd=cwd).items():
+        notes[commit] = {"version": 1, "thread": thread, "commit": commit, "files": {}, "steps": {},
+                         "prompts": [], "source": "trailer"}
+    return notes
+
+
+# --- the line map ------------------------------------------------------------------------------
+
+
+class LineMap:
+    """(path, line) -> step id, None (a person), or MISSING (not in the map), for one note."""
+
+    MISSING = object()
+
+    def __init__(self, note: dict):
+        self._files: dict[str, list] = {}
+        for path, ranges in (note.get("files") or {}).items():
+            self._files[path] = sorted((r for r in ranges if isinstance(r, list) and len(r) == 3),
+                                       key=lambda r: r[0])
+
+    def lookup(self, path: str, line: int):
+        for start, end, step in self._files.get(path, ()):
+            if start <= line <= end:
+                return step
+            if start > line:
+                break
+        return self.MISSING
+
+
+def first_sentence(text: str | None) -> str:
+    """The first sentence of the first non-empty line (markdown markers and all)."""
+    for line in (text or "").splitlines():
+        line = line.strip().lstrip("#>*- ").strip()
+        if line:
+            m = re.search(r"(?<=[.!?])\s", line)
+            return line[: m.start()] if m else line
+    return ""
+
+
+# --- blame -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BlameLine:
+    line: int  # in the blamed file (at REV)
+    commit: str  # full SHA; 40 zeros for uncommitted lines
+    orig_path: str
+    orig_line: int  # the line's number in `commit`
+    text: str
+    author: str = ""
+    author_time: int = 0
+    summary: str = ""
+    thread: str | None = None
+    step: str | None = None
+    kind: str = "commit"  # step | human | thread | commit | uncommitted
+    why: str = ""
+    tool: str | None = None
+
+
+def parse_porcelain(data: bytes) -> list[BlameLine]:
+    """`git blame --porcelain` -> one BlameLine per line (commit headers are given once per
+    commit, the first time it appears, and apply to all its later lines)."""
+    info: dict[str, dict] = {}
+    lines: list[BlameLine] = []
+    it = iter(data.split(b"\n"))
+    for raw in it:
+        if not raw:
+            continue
+        head = raw.decode("utf-8", "replace").split(" ")
+        sha, orig, final = head[0], int(head[1]), int(head[2])
+        meta = info.setdefault(sha, {})
+        for raw_field in it:
+            if raw_field.startswith(b"\t"):
+                text = raw_field[1:].decode("utf-8", "replace")
+                break
+            key, _, value = raw_field.decode("utf-8", "replace").partition(" ")
+            meta[key] = value
+        lines.append(BlameLine(line=final, commit=sha, orig_path=meta.get("filename", ""), orig_line=orig,
+                               text=text, author=meta.get("author", ""),
+                               author_time=int(meta.get("author-time", 0) or 0),
+                               summary=meta.get("summary", "")))
+        # "filename" can change between lines of the same commit (copies): keep it per line
+    return lines
+
+
+@dataclass
+class Blame:
+    lines: list[BlameLine]
+    notes: dict[str, dict]  # commit -> its note-shaped dict, for the commits lit knows
+
+
+def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
+          cwd: str | os.PathLike | None = None, db_path: str | None = None) -> Blame:
+    """Blame `path` (at `rev`, or the working tree) and attribute each line to its step."""
+    args = ["blame", "--porcelain", "-M", "-C"]
+    if line_range:  # git checks it, and says what is wrong in one line
+        args += ["-L", line_range]
+    if rev:
+        args.append(rev)
+    args += ["--", path]
+    lines = parse_porcelain(git(args, cwd=cwd))
+    notes = commit_notes({bl.commit for bl in lines}, cwd=cwd, db_path=db_path)
+    maps = {commit: LineMap(note) for commit, note in notes.items()}
+    for bl in lines:
+        if bl.commit == ZERO_SHA:
+            bl.kind = "uncommitted"
+            continue
+        note = notes.get(bl.commit)
+        if note is None:
+            continue
+        bl.thread = note.get("thread")
+        step = maps[bl.commit].lookup(bl.orig_path, bl.orig_line)
+        if step is LineMap.MISSING:
+            bl.kind = "thread"  # the commit has a thread but no line map for this line
+        elif step is None:
+            bl.kind = "human"
+        else:
+            bl.kind, bl.step = "step", step
+            info = (note.get("steps") or {}).get(step) or {}
+            bl.why = first_sentence(info.get("why"))
+            bl.tool = info.get("tool")
+    return Blame(lines, notes)
+
+
+def to_json(lines: list[BlameLine]) -> list[dict]:
+    """The `lit blame --json` schema (documented in README.md): one object per line."""
+    return [{"line": bl.line, "commit": bl.commit, "path": bl.orig_path, "orig_line": bl.orig_line,
+             "thread": bl.thread, "step": bl.step, "kind": bl.kind, "tool": bl.tool, "why": bl.why or None,
+             "author": bl.author, "author_time": _iso(bl.author_time), "text": bl.text} for bl in lines]
+
+
+# --- the terminal ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    lines: list[BlameLine] = field(default_factory=list)
+
+    @property
+    def first(self) -> BlameLine:
+        return self.lines[0]
+
+
+def groups(lines: list[BlameLine]) -> list[Group]:
+    """Consecutive lines from the same step (or the same commit, for lines without a step)."""
+    out: list[Group] = []
+    for bl in lines:
+        key = (bl.commit, bl.step, bl.kind)
+        if out and (out[-1].first.commit, out[-1].first.step, out[-1].first.kind) == key:
+            out[-1].lines.append(bl)
+        else:
+            out.append(Group([bl]))
+    return out
+
+
+_COLOURS = {"sha": "33", "step": "36", "why": "1", "human": "35", "dim": "2", "thread": "36"}
+
+
+def _paint(text: str, what: str, color: bool) -> str:
+    return f"\x1b[{_COLOURS[what]}m{text}\x1b[0m" if color and text else text
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _full_text(note: dict, step_id: str) -> list[str]:
+    """--full: the prompt, the whole reasoning and the tool call of one step."""
+    step = (note.get("steps") or {}).get(step_id) or {}
+    prompts = {p.get("step"): p.get("text", "") for p in note.get("prompts") or []}
+    out = []
+    if step.get("prompt") in prompts:
+        out.append(("prompt", prompts[step["prompt"]]))
+    if step.get("why"):
+        out.append(("why", step["why"]))
+    if step.get("tool"):
+        out.append((f"call {step['tool']}", json.dumps(step.get("input"), ensure_ascii=False, indent=2)))
+    if step.get("result"):
+        out.append(("result", step["result"]))
+    lines = []
+    for label, text in out:
+        body = terminal_safe(text).rstrip().splitlines() or [""]
+        lines.append(f"    {label}: {body[0]}")
+        lines += [f"      {line}" for line in body[1:]]
+    return lines
+
+
+def render(lines: list[BlameLine], *, color: bool = False, width: int | None = None, full: bool = False,
+           notes: dict[str, dict] | None = None) -> str:
+    """The terminal view: a header line per group of agent-written lines (commit, step, tool and the
+    first sentence of why), then its lines; other lines as git blame shows them."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    numw = len(str(lines[-1].line)) if lines else 1
+    out: list[str] = []
+    for g in groups(lines):
+        bl = g.first
+        short = bl.commit[:8]
+        if bl.kind == "step":
+            thread, _, seq = (bl.step or "").partition(".")
+            label = f"step {seq}" + (f" {bl.tool}" if bl.tool else "")
+            head = f"{short} {thread} {label}"
+            why = _cut(terminal_safe(bl.why), max(width - len(head) - 3, 10)) if bl.why else ""
+            out.append(f"{_paint(short, 'sha', color)} {_paint(thread, 'thread', color)} "
+                       f"{_paint(label, 'step', color)}" + (f" · {_paint(why, 'why', color)}" if why else ""))
+            if full and notes and bl.commit in notes:
+                out += [_paint(x, "dim", color) for x in _full_text(notes[bl.commit], bl.step or "")]
+            gutter = ""
+        elif bl.kind == "human":
+            gutter = _paint(f"{short} human ({_cut(bl.author, 16)}, thread {bl.thread})", "human", color)
+        elif bl.kind == "thread":
+            gutter = f"{_paint(short, 'sha', color)} thread {bl.thread}"
+        elif bl.kind == "uncommitted":
+            gutter = _paint("not committed yet", "dim", color)
+        else:
+            date = time.strftime("%Y-%m-%d", time.localtime(bl.author_time)) if bl.author_time else ""
+            gutter = f"{_paint(short, 'sha', color)} ({_cut(bl.author, 16)} {date})"
+        if gutter:
+            out.append(gutter)
+        for x in g.lines:
+            out.append(f"  {_paint(str(x.line).rjust(numw), 'dim', color)} │ {x.text}")
+    return "\n".join(out)

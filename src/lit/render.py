@@ -1,0 +1,134 @@
+"""Safe rendering shared by the readers (weave, serve, pr): markdown, code highlighting, templates,
+and text for a terminal.
+
+Everything a model or a person wrote is hostile until escaped. So: markdown goes through
+markdown-it-py with raw HTML off, links only to http(s), mailto and in-page anchors, and images
+turned into plain text (a page that loads nothing from the network cannot be used to track who
+read it). Templates autoescape. Code is escaped token by token before it gets its colour spans.
+
+    from lit.render import markdown, highlight_lines, template_env, terminal_safe
+    markdown("**bold** <script>x</script>")   # Markup('<p><strong>bold</strong> &lt;script&gt;...')
+    highlight_lines("a.py", ["x = 1", "y = 'a"])  # one escaped, coloured Markup per input line
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import unicodedata
+
+import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pygments.lexers import get_lexer_for_filename
+from pygments.lexers.special import TextLexer
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+from lit.paths import templates_dir
+
+# Schemes a link in rendered markdown may use; anything else (javascript:, data:, vbscript:,
+# file:) is dropped and the link shows as text.
+_SAFE_LINK = re.compile(r"^(https?:|mailto:|#|/(?!/)|\./|\.\./|[\w.-]+(/|$|#))", re.IGNORECASE)
+
+
+def safe_link(url: str) -> bool:
+    """True when a link may be rendered as <a href>: http(s), mailto, anchors and relative paths.
+    Control characters and whitespace are removed first, as browsers do ("java\\nscript:")."""
+    cleaned = "".join(ch for ch in url if not unicodedata.category(ch).startswith("C") and not ch.isspace())
+    return bool(_SAFE_LINK.match(cleaned)) and not cleaned.lower().startswith(("javascript:", "data:"))
+
+
+@functools.lru_cache(maxsize=1)
+def _md() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable("table").enable("strikethrough")
+    md.disable("image")  # ![x](http://...) would load from the network: shown as "!" + a link
+    md.validateLink = safe_link  # type: ignore[method-assign]
+    return md
+
+
+def markdown(text: str | None) -> Markup:
+    """Markdown to HTML with raw HTML off: `<script>` shows as text, unsafe links as text."""
+    if not text:
+        return Markup("")
+    return Markup(_md().render(text))
+
+
+# --- code ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _lexer(path: str):
+    try:
+        return get_lexer_for_filename(path, stripnl=False, stripall=False, ensurenl=False)
+    except ClassNotFound:
+        return TextLexer(stripnl=False, ensurenl=False)
+
+
+def _css_class(ttype) -> str:
+    while ttype not in STANDARD_TYPES:
+        ttype = ttype.parent
+    return STANDARD_TYPES[ttype]
+
+
+def highlight_lines(path: str, lines: list[str]) -> list[Markup]:
+    """Highlight `lines` (one file's text, in order) with the lexer for `path`; returns one Markup
+    per line: escaped text in <span class="..."> using Pygments' short class names (style them
+    with `pygments_css`). Lexed as one text, so strings spanning lines colour right."""
+    if not lines:
+        return []
+    out: list[list[str]] = [[]]
+    for ttype, value in _lexer(path).get_tokens("\n".join(lines)):
+        cls = _css_class(ttype)
+        parts = value.split("\n")
+        for i, part in enumerate(parts):
+            if i:
+                out.append([])
+            if part:
+                text = html.escape(part, quote=False)
+                out[-1].append(f'<span class="{cls}">{text}</span>' if cls else text)
+    # A trailing newline in the last line would add an empty line; keep exactly len(lines).
+    rendered = [Markup("".join(parts)) for parts in out[: len(lines)]]
+    rendered += [Markup("")] * (len(lines) - len(rendered))
+    return rendered
+
+
+def pygments_css(scope: str = ".code", light: str = "default", dark: str = "github-dark") -> str:
+    """The stylesheet for highlight_lines' classes: a light style, and a dark one under
+    prefers-color-scheme: dark. Inline it in the page (no network)."""
+    from pygments.formatters import HtmlFormatter
+
+    # Token rules only: backgrounds and line numbers are the page's business.
+    light_css = "\n".join(HtmlFormatter(style=light).get_token_style_defs(scope))
+    dark_css = "\n".join(HtmlFormatter(style=dark).get_token_style_defs(scope))
+    return f"{light_css}\n@media (prefers-color-scheme: dark) {{\n{dark_css}\n}}\n"
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def template_env() -> jinja2.Environment:
+    """Jinja2 over templates/, autoescape on for every template, with the `markdown` filter.
+    Missing keys render empty: notes come from several writers and versions."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["markdown"] = markdown
+    return env
+
+
+# --- terminals ------------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str | None) -> str:
+    """Text from a note or the DB, made safe to print: no escape sequences (a recorded "\\x1b]..."
+    could retitle or rewrite the reader's terminal), no bidi overrides; tabs and newlines kept."""
+    return _CONTROL.sub("", text or "")

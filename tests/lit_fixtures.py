@@ -1,0 +1,229 @@
+"""Real git repositories with lit's notes and DB rows, for the readers' tests (blame, weave, pr,
+serve). Notes follow docs/ARCHITECTURE.md "The line map and the note" exactly, written with
+`git notes --ref=lit add`; DB rows go through the store's tables.
+
+    from lit_fixtures import build_story
+    story = build_story(tmp_path / "repo", db_path=tmp_path / "lit.db")
+    story.commits["write"], story.threads["write"], story.steps["edit"]
+
+The story (the file wordcount.py, as the README's examples show it):
+  person   app.py, an ordinary commit by Ann Person
+  write    thread T1 (note): a Write of wordcount.py, an Edit of line 5, a person's line 13
+  lines    thread T2 (DB only, no note): an Edit inserting count_lines() as lines 8-10
+  tidy     thread T3 (only a `Lit-Thread:` trailer): a last line appended
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+T1, T2, T3 = "3f9c0a1b2c4d", "8d7e6f5a4b3c", "5e4d3c2b1a09"
+S1 = "a0b1c2d3e4f5"
+BASE_TIME = 1795894800  # 2026-11-28 19:40 UTC, so pages and blame show stable dates
+
+
+def git(repo: str | os.PathLike, *args: str, input: str | None = None, when: int | None = None,
+        author: tuple[str, str] | None = None) -> str:
+    env = dict(os.environ)
+    if when is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"{when} +0000"
+    if author:
+        env["GIT_AUTHOR_NAME"], env["GIT_AUTHOR_EMAIL"] = author
+    proc = subprocess.run(["git", *args], cwd=repo, input=input, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f"git {' '.join(args)}: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def init_repo(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Lit Agent")
+    git(path, "config", "user.email", "agent@example.com")
+    git(path, "config", "commit.gpgsign", "false")
+    return path
+
+
+def commit_files(repo: str | os.PathLike, files: dict[str, str], message: str, *, when: int | None = None,
+                 author: tuple[str, str] | None = None) -> str:
+    """Write `files` (path -> content), commit them, return the full SHA."""
+    for rel, content in files.items():
+        p = Path(repo) / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        git(repo, "add", rel)
+    git(repo, "commit", "-q", "-m", message, when=when, author=author)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def make_note(commit: str, thread: str, *, files: dict[str, list], steps: dict[str, dict],
+              prompts: list[dict], session: str = S1, agent: str = "claude-cli/2.1.197",
+              models: list[str] | None = None, started_at: str = "2026-11-28T19:40:00Z",
+              ended_at: str = "2026-11-28T19:52:10Z", usage: dict | None = None) -> dict:
+    """A note in the contract's format (version 1)."""
+    return {
+        "version": 1,
+        "thread": thread,
+        "session": session,
+        "commit": commit,
+        "agent": agent,
+        "models": models or ["claude-sonnet-4-6"],
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "usage": usage or {"input_tokens": 18234, "output_tokens": 1620,
+                           "cache_creation_input_tokens": 4096, "cache_read_input_tokens": 52110},
+        "prompts": prompts,
+        "files": files,
+        "steps": steps,
+        "truncated": False,
+    }
+
+
+def add_note(repo: str | os.PathLike, commit: str, note: dict) -> None:
+    git(repo, "notes", "--ref=lit", "add", "-f", "-F", "-", commit, input=json.dumps(note))
+
+
+def add_db_thread(db_path: str | os.PathLike, *, thread: str, commit: str | None, steps: list[dict],
+                  line_map: dict[str, list], session: str = S1, repo_root: str | None = None,
+                  agent: str = "claude-cli/2.1.197", model: str = "claude-sonnet-4-6",
+                  tokens: tuple[int, int] = (9100, 840), started_at: float = BASE_TIME) -> None:
+    """A bound thread in the DB: its session, one exchange (model and tokens), its steps (dicts
+    with kind, text, tool_name, tool_input, tool_use_id, is_error; seq from their order) and
+    its line map rows."""
+    from lit import store
+
+    db = store.connect(db_path)
+    with db.conn:
+        db["sessions"].insert({"id": session, "started_at": started_at, "argv": json.dumps(["claude"]),
+                               "cwd": repo_root, "repo_root": repo_root, "agent": agent}, ignore=True)
+        db["threads"].insert({"id": thread, "session_id": session, "seq": 1, "started_at": started_at,
+                              "ended_at": started_at + 300, "status": "bound" if commit else "pending",
+                              "commit_sha": commit, "bound_at": started_at + 300 if commit else None,
+                              "repo_root": repo_root, "title": steps[0].get("text", "")[:80]})
+        db["exchanges"].insert({"id": f"{session}.{thread}", "session_id": session, "seq": 1,
+                                "started_at": started_at, "model": model, "thread_id": thread, "role": "main",
+                                "input_tokens": tokens[0], "output_tokens": tokens[1], "complete": 1})
+        for seq, s in enumerate(steps, 1):
+            row = {"id": f"{thread}.{seq}", "thread_id": thread, "session_id": session, "seq": seq,
+                   "created_at": started_at + seq, "kind": s["kind"], "text": s.get("text"),
+                   "tool_name": s.get("tool_name"), "tool_use_id": s.get("tool_use_id"),
+                   "tool_input": json.dumps(s["tool_input"]) if "tool_input" in s else None,
+                   "is_error": int(bool(s.get("is_error"))), "model": model}
+            db["steps"].insert(row)
+        for path, ranges in line_map.items():
+            for start, end, step in ranges:
+                db["line_map"].insert({"commit_sha": commit, "path": path, "line_start": start,
+                                       "line_end": end, "step_id": step, "thread_id": thread})
+    db.conn.close()
+
+
+# --- the story --------------------------------------------------------------------------------------
+
+APP = "def hello():\n    return 'hello'\n"
+
+WORDCOUNT_WRITE = '''import sys
+
+
+def count_words(text):
+    return len(text.split(" "))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    for path in argv:
+        with open(path) as f:
+            print(path, count_words(f.read()))
+'''
+
+WORDCOUNT_V1 = WORDCOUNT_WRITE.replace('text.split(" ")', "text.split()") + "    # checked by hand on a 3 MB file\n"
+
+COUNT_LINES = 'def count_lines(text):\n    return text.count("\\n")\n\n\n'
+
+
+def _insert_after(text: str, line: int, block: str) -> str:
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:line]) + block + "".join(lines[line:])
+
+
+WORDCOUNT_V2 = _insert_after(WORDCOUNT_V1, 7, COUNT_LINES)  # count_lines() is lines 8-11
+WORDCOUNT_V3 = WORDCOUNT_V2 + "\n\nif __name__ == \"__main__\":\n    main()\n"
+
+WRITE_WHY = ("I'll write a small module with a pure `count_words()` and a `main()` that reads each file "
+             "named on the command line. Keeping the counting separate makes it easy to test.")
+EDIT_WHY = ("Splitting on a single space counts runs of spaces as words. `str.split()` with no "
+            "argument splits on any whitespace and drops empty strings, which is what `wc -w` does.")
+LINES_WHY = "Counting newline characters matches what `wc -l` reports. I'll add it beside count_words()."
+
+
+@dataclass
+class Story:
+    repo: Path
+    db_path: Path | None
+    commits: dict[str, str] = field(default_factory=dict)
+    threads: dict[str, str] = field(default_factory=dict)
+    steps: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, dict] = field(default_factory=dict)
+
+
+def build_story(repo: str | os.PathLike, db_path: str | os.PathLike | None = None,
+                hostile: str | None = None) -> Story:
+    """The repository described in this module's docstring. Without db_path, the DB-only thread
+    (T2) has no record at all, like a clone that fetched only the notes. `hostile` is added to
+    T1's prompt and reasoning (for escaping tests)."""
+    repo = init_repo(repo)
+    story = Story(repo=repo, db_path=Path(db_path) if db_path else None)
+    person = ("Ann Person", "ann@example.com")
+    story.commits["person"] = commit_files(repo, {"app.py": APP}, "Add hello()", when=BASE_TIME - 86400,
+                                           author=person)
+
+    # T1: Write, a tool result, reasoning, Edit (line 5), and a person's line 13, in one commit.
+    c1 = commit_files(repo, {"wordcount.py": WORDCOUNT_V1},
+                      f"Add wordcount.py, a small wc -w\n\nLit-Thread: {T1}", when=BASE_TIME)
+    prompt = "Write wordcount.py: print the number of words in each file given on the command line."
+    why_write, why_edit = WRITE_WHY, EDIT_WHY
+    if hostile:
+        prompt += "\n\n" + hostile
+        why_write += "\n\n" + hostile
+    steps = {
+        f"{T1}.1": {"seq": 1, "kind": "prompt", "text": prompt},
+        f"{T1}.3": {"seq": 3, "kind": "tool_call", "tool": "Write",
+                    "input": {"file_path": "wordcount.py", "content": WORDCOUNT_WRITE},
+                    "why": why_write, "prompt": f"{T1}.1",
+                    "result": "File created successfully at: wordcount.py", "is_error": False},
+        f"{T1}.6": {"seq": 6, "kind": "tool_call", "tool": "Edit",
+                    "input": {"file_path": "wordcount.py", "old_string": 'len(text.split(" "))',
+                              "new_string": "len(text.split())"},
+                    "why": why_edit, "prompt": f"{T1}.1",
+                    "result": "The file wordcount.py has been updated.", "is_error": False},
+    }
+    files = {"wordcount.py": [[1, 4, f"{T1}.3"], [5, 5, f"{T1}.6"], [6, 12, f"{T1}.3"], [13, 13, None]]}
+    note = make_note(c1, T1, files=files, steps=steps, prompts=[{"step": f"{T1}.1", "text": prompt}])
+    add_note(repo, c1, note)
+    story.commits["write"], story.threads["write"], story.notes[c1] = c1, T1, note
+    story.steps.update({"prompt": f"{T1}.1", "write": f"{T1}.3", "edit": f"{T1}.6"})
+
+    # T2: in the DB only.
+    c2 = commit_files(repo, {"wordcount.py": WORDCOUNT_V2},
+                      f"Add count_lines()\n\nLit-Thread: {T2}", when=BASE_TIME + 600)
+    if db_path:
+        add_db_thread(db_path, thread=T2, commit=c2, repo_root=str(repo), started_at=BASE_TIME + 300, steps=[
+            {"kind": "prompt", "text": "Also count lines, like wc -l."},
+            {"kind": "thinking", "text": LINES_WHY},
+            {"kind": "tool_call", "tool_name": "Edit", "tool_use_id": "toolu_01Lines",
+             "tool_input": {"file_path": "wordcount.py", "old_string": "def main", "new_string": COUNT_LINES}},
+            {"kind": "tool_result", "tool_use_id": "toolu_01Lines", "text": "The file wordcount.py has been updated."},
+            {"kind": "text", "text": "Done: `count_lines()` is in."},
+        ], line_map={"wordcount.py": [[8, 11, f"{T2}.3"]]})
+    story.commits["lines"], story.threads["lines"] = c2, T2
+    story.steps["lines"] = f"{T2}.3"
+
+    # T3: only the trailer.
+    story.commits["tidy"] = commit_files(repo, {"wordcount.py": WORDCOUNT_V3},
+                                         f"Run main() as a script\n\nLit-Thread: {T3}", when=BASE_TIME + 1200)
+    story.threads["tidy"] = T3
+    return story
