@@ -37,6 +37,10 @@ def lit_env(tmp_path: Path, home: Path) -> dict:
     return {**env, "HOME": str(home), "LIT_DB": str(tmp_path / "lit.db"), "GIT_CONFIG_NOSYSTEM": "1"}
 
 
+def threads_of(tmp_path: Path) -> list[str]:
+    return [r[0] for r in store.connect(tmp_path / "lit.db").execute("SELECT id FROM threads ORDER BY seq")]
+
+
 def transcript_entries(folder: Path) -> list[dict]:
     return [json.loads(line) for f in sorted(folder.rglob("*.jsonl"), key=lambda p: "subagents" in str(p))
             for line in f.read_text().splitlines() if line.strip()]
@@ -50,9 +54,10 @@ def committed(tmp_path: Path):
     return repo, home, folder
 
 
-def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path) -> dict:
+def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path, *, again: bool = False) -> dict:
     """Import the repository's sessions and check what a user would: threads, steps, commits,
-    line maps. Returns the DB rows for further checks."""
+    line maps. Returns the DB rows for further checks. `again`: the first commit was imported
+    before, from the part of the transcript written by then."""
     env = lit_env(tmp_path, home)
     proc = lit(env, repo, "import", "claude-code")
     assert proc.returncode == 0, proc.stderr
@@ -60,7 +65,7 @@ def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path) -> dict:
     claude_session = entries[0]["sessionId"]
     hello_sha, notes_sha = git(repo, "rev-parse", "HEAD~1"), git(repo, "rev-parse", "HEAD")
     assert proc.stdout.startswith(f"lit import: claude code session {claude_session} -> session ")
-    assert f"-> commit {hello_sha[:7]}" in proc.stdout and f"-> commit {notes_sha[:7]}" in proc.stdout
+    assert (f"-> commit {hello_sha[:7]}" in proc.stdout) is not again and f"-> commit {notes_sha[:7]}" in proc.stdout
 
     db = store.connect(tmp_path / "lit.db")
     session = db.execute("SELECT id, agent, cwd, repo_root FROM sessions").fetchall()
@@ -157,6 +162,28 @@ def test_a_malformed_line_is_skipped_with_a_one_line_warning(committed, tmp_path
     assert db["line_map"].count == 4 and db["threads"].count == 3
 
 
+def test_a_session_that_grew_since_its_import_gets_only_the_new_steps(committed, tmp_path):
+    """Imported while the subagent's result was the last line; the rest arrives later (a resumed
+    session appends to the same file): the pending thread continues, and the result is the same
+    as one import of the whole."""
+    repo, home, folder = committed
+    path = next(folder.glob("*.jsonl"))
+    full = path.read_text()
+    lines = full.splitlines(keepends=True)
+    cut = next(n for n, line in enumerate(lines) if '"agentId"' in line and '"toolUseResult"' in line) + 1
+    path.write_text("".join(lines[:cut]))
+    env = lit_env(tmp_path, home)
+    first = lit(env, repo, "import", "claude-code", "--json")
+    assert first.returncode == 0, first.stderr
+    [result] = json.loads(first.stdout)
+    assert [t["status"] for t in result["threads"]] == ["bound", "pending"]
+    pending = result["threads"][1]
+    path.write_text(full)
+    rows = check_import(tmp_path, repo, home, folder, again=True)
+    assert rows["threads"][1]["id"] == pending["id"]  # continued, not replaced
+    assert len({s["id"] for s in rows["steps"]}) == len(rows["steps"])
+
+
 def test_an_amended_commit_is_found_by_time_and_message(committed, tmp_path):
     """The SHA the transcript names is gone (amended after the session): the commit with the same
     author time and message is bound instead, and its line map still cites the edits."""
@@ -210,3 +237,23 @@ def test_a_live_claude_code_session_is_imported(tmp_path):
     assert run.output["result"] == "Committed hello.py and NOTES.md."
     assert git(run.repo, "log", "--format=%s") == "Add notes\nAdd hello.py"
     check_import(tmp_path, run.repo, run.home, run.transcript.parent)
+
+    # The session resumed with a second prompt: only what it added is imported.
+    assert mt.resume_claude(run)["result"] == "Committed bye.py."
+    proc = lit(lit_env(tmp_path, run.home), run.repo, "import", "claude-code")
+    assert proc.returncode == 0, proc.stderr
+    bye_sha = git(run.repo, "rev-parse", "HEAD")
+    assert proc.stdout.endswith(f"2 threads, 7 steps, 3 exchanges; thread {threads_of(tmp_path)[2]} -> commit "
+                                f"{bye_sha[:7]}\n")
+    db = store.connect(tmp_path / "lit.db")
+    assert db["sessions"].count == 1
+    threads = list(db.query("SELECT * FROM threads ORDER BY seq"))
+    assert [t["status"] for t in threads] == ["bound", "bound", "bound", "pending"]
+    assert threads[2]["commit_sha"] == bye_sha and threads[2]["title"] == mt.RESUMED_PROMPT
+    third = store.thread_steps(db, threads[2]["id"])
+    assert [(s["kind"], s["tool_name"]) for s in third] == [
+        ("text", None), ("prompt", None), ("text", None), ("tool_call", "Write"), ("tool_result", None),
+        ("tool_call", "Bash"), ("tool_result", None)]
+    assert third[1]["text"] == mt.RESUMED_PROMPT
+    assert [(r["path"], r["line_start"], r["line_end"], r["step_id"]) for r in db.query(
+        "SELECT * FROM line_map WHERE commit_sha = ?", [bye_sha])] == [("bye.py", 1, 2, third[3]["id"])]

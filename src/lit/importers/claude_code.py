@@ -229,8 +229,9 @@ class _Step:
     tool_use_result: Any = None  # Claude Code's structured result (patches, stdout)
     usage: dict | None = None
     stop_reason: str | None = None
+    conv: str = "c1"  # the conversation: c1 for the main one, a<agent id> for a subagent
     step_id: str | None = None
-    thread: int = 0
+    thread_id: str | None = None
 
 
 def _timestamp(entry: dict, default: float) -> float:
@@ -315,6 +316,8 @@ def build_steps(transcript: Transcript) -> list[_Step]:
     orphans: list[_Step] = []
     for n, sub in enumerate(transcript.subagents, 1):
         steps = _entry_steps(sub.entries, n, 0.0)
+        for st in steps:
+            st.conv = f"a{sub.agent_id}"  # stable across imports, unlike a position
         call_id = sub.tool_use_id or _subagent_call(main, sub, calls)
         if call_id in calls:
             by_call.setdefault(call_id, []).extend(steps)
@@ -404,13 +407,14 @@ def find_commits(steps: list[_Step], repo: str | None, edits: list[_Edit]) -> li
         return []
     found: list[Commit] = []
     used: set[str] = set()
+    results = _results(steps)
     for i, s in enumerate(steps):
         if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") != "Bash":
             continue
         command = (s.fields.get("tool_input") or {}).get("command") or ""
         if not isinstance(command, str) or not GIT_COMMIT.search(command):
             continue
-        result = next((j for j in range(i + 1, len(steps)) if steps[j].result_of == i), None)
+        result = results.get(i)
         if result is None or steps[result].fields.get("is_error") and not _printed_sha(steps[result]):
             continue
         short, subject = _printed_sha(steps[result])
@@ -426,6 +430,11 @@ def find_commits(steps: list[_Step], repo: str | None, edits: list[_Edit]) -> li
             used.add(sha)
             found.append(Commit(sha, i, result))
     return found
+
+
+def _results(steps: list[_Step]) -> dict[int, int]:
+    """Index of each tool call -> index of its result."""
+    return {s.result_of: j for j, s in enumerate(steps) if s.result_of is not None}
 
 
 def _printed_sha(result: _Step) -> tuple[str | None, str | None]:
@@ -474,10 +483,11 @@ def recorded_edits(steps: list[_Step]) -> list[_Edit]:
     """The Write/Edit/MultiEdit calls that succeeded, with the lines each added: the `+` lines of
     Claude Code's structured patch, or a new file's content, else new_string minus old_string."""
     out = []
+    results = _results(steps)
     for i, s in enumerate(steps):
         if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") not in EDIT_TOOLS:
             continue
-        result = next((steps[j] for j in range(i + 1, len(steps)) if steps[j].result_of == i), None)
+        result = steps[results[i]] if i in results else None
         tur = result.tool_use_result if result else None
         if result is not None and (result.fields.get("is_error") or isinstance(tur, str)):
             continue  # the edit failed: nothing was written
@@ -594,60 +604,77 @@ def import_path(db: sqlite_utils.Database, path: str | os.PathLike | None = None
 
 
 def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> ImportResult:
+    """Import one session; a session imported before gets only the steps added since (Claude Code
+    appends to the same file when a session is resumed)."""
     sid = session_id_for(transcript.session_id)
     result = ImportResult(str(transcript.path), transcript.session_id, sid, False,
                           warnings=list(transcript.warnings))
-    if db.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone():
+    known = db.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone() is not None
+    if not known:
+        live = db.execute("SELECT session_id FROM exchanges WHERE client_session_id = ? LIMIT 1",
+                          [transcript.session_id]).fetchone()
+        if live:
+            result.reason = f"recorded by lit record (session {live[0]})"
+            return result
+    steps = build_steps(transcript)
+    old = list(db.query("SELECT s.id, s.kind, s.tool_use_id, s.thread_id, t.status, t.commit_sha FROM steps s"
+                        " JOIN threads t ON s.thread_id = t.id WHERE s.session_id = ? ORDER BY t.seq, s.seq",
+                        [sid])) if known else []
+    if known and len(steps) <= len(old):
         result.reason = "already imported"
         return result
-    live = db.execute("SELECT session_id FROM exchanges WHERE client_session_id = ? LIMIT 1",
-                      [transcript.session_id]).fetchone()
-    if live:
-        result.reason = f"recorded by lit record (session {live[0]})"
+    if any(row["kind"] != s.fields["kind"] or row["tool_use_id"] != s.fields.get("tool_use_id")
+           for row, s in zip(old, steps, strict=False)):
+        result.reason = "already imported, and its transcript no longer starts with what was imported"
         return result
-    steps = build_steps(transcript)
-    if not steps:
-        result.reason = "no messages"
-        return result
+    start = len(old)
+    for row, s in zip(old, steps, strict=False):
+        s.step_id, s.thread_id = row["id"], row["thread_id"]
     first = next((e for e in transcript.entries if e.get("cwd")), {})
     cwd = first.get("cwd")
     repo = git_info(cwd)[0] if cwd and os.path.isdir(cwd) else None
     edits = recorded_edits(steps)
-    commits = find_commits(steps, repo, edits)
-    threads = _split(steps, commits)
+    bound = {r[0] for r in db.execute("SELECT commit_sha FROM threads WHERE commit_sha IS NOT NULL")}
+    commits = [c for c in find_commits(steps, repo, edits) if c.boundary >= start and c.sha not in bound]
     redact = _redactor()
     version = first.get("version")
     with db.conn:
-        db["sessions"].insert({
-            "id": sid, "started_at": steps[0].at or store.now(), "ended_at": steps[-1].at or store.now(),
-            "argv": json.dumps(["claude"]), "cwd": cwd, "repo_root": repo,
-            "head_start": _parent(repo, commits[0].sha) if commits else None,
-            "head_end": commits[-1].sha if commits else None,
-            "agent": f"{AGENT}/{version}" if version else AGENT, "exchanges_unrecorded": 0,
-            "notes": f"imported from Claude Code session {transcript.session_id} ({transcript.path.name})",
-        })
-        thread_ids = []
-        for n, (lo, hi, commit) in enumerate(threads):
-            tid = store.open_thread(db, sid, repo)
-            thread_ids.append(tid)
-            for seq, i in enumerate(range(lo, hi), 1):
-                steps[i].step_id, steps[i].thread = f"{tid}.{seq}", n
-            # A thread that starts mid-task (after a commit) is titled by the prompt it continues.
-            title = next((steps[i].fields.get("text") for i in [*range(lo, hi), *range(lo - 1, -1, -1)]
+        if not known:
+            db["sessions"].insert({
+                "id": sid, "started_at": steps[0].at or store.now(), "argv": json.dumps(["claude"]), "cwd": cwd,
+                "repo_root": repo, "head_start": _parent(repo, commits[0].sha) if commits else None,
+                "agent": f"{AGENT}/{version}" if version else AGENT, "exchanges_unrecorded": 0,
+                "notes": f"imported from Claude Code session {transcript.session_id} ({transcript.path.name})",
+            })
+        db["sessions"].update(sid, {"ended_at": steps[-1].at or store.now(),
+                                    **({"head_end": commits[-1].sha} if commits else {})})
+        # Steps added since continue the thread left pending, as a live session's would.
+        pending = old[-1]["thread_id"] if old and old[-1]["status"] == "pending" else None
+        threads: list[tuple[str, Commit | None]] = []
+        for lo, hi, commit in _split(steps, commits, start):
+            tid = pending or store.open_thread(db, sid, repo)
+            seq0 = store.next_step_seq(db, tid) if pending else 1
+            pending = None
+            for seq, i in enumerate(range(lo, hi), seq0):
+                steps[i].step_id, steps[i].thread_id = f"{tid}.{seq}", tid
+            begin = min(i for i in range(hi) if steps[i].thread_id == tid)
+            # Titled by its first prompt; a thread that starts mid-task (after a commit) by the
+            # prompt it continues.
+            title = next((steps[i].fields.get("text") for i in [*range(begin, hi), *range(begin - 1, -1, -1)]
                           if steps[i].fields["kind"] == "prompt" and steps[i].conversation == 0), None)
             db["threads"].update(tid, {
-                "started_at": steps[lo].at, "ended_at": steps[hi - 1].at,
+                "started_at": steps[begin].at, "ended_at": steps[hi - 1].at,
                 "status": "bound" if commit else "pending", "commit_sha": commit.sha if commit else None,
                 "bound_at": steps[commit.boundary].at if commit else None,
                 "title": _first_line(redact(title)) if title else None})
-            result.threads.append({"id": tid, "status": "bound" if commit else "pending",
-                                   "commit": commit.sha if commit else None, "steps": hi - lo})
-        exchange_of = _write_exchanges(db, sid, transcript.session_id, steps, thread_ids)
-        result.exchanges = len(set(exchange_of.values()))
-        for i, s in enumerate(steps):
-            row = {"id": s.step_id, "thread_id": thread_ids[s.thread], "session_id": sid,
+            threads.append((tid, commit))
+        exchange_of = _write_exchanges(db, sid, transcript.session_id, steps, start)
+        result.exchanges = len({exchange_of[i] for i in range(start, len(steps)) if i in exchange_of})
+        for i in range(start, len(steps)):
+            s = steps[i]
+            row = {"id": s.step_id, "thread_id": s.thread_id, "session_id": sid,
                    "seq": int(s.step_id.rsplit(".", 1)[1]), "exchange_id": exchange_of.get(i),
-                   "conversation_id": f"{sid}.c{s.conversation + 1}",
+                   "conversation_id": f"{sid}.{s.conv}",
                    "parent_step_id": steps[s.parent].step_id if s.parent is not None else None,
                    "created_at": s.at, **s.fields}
             for k in ("text", "raw"):
@@ -656,27 +683,29 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
             if row.get("tool_input") is not None:
                 row["tool_input"] = json.dumps(redact(row["tool_input"]), ensure_ascii=False)
             db["steps"].insert(row)
-        result.steps = len(steps)
-        for n, (_lo, _hi, commit) in enumerate(threads):
+        result.steps = len(steps) - start
+        for tid, commit in threads:
             if commit is None:
                 continue
             prior = [e for e in edits if e.index < commit.call]
-            for path, start, end, step in line_ranges(attribute(repo, commit.sha, prior)):
-                db["line_map"].insert({"commit_sha": commit.sha, "path": path, "line_start": start,
-                                       "line_end": end, "step_id": steps[step].step_id if step is not None else None,
-                                       "thread_id": thread_ids[n]})
+            for path, lo_line, hi_line, step in line_ranges(attribute(repo, commit.sha, prior)):
+                db["line_map"].insert({"commit_sha": commit.sha, "path": path, "line_start": lo_line,
+                                       "line_end": hi_line, "step_id": steps[step].step_id if step is not None
+                                       else None, "thread_id": tid})
                 result.line_map_rows += 1
     result.imported = True
-    for n, (_lo, _hi, commit) in enumerate(threads):
-        if commit is not None and _write_note(db, repo, thread_ids[n], commit.sha, result):
+    result.threads = [{"id": tid, "status": "bound" if c else "pending", "commit": c.sha if c else None,
+                       "steps": sum(1 for s in steps[start:] if s.thread_id == tid)} for tid, c in threads]
+    for tid, commit in threads:
+        if commit is not None and _write_note(db, repo, tid, commit.sha, result):
             result.notes += 1
     return result
 
 
-def _split(steps: list[_Step], commits: list[Commit]) -> list[tuple[int, int, Commit | None]]:
-    """Threads as [lo, hi) step ranges, each ending with the result of the commit that binds it;
-    the steps after the last commit form a pending thread."""
-    out, lo = [], 0
+def _split(steps: list[_Step], commits: list[Commit], start: int = 0) -> list[tuple[int, int, Commit | None]]:
+    """Threads as [lo, hi) step ranges from `start`, each ending with the result of the commit that
+    binds it; the steps after the last commit form a pending thread."""
+    out, lo = [], start
     for c in sorted(commits, key=lambda c: c.boundary):
         if c.boundary + 1 > lo:
             out.append((lo, c.boundary + 1, c))
@@ -687,45 +716,46 @@ def _split(steps: list[_Step], commits: list[Commit]) -> list[tuple[int, int, Co
 
 
 def _write_exchanges(db: sqlite_utils.Database, sid: str, claude_session: str, steps: list[_Step],
-                     thread_ids: list[str]) -> dict[int, str]:
+                     start: int = 0) -> dict[int, str]:
     """One exchange per API request (Claude Code writes one line per block, all with the request's
     id); the prompt and tool results that a request sent belong to it, as when recorded live."""
+    ids: dict[str, str] = {rid: ex_id for ex_id, rid in db.execute(
+        "SELECT id, request_id FROM exchanges WHERE session_id = ?", [sid])}
+    seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges WHERE session_id = ?", [sid]).fetchone()[0]
     exchange_of: dict[int, str] = {}
-    ids: dict[tuple[int, str], str] = {}
+    new: dict[str, _Step] = {}  # the last block of each new request: its usage is final
     for i, s in enumerate(steps):
         if s.request is None:
             continue
-        key = (s.conversation, s.request)
+        key = s.request
         if key not in ids:
-            ids[key] = f"{sid}.{len(ids) + 1}"
+            seq += 1
+            ids[key] = f"{sid}.{seq}"
             db["exchanges"].insert({
-                "id": ids[key], "session_id": sid, "seq": len(ids), "started_at": s.at, "method": "POST",
+                "id": ids[key], "session_id": sid, "seq": seq, "started_at": s.at, "method": "POST",
                 "path": "/v1/messages", "protocol": "anthropic", "status": 200, "streamed": 1, "complete": 1,
-                "model": s.fields.get("model"), "conversation_id": f"{sid}.c{s.conversation + 1}",
-                "role": "subagent" if s.conversation else "main", "thread_id": thread_ids[s.thread],
+                "model": s.fields.get("model"), "conversation_id": f"{sid}.{s.conv}",
+                "role": "subagent" if s.conversation else "main", "thread_id": s.thread_id,
                 "client_session_id": claude_session, "request_id": s.request,
             })
+            new[ids[key]] = s
+        elif ids[key] in new:
+            new[ids[key]] = s
         exchange_of[i] = ids[key]
-    # Usage and stop reason: every block line repeats them; the last line of a request has the
-    # final counts.
-    last: dict[str, _Step] = {}
-    for i, s in enumerate(steps):
-        if i in exchange_of:
-            last[exchange_of[i]] = s
-    for ex_id, s in last.items():
+    for ex_id, s in new.items():
         usage = s.usage if isinstance(s.usage, dict) else {}
         db["exchanges"].update(ex_id, {
             "stop_reason": s.stop_reason,
             **{k: usage[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                                      "cache_read_input_tokens") if isinstance(usage.get(k), int)}})
     # A user turn (prompt, tool results) went out with the next request of its conversation.
-    upcoming: dict[int, str] = {}
+    upcoming: dict[str, str] = {}
     for i in range(len(steps) - 1, -1, -1):
         s = steps[i]
         if i in exchange_of:
-            upcoming[s.conversation] = exchange_of[i]
-        elif s.conversation in upcoming:
-            exchange_of[i] = upcoming[s.conversation]
+            upcoming[s.conv] = exchange_of[i]
+        elif s.conv in upcoming:
+            exchange_of[i] = upcoming[s.conv]
     return exchange_of
 
 

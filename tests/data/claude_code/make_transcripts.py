@@ -39,6 +39,8 @@ HELLO_OLD = "    return 'hi'\n"
 HELLO_NEW = "    return 'hello, world'\n\n\nif __name__ == '__main__':\n    print(hello())\n"
 NOTES = "# Notes\nhello.py prints a greeting.\n"
 HUMAN_LINE = "Reviewed by hand."
+RESUMED_PROMPT = "Also add bye.py with a bye() function, and commit it."
+BYE = "def bye():\n    return 'bye'\n"
 
 
 def project_dir_name(path: str) -> str:
@@ -74,6 +76,26 @@ def script(repo: Path):
         messages = body.get("messages") or []
         turn = sum(1 for m in messages if m.get("role") == "assistant")
         replies = sub if SUBAGENT_PROMPT in json.dumps(messages[:1]) else main
+        return replies[min(turn, len(replies) - 1)]
+
+    return reply
+
+
+def resumed_script(repo: Path):
+    """The model's side of the session resumed with a second prompt (`claude -p --resume`)."""
+    replies = [
+        tool_message("Write", {"file_path": str(repo / "bye.py"), "content": BYE}, text="Adding bye.py."),
+        tool_message("Bash", {"command": "git add bye.py && git commit -m 'Add bye.py'", "description": "Commit"}),
+        text_message("Committed bye.py."),
+    ]
+
+    def reply(body: dict) -> dict:
+        if not body.get("tools"):
+            return text_message("Bye module")
+        messages = body.get("messages") or []
+        since = max((i for i, m in enumerate(messages) if m.get("role") == "user"
+                     and RESUMED_PROMPT in json.dumps(m)), default=len(messages))
+        turn = sum(1 for m in messages[since:] if m.get("role") == "assistant")
         return replies[min(turn, len(replies) - 1)]
 
     return reply
@@ -120,6 +142,18 @@ def run_claude(workdir: Path, claude: Path = CLAUDE) -> Run:
     if len(transcripts) != 1:
         raise RuntimeError(f"no transcript for session {sid} under {home}/.claude/projects")
     return Run(repo, home, sid, transcripts[0], output)
+
+
+def resume_claude(run: Run, claude: Path = CLAUDE) -> dict:
+    """A second prompt in the same session: Claude Code appends it to the same transcript."""
+    with ScriptedUpstream(resumed_script(run.repo)) as upstream:
+        proc = subprocess.run([str(claude), "-p", RESUMED_PROMPT, "--resume", run.session_id,
+                               "--permission-mode", "bypassPermissions", "--output-format", "json"],
+                              cwd=run.repo, env=claude_env(run.home, upstream.url), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"claude --resume exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
 
 
 def install(data: Path, repo: Path, home: Path) -> Path:
