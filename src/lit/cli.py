@@ -298,6 +298,27 @@ def weave(
         webbrowser.open(path.resolve().as_uri())
 
 
+@app.command()
+def serve(
+    port: int = typer.Option(8001, "--port", "-p", help="Port to listen on (0: a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 shares it with the network."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the threads in a browser."),
+    db: str = DB_OPTION,
+) -> None:
+    """Browse and query every thread in Datasette, read-only, with thread and commit pages.
+
+    Pages: /lit/threads, /-/lit/thread/ID, /-/lit/commit/SHA, and canned queries on /lit.
+
+    \b
+    Example:
+      lit serve --open
+      lit serve --db ~/team.db --port 8080
+    """
+    from lit import serve as serve_module
+
+    serve_module.serve(serve_module.check_db(db), host=host, port=port, open_browser=open_browser, echo=typer.echo)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,261 @@
+"""`lit serve`: Datasette over lit's DB, read-only, with lit's pages and plugins.
+
+    ds = make_datasette("~/.local/share/lit/lit.db")   # what tests use: await ds.client.get("/lit/threads")
+    serve(db_path, port=8001)                           # what `lit serve` runs, until Ctrl-C
+
+The DB is opened the way Datasette opens a mutable file (`mode=ro`, which sees a recorder's
+live WAL writes; `immutable=1` would not), and every connection Datasette makes to it, its
+write connection included, is set `PRAGMA query_only` by plugins/lit_pages.py: nothing served
+can change the DB.
+
+The thread and commit pages are built here from plain SQL over a sqlite3 connection, so the
+plugin views stay thin and these functions can be tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+import threading
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from datasette.app import Datasette
+
+from lit import store
+from lit.datasette_metadata import DB_NAME, metadata
+from lit.errors import LitError
+from lit.paths import plugins_dir, templates_dir
+from lit.render import markdown
+
+PLUGIN_CONFIG = {"database": DB_NAME}
+
+
+def make_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = None) -> Datasette:
+    """A Datasette over lit's DB at `db_path`, named "lit" whatever the file is called, with lit's
+    metadata, templates and plugins. The DB must exist (see `check_db`)."""
+    path = str(Path(db_path).expanduser())
+    meta = metadata()
+    meta["plugins"] = {"lit": dict(PLUGIN_CONFIG)}
+    ds = Datasette(
+        files=[path],
+        metadata=meta,
+        template_dir=str(templates_dir()),
+        plugins_dir=str(plugins_dir()),
+        settings={"sql_time_limit_ms": 3000, **(settings or {})},
+    )
+    # Named "lit" so URLs, metadata and canned queries do not depend on the file's name.
+    (name, database), = [(n, d) for n, d in ds.databases.items() if d.path == path]
+    if name != DB_NAME:
+        ds.remove_database(name)
+        ds.add_database(database, name=DB_NAME)
+    return ds
+
+
+def check_db(db_path: str | Path | None) -> Path:
+    """The DB `lit serve` will show (store.resolve_db_path), migrated to this lit's schema (its
+    indexes make the pages fast); LitError in one line when there is none."""
+    path = store.resolve_db_path(db_path)
+    if not path.exists():
+        raise LitError(f"no lit DB at {path}: record a session first (lit record -- AGENT), or pass --db PATH")
+    try:
+        database = store.connect(path, create=False)
+    except sqlite3.DatabaseError as e:
+        raise LitError(f"{path} is not a lit DB: {e}") from e
+    database.conn.close()
+    return path
+
+
+def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, open_browser: bool = False,
+          echo=print) -> None:
+    """Serve until interrupted. Port 0 picks a free port; the URL is printed once listening."""
+    import uvicorn
+
+    ds = make_datasette(db_path)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise LitError(f"cannot listen on {host}:{port}: {e.strerror} (try --port 0 for a free port)") from e
+    sock.listen(128)
+    bound = sock.getsockname()[1]
+    url = f"http://{host}:{bound}/"
+    server = uvicorn.Server(uvicorn.Config(ds.app(), lifespan="on", log_level="warning"))
+
+    async def main() -> None:
+        await ds.invoke_startup()
+        await ds.refresh_schemas()
+        if open_browser:
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+        echo(f"lit serve: {url} (read-only; Ctrl-C to stop)")
+        await server.serve(sockets=[sock])
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
+# --- the pages' data ------------------------------------------------------------------------------
+
+
+def format_time(ts: float | None) -> str:
+    """Unix time as people read it on a page (UTC, so pages agree whoever serves them)."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else "-"
+
+
+def woven_page(db_path: str | Path, sha: str, repo_root: str | None) -> str | None:
+    """`lit weave`'s page for a commit, when its repository is on this machine (the diff comes
+    from git); None otherwise, and the commit page shows the line map from the DB alone."""
+    if not repo_root or not Path(repo_root, ".git").exists():
+        return None
+    from lit import weave
+
+    try:
+        chapters = weave.resolve(sha, cwd=repo_root, db_path=str(db_path))
+    except LitError:
+        return None
+    if not chapters or chapters[0].commit != sha:
+        return None
+    return weave.render_page(chapters, title=f"lit weave {sha[:12]}")
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: list | dict = ()) -> list[dict]:
+    cur = conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _find_thread(conn: sqlite3.Connection, ref: str) -> dict | None:
+    rows = _rows(conn, "SELECT * FROM threads WHERE id = ?", [ref])
+    if not rows and len(ref) >= 4:
+        rows = _rows(conn, "SELECT * FROM threads WHERE id LIKE ? LIMIT 2", [ref + "%"])
+    return rows[0] if len(rows) == 1 else None
+
+
+def tool_summary(name: str | None, tool_input: Any) -> str:
+    """One line saying what a tool call did: the file it read or wrote, the command it ran."""
+    if isinstance(tool_input, dict):
+        for key in ("file_path", "path", "command", "pattern", "url", "query", "description", "prompt"):
+            value = tool_input.get(key)
+            if isinstance(value, str) and value:
+                line = value.strip().splitlines()[0] if value.strip() else ""
+                return line[:117] + "..." if len(line) > 120 else line
+    return ""
+
+
+def _parse_json(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
+    """Everything the thread page shows, or None when no thread matches `ref` (id or id prefix).
+
+    Tool calls carry their result (paired by tool_use_id) so the page folds them together; results
+    with no call in the thread are shown on their own."""
+    thread = _find_thread(conn, ref)
+    if thread is None:
+        return None
+    tid = thread["id"]
+    steps = _rows(conn, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [tid])
+    calls = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_call" and s["tool_use_id"]}
+    items = []
+    for s in steps:
+        if s["kind"] == "tool_result" and s["tool_use_id"] in calls:
+            calls[s["tool_use_id"]]["result"] = s
+            continue
+        if s["kind"] == "tool_call":
+            s["input"] = _parse_json(s["tool_input"])
+            s["summary"] = tool_summary(s["tool_name"], s["input"])
+            s["input_text"] = (json.dumps(s["input"], indent=2, ensure_ascii=False)
+                               if not isinstance(s["input"], str | None) else s["input"] or "")
+        if s["kind"] in ("prompt", "thinking", "text"):
+            s["html"] = markdown(s["text"])
+        items.append(s)
+    usage = _rows(conn, """SELECT COUNT(*) AS calls, group_concat(DISTINCT model) AS models,
+        COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens,
+        COALESCE(SUM(cache_read_input_tokens), 0) AS cache_read_input_tokens,
+        COALESCE(SUM(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+        ROUND(COALESCE(SUM(duration_ms), 0) / 1000.0, 1) AS seconds
+        FROM exchanges WHERE thread_id = ?""", [tid])[0]
+    session = _rows(conn, "SELECT * FROM sessions WHERE id = ?", [thread["session_id"]])
+    siblings = _rows(conn, "SELECT id, seq, title, commit_sha FROM threads WHERE session_id = ? AND seq IN (?, ?)",
+                     [thread["session_id"], (thread["seq"] or 0) - 1, (thread["seq"] or 0) + 1])
+    return {
+        "thread": thread,
+        "items": items,
+        "steps": len(steps),
+        "usage": usage,
+        "session": session[0] if session else None,
+        "previous": next((t for t in siblings if t["seq"] == (thread["seq"] or 0) - 1), None),
+        "next": next((t for t in siblings if t["seq"] == (thread["seq"] or 0) + 1), None),
+    }
+
+
+def commit_page(conn: sqlite3.Connection, sha: str) -> dict | None:
+    """What the commit page shows: the threads the commit binds, its line map by file with the
+    step that wrote each range, and those steps. None when the DB knows no such commit."""
+    if len(sha) < 4:
+        return None
+    threads = _rows(conn, "SELECT * FROM threads WHERE commit_sha LIKE ? ORDER BY started_at", [sha + "%"])
+    ranges = _rows(conn, """SELECT m.*, s.seq, s.kind, s.tool_name, s.tool_input
+        FROM line_map m LEFT JOIN steps s ON s.id = m.step_id
+        WHERE m.commit_sha LIKE ? ORDER BY m.path, m.line_start""", [sha + "%"])
+    if not threads and not ranges:
+        return None
+    shas = {t["commit_sha"] for t in threads} | {r["commit_sha"] for r in ranges}
+    if len(shas) > 1:
+        return {"ambiguous": sorted(shas), "sha": sha}
+    full = shas.pop()
+    files: dict[str, list[dict]] = {}
+    for r in ranges:
+        r["summary"] = tool_summary(r["tool_name"], _parse_json(r["tool_input"]))
+        files.setdefault(r["path"], []).append(r)
+    cited = sorted({r["step_id"] for r in ranges if r["step_id"]})
+    steps = []
+    for step_id in cited:
+        rows = _rows(conn, "SELECT * FROM steps WHERE id = ?", [step_id])
+        if rows:
+            s = rows[0]
+            s["input"] = _parse_json(s["tool_input"])
+            s["summary"] = tool_summary(s["tool_name"], s["input"])
+            s["why"] = markdown(why(conn, s))
+            steps.append(s)
+    prompts = []
+    for t in threads:
+        prompts += _rows(conn, "SELECT * FROM steps WHERE thread_id = ? AND kind = 'prompt' ORDER BY seq", [t["id"]])
+    for p in prompts:
+        p["html"] = markdown(p["text"])
+    repo_root = next((t["repo_root"] for t in threads if t["repo_root"]), None)
+    return {"sha": full, "threads": threads, "files": files, "repo_root": repo_root,
+            "woven": bool(repo_root and Path(repo_root, ".git").exists()), "steps": steps, "prompts": prompts,
+            "human_lines": sum(r["line_end"] - r["line_start"] + 1 for r in ranges if not r["step_id"]),
+            "agent_lines": sum(r["line_end"] - r["line_start"] + 1 for r in ranges if r["step_id"])}
+
+
+def why(conn: sqlite3.Connection, step: dict) -> str:
+    """The reasoning before a tool call: the thinking and text steps since the previous tool call
+    or prompt of the same conversation (ARCHITECTURE.md: the "why" of a tool call)."""
+    before = _rows(conn, """SELECT kind, text FROM steps WHERE thread_id = ? AND seq < ?
+        AND (conversation_id IS ? ) ORDER BY seq DESC LIMIT 50""",
+                   [step["thread_id"], step["seq"], step["conversation_id"]])
+    parts = []
+    for s in before:
+        if s["kind"] in ("tool_call", "prompt"):
+            break
+        if s["kind"] in ("thinking", "text") and s["text"]:
+            parts.append(s["text"])
+    return "\n\n".join(reversed(parts))

@@ -1,0 +1,308 @@
+"""`lit serve`: Datasette's own test client over a real DB filled with the store's functions, and a
+real git repository for the commit the first thread binds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lit_fixtures import commit_files, init_repo
+
+from lit import store
+from lit.datasette_metadata import QUERIES, TABLES
+from lit.serve import make_datasette
+
+DAY = 86400
+T0 = 1795894800  # 2026-11-28 19:40 UTC
+HOSTILE = "<script>alert('x')</script> and [a link](javascript:alert(1))"
+
+
+@dataclass
+class Story:
+    db_path: Path
+    repo: Path
+    commit: str
+    bound: str  # thread bound to `commit`
+    pending: str  # a second thread, not committed
+    session: str
+
+
+def build(tmp_path: Path) -> Story:
+    """One recorded session, as the recorder leaves it: a thread that a commit bound (a prompt with
+    hostile text, thinking, text, a Write and its result, a failing Bash, a subagent, an unknown
+    block) and the next thread, still pending."""
+    repo = init_repo(tmp_path / "repo")
+    commit = commit_files(repo, {"src/app.py": "import sys\n\n\ndef main():\n    print('hi')\n    return 0\n"},
+                          "Add app.py", when=T0 + 600)
+    db_path = tmp_path / "lit.db"
+    db = store.connect(db_path)
+    session = "a0b1c2d3e4f5"
+    with db.conn:
+        db["sessions"].insert({"id": session, "started_at": T0, "ended_at": T0 + 1200, "argv": '["claude"]',
+                               "cwd": str(repo), "repo_root": str(repo), "agent": "claude-cli/2.1.197",
+                               "exit_code": 0})
+        bound = store.open_thread(db, session, str(repo))
+        db["threads"].update(bound, {"started_at": T0, "title": "Write app.py that prints hi"})
+        steps = [
+            {"kind": "prompt", "text": "Write app.py that prints hi.\n\n" + HOSTILE},
+            {"kind": "thinking", "text": "The user wants **a script**; `print` is enough."},
+            {"kind": "text", "text": "I'll write `src/app.py`."},
+            {"kind": "tool_call", "tool_name": "Write", "tool_use_id": "toolu_01Write",
+             "tool_input": json.dumps({"file_path": "src/app.py", "content": "def main(): ..."})},
+            {"kind": "tool_result", "tool_use_id": "toolu_01Write", "is_error": 0,
+             "text": "File created successfully at: src/app.py"},
+            {"kind": "thinking", "text": "Now check it runs."},
+            {"kind": "tool_call", "tool_name": "Bash", "tool_use_id": "toolu_02Bash",
+             "tool_input": json.dumps({"command": "pytonh src/app.py"})},
+            {"kind": "tool_result", "tool_use_id": "toolu_02Bash", "is_error": 1,
+             "text": "bash: pytonh: command not found"},
+            {"kind": "tool_call", "tool_name": "Task", "tool_use_id": "toolu_03Task",
+             "tool_input": json.dumps({"prompt": "Review src/app.py", "description": "review"})},
+            {"kind": "text", "text": "The subagent says it looks fine.", "parent": 9},
+            {"kind": "tool_result", "tool_use_id": "toolu_03Task", "is_error": 0, "text": "Looks fine."},
+            {"kind": "other", "raw": json.dumps({"type": "server_tool_use_unknown", "x": 1})},
+        ]
+        for seq, s in enumerate(steps, 1):
+            parent = s.pop("parent", None)
+            db["steps"].insert({"id": f"{bound}.{seq}", "thread_id": bound, "session_id": session, "seq": seq,
+                                "created_at": T0 + seq, "model": "claude-sonnet-4-6",
+                                "parent_step_id": f"{bound}.{parent}" if parent else None,
+                                "conversation_id": "sub" if parent else "main", **s})
+        db["line_map"].insert_all([
+            {"commit_sha": commit, "path": "src/app.py", "line_start": 1, "line_end": 5, "step_id": f"{bound}.4",
+             "thread_id": bound},
+            {"commit_sha": commit, "path": "src/app.py", "line_start": 6, "line_end": 6, "step_id": None,
+             "thread_id": bound},
+        ])
+        db["threads"].update(bound, {"status": "bound", "commit_sha": commit, "bound_at": T0 + 600})
+        pending = store.open_thread(db, session, str(repo))
+        db["threads"].update(pending, {"started_at": T0 + 700, "status": "pending", "title": "Add a README"})
+        for seq, s in enumerate([
+            {"kind": "prompt", "text": "Add a README"},
+            {"kind": "tool_call", "tool_name": "Write", "tool_use_id": "toolu_04Readme",
+             "tool_input": json.dumps({"file_path": "README.md", "content": "# app"})},
+        ], 1):
+            db["steps"].insert({"id": f"{pending}.{seq}", "thread_id": pending, "session_id": session, "seq": seq,
+                                "created_at": T0 + 700 + seq, "conversation_id": "main", **s})
+        for i, (model, day, thread) in enumerate([("claude-sonnet-4-6", 0, bound), ("claude-sonnet-4-6", 0, bound),
+                                                  ("claude-haiku-4-5", 0, None), ("claude-sonnet-4-6", 1, pending)]):
+            db["exchanges"].insert({"id": f"{session}.{i + 1}", "session_id": session, "seq": i + 1,
+                                    "started_at": T0 + day * DAY + i, "model": model, "thread_id": thread,
+                                    "role": "main" if thread else "side", "status": 200, "complete": 1,
+                                    "input_tokens": 1000, "output_tokens": 100, "cache_read_input_tokens": 50,
+                                    "cache_creation_input_tokens": 10, "duration_ms": 1500.0})
+    db.conn.close()
+    return Story(db_path, repo, commit, bound, pending, session)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Story:
+    return build(tmp_path_factory.mktemp("serve"))
+
+
+def get(story: Story, *paths: str):
+    """GET each path through one Datasette made by make_datasette; returns the responses."""
+    async def run():
+        ds = make_datasette(story.db_path)
+        return [await ds.client.get(p) for p in paths]
+    return asyncio.run(run())
+
+
+def rows(story: Story, path: str) -> list[dict]:
+    response, = get(story, path)
+    assert response.status_code == 200, response.text[:2000]
+    return response.json()
+
+
+# --- metadata -------------------------------------------------------------------------------------
+
+
+def test_every_table_and_column_users_see_is_described(tmp_path):
+    db = store.connect(tmp_path / "fresh.db")
+    for table in ("sessions", "exchanges", "threads", "steps", "snapshots", "line_map", "messages", "blobs"):
+        described = TABLES[table]["columns"]
+        assert TABLES[table]["description"]
+        assert set(db[table].columns_dict) == set(described), table
+        assert all(described.values()), table
+
+
+def test_the_index_shows_lit_and_hides_internal_tables(story):
+    index, = get(story, "/lit.json")
+    data = index.json()
+    hidden = {t["name"] for t in data["tables"] if t["hidden"]}
+    shown = {t["name"] for t in data["tables"] if not t["hidden"]}
+    assert {"_lit_migrations", "steps_fts_data", "steps_fts_config"} <= hidden
+    assert {"threads", "steps", "sessions", "exchanges", "line_map"} <= shown
+    home, = get(story, "/")
+    assert home.text.count("<title>lit:") == 1
+
+
+def test_threads_newest_first_with_facets(story):
+    response, = get(story, "/lit/threads.json?_shape=objects")
+    data = response.json()
+    assert [r["id"] for r in data["rows"]] == [story.pending, story.bound]
+    assert {"status", "repo_root"} <= set(data["facet_results"])
+    steps, = get(story, "/lit/steps.json")
+    assert {"kind", "tool_name", "model"} <= set(steps.json()["facet_results"])
+
+
+def test_steps_in_thread_order_and_searchable(story):
+    data = rows(story, f"/lit/steps.json?_shape=array&thread_id={story.bound}")
+    assert [r["seq"] for r in data] == list(range(1, 13))
+    hits = rows(story, "/lit/steps.json?_shape=array&_search=pytonh")
+    assert {r["id"] for r in hits} == {f"{story.bound}.7", f"{story.bound}.8"}
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def test_thread_page(story):
+    page, = get(story, f"/-/lit/thread/{story.bound}")
+    assert page.status_code == 200
+    html = page.text
+    assert "<h1>Write app.py that prints hi</h1>" in html
+    # Markdown renders; the hostile prompt does not run and its link is not a link.
+    assert "<strong>a script</strong>" in html and "<code>src/app.py</code>" in html
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    assert 'href="javascript:' not in html
+    # Tool calls fold with their results; the failed one says so.
+    assert html.count('<details class="lit-tool') == 3
+    assert "<strong>Bash</strong> <code>pytonh src/app.py</code> <span class=\"lit-failed\">failed</span>" in html
+    assert "bash: pytonh: command not found" in html
+    assert 'id="step-10" class="lit-step lit-text lit-subagent"' in html
+    assert "server_tool_use_unknown" in html
+    # Linked to its commit, its session and its next thread.
+    assert f'href="/-/lit/commit/{story.commit}"' in html
+    assert f'href="/-/lit/thread/{story.pending}">next thread' in html
+    assert "3 calls" not in html and "2 calls, 2,000 input tokens" in html
+
+
+def test_thread_page_by_prefix_redirects_and_unknown_is_404(story):
+    short, unknown = get(story, f"/-/lit/thread/{story.bound[:6]}", "/-/lit/thread/000000000000")
+    assert short.status_code == 302 and short.headers["location"] == f"/-/lit/thread/{story.bound}"
+    assert unknown.status_code == 404
+
+
+def test_commit_page_links_both_ways_and_weaves(story):
+    page, woven, short, unknown = get(story, f"/-/lit/commit/{story.commit}", f"/-/lit/commit/{story.commit}/woven",
+                                      f"/-/lit/commit/{story.commit[:7]}", "/-/lit/commit/0000000")
+    assert page.status_code == 200
+    html = page.text
+    assert f'href="/-/lit/thread/{story.bound}">Write app.py that prints hi</a>' in html
+    assert "5 written by the agent, 1 by a person" in html
+    assert f'href="/-/lit/thread/{story.bound}#step-4">Write (step {story.bound}.4)</a>' in html
+    assert '<span class="lit-human">a person</span>' in html
+    assert f'src="/-/lit/commit/{story.commit}/woven"' in html
+    # The woven page is lit weave's: the diff's lines are there, from the real repository.
+    assert woven.status_code == 200 and "print" in woven.text and story.commit in woven.text
+    assert short.status_code == 302 and short.headers["location"] == f"/-/lit/commit/{story.commit}"
+    assert unknown.status_code == 404
+
+
+def test_table_cells_link_to_pages_and_render_markdown_safely(story):
+    threads, steps = get(story, "/lit/threads", f"/lit/steps?thread_id={story.bound}&kind=prompt")
+    commit_link = f'<a href="/-/lit/commit/{story.commit}" title="the commit&#39;s page">{story.commit[:12]}</a>'
+    assert commit_link in threads.text
+    assert f'<a href="/-/lit/thread/{story.bound}" title="the thread&#39;s page">Write app.py' in threads.text
+    assert "2026-11-28 19:40 UTC" in threads.text  # started_at as a date, not 1795894800.0
+    assert f'href="/-/lit/thread/{story.bound}" title="the thread&#39;s page">{story.bound}</a>' in steps.text
+    assert '<div class="lit-markdown"><p>Write app.py that prints hi.</p>' in steps.text
+    assert "<script>alert" not in steps.text and 'href="javascript:' not in steps.text
+
+
+# --- canned queries -------------------------------------------------------------------------------
+
+
+def test_threads_by_commit(story):
+    data = rows(story, f"/lit/threads_by_commit.json?_shape=array&commit={story.commit[:8]}")
+    assert [(r["thread_id"], r["steps"]) for r in data] == [(story.bound, 12)]
+
+
+def test_line_map_of_commit(story):
+    data = rows(story, f"/lit/line_map_of_commit.json?_shape=array&commit={story.commit[:8]}")
+    assert [(r["path"], r["line_start"], r["line_end"], r["tool_name"]) for r in data] == [
+        ("src/app.py", 1, 5, "Write"), ("src/app.py", 6, 6, None)]
+
+
+def test_failed_tool_calls(story):
+    data = rows(story, "/lit/failed_tool_calls.json?_shape=array")
+    assert len(data) == 1
+    assert data[0]["tool_name"] == "Bash" and json.loads(data[0]["tool_input"]) == {"command": "pytonh src/app.py"}
+    assert data[0]["error"] == "bash: pytonh: command not found"
+
+
+def test_usage_per_model_per_day(story):
+    data = rows(story, "/lit/usage_per_model_per_day.json?_shape=array")
+    assert [(r["day"], r["model"], r["calls"], r["input_tokens"], r["output_tokens"], r["seconds"]) for r in data] == [
+        ("2026-11-29", "claude-sonnet-4-6", 1, 1000, 100, 1.5),
+        ("2026-11-28", "claude-haiku-4-5", 1, 1000, 100, 1.5),
+        ("2026-11-28", "claude-sonnet-4-6", 2, 2000, 200, 3.0),
+    ]
+
+
+def test_prompts_touching_file(story):
+    app = rows(story, "/lit/prompts_touching_file.json?_shape=array&path=src/app.py")
+    assert [r["thread_id"] for r in app] == [story.bound]
+    assert app[0]["prompt"].startswith("Write app.py that prints hi.")
+    readme = rows(story, "/lit/prompts_touching_file.json?_shape=array&path=README.md")
+    assert [(r["thread_id"], r["prompt"]) for r in readme] == [(story.pending, "Add a README")]
+    page, = get(story, "/lit/prompts_touching_file?path=src/app.py")
+    assert "<script>alert" not in page.text and 'href="javascript:' not in page.text
+
+
+def test_every_canned_query_answers_its_page(story):
+    params = {"commit": story.commit[:8], "path": "src/app.py"}
+    for name in QUERIES:
+        page, = get(story, f"/lit/{name}?" + "&".join(f"{k}={v}" for k, v in params.items()))
+        assert page.status_code == 200, name
+        assert QUERIES[name]["title"] in page.text
+
+
+# --- read-only ------------------------------------------------------------------------------------
+
+
+def test_writing_through_datasette_is_refused(story):
+    before = sqlite3.connect(story.db_path).execute("SELECT COUNT(*) FROM threads").fetchone()[0]
+    sql, = get(story, "/lit.json?sql=delete+from+threads")
+    assert sql.status_code == 400
+
+    async def write():
+        ds = make_datasette(story.db_path)
+        await ds.invoke_startup()
+        await ds.get_database("lit").execute_write("DELETE FROM threads")
+
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        asyncio.run(write())
+    assert sqlite3.connect(story.db_path).execute("SELECT COUNT(*) FROM threads").fetchone()[0] == before == 2
+
+
+def test_sees_what_the_recorder_writes_while_it_serves(tmp_path):
+    story = build(tmp_path)
+    writer = store.connect(story.db_path)  # the recorder, holding the DB open in WAL mode
+
+    async def run():
+        ds = make_datasette(story.db_path)
+        first = (await ds.client.get("/lit/threads.json?_shape=array")).json()
+        with writer.conn:
+            store.open_thread(writer, story.session, None)
+        second = (await ds.client.get("/lit/threads.json?_shape=array")).json()
+        return len(first), len(second)
+
+    assert asyncio.run(run()) == (2, 3)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def test_lit_serve_without_a_db_says_so_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lit", "serve", "--db", str(tmp_path / "none.db")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"lit: no lit DB at {tmp_path / 'none.db'}: record a session first (lit record -- AGENT), or pass --db PATH"]
