@@ -37,6 +37,34 @@ def _root(
         raise typer.Exit(0)
 
 
+# --- record (issue 2) ----------------------------------------------------------------------------
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def record(
+    command: list[str] = typer.Argument(None, help="The agent to run, after --, with its arguments.",
+                                        metavar="-- COMMAND [ARGS]..."),
+    db: str = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir)."),
+    upstream: str = typer.Option(None, "--upstream", help="Where API calls go (default: $ANTHROPIC_BASE_URL, "
+                                 "else https://api.anthropic.com)."),
+    port: int = typer.Option(0, "--port", "-p", help="Port of the relay on 127.0.0.1 (default: a free one)."),
+) -> None:
+    """Run an agent with its API calls relayed through lit, and record the session.
+
+    The agent runs as without lit (same terminal, same exit code); its Messages API calls go
+    through a relay on 127.0.0.1 (ANTHROPIC_BASE_URL), and every prompt, reasoning step and tool
+    call lands in lit's DB.
+
+    \b
+    Example:
+      lit record -- claude
+      lit record --upstream http://127.0.0.1:8765 -- python examples/agent.py "add a --verbose flag"
+    """
+    from lit.record import run
+
+    raise typer.Exit(run(list(command or []), db=db, upstream=upstream, port=port))
+
+
 # --- replay, export, import (issue 7) ----------------------------------------------------------
 
 

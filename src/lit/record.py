@@ -1,0 +1,167 @@
+"""`lit record -- COMMAND`: run an agent with its API calls going through lit's relay, and record
+the session.
+
+The order matters: the relay listens and the DB opens before the child starts, so that any
+failure there is said in one line while nothing has run yet. The child keeps the terminal (same
+process group, inherited stdin/stdout/stderr), so an interactive agent behaves as without lit.
+When the child ends, lit finishes writing, says one line, and exits with the child's code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from lit import store
+from lit.errors import LitError
+from lit.proxy.relay import Relay
+from lit.recorder import Recorder, Summary
+
+DEFAULT_UPSTREAM = "https://api.anthropic.com"
+FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def resolve_upstream(upstream: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """--upstream, else the ANTHROPIC_BASE_URL lit was started with, else the Anthropic API."""
+    return (upstream or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_UPSTREAM).rstrip("/")
+
+
+def child_env(base: Mapping[str, str], *, relay_url: str, session_id: str,
+              db_path: str | os.PathLike) -> dict[str, str]:
+    """The child's environment: the one place where lit adds to it (the relay's URL, the
+    session and DB its git hooks write to)."""
+    env = dict(base)
+    env["ANTHROPIC_BASE_URL"] = relay_url
+    env["LIT_SESSION"] = session_id
+    env["LIT_DB"] = str(db_path)
+    return env
+
+
+def find_command(argv: list[str], env: Mapping[str, str]) -> str:
+    """The executable argv[0] names; LitError with exit code 127 (as a shell says) if none."""
+    if not argv:
+        raise LitError("no command to record: put it after --, e.g. lit record -- claude", exit_code=2)
+    name = argv[0]
+    if os.sep in name:
+        if os.path.isfile(name) and os.access(name, os.X_OK):
+            return name
+        if os.path.exists(name):
+            raise LitError(f"{name}: not an executable file", exit_code=126)
+        raise LitError(f"{name}: no such file", exit_code=127)
+    found = shutil.which(name, path=env.get("PATH", os.defpath))
+    if not found:
+        raise LitError(f"{name}: command not found", exit_code=127)
+    return found
+
+
+def exit_code_of(returncode: int) -> int:
+    """A shell's convention: 128 + N when the child was killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _typed_at_the_terminal() -> bool:
+    """Whether a SIGINT most likely came from Ctrl-C in lit's terminal: then the child, in the same
+    foreground process group, got it from the terminal already, and a second one would mean
+    "press twice to quit" to an interactive agent. (A `kill -INT` from elsewhere while lit runs in
+    the foreground is not forwarded; Ctrl-C is.)"""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str | None = None, port: int = 0,
+        say: Callable[[str], None] | None = None) -> int:
+    """Record one session of `argv`; returns the exit code for lit (the child's)."""
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    upstream_url = resolve_upstream(upstream)
+    executable = find_command(argv, os.environ)
+    db_path = Path(os.path.abspath(store.resolve_db_path(db)))
+    session_id = store.new_id()
+
+    try:
+        relay = Relay(upstream_url, None, port=port, session_id=session_id)
+    except ValueError as e:
+        raise LitError(f"--upstream: {e}", exit_code=2) from e
+    try:
+        bound = relay.start()
+    except OSError as e:
+        raise LitError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from e
+    try:
+        rec = Recorder(db_path, argv=list(argv), cwd=os.getcwd(), upstream=upstream_url, session_id=session_id)
+    except BaseException:
+        relay.stop()
+        raise
+    relay.sink = rec
+    rec.set_port(bound)
+
+    env = child_env(os.environ, relay_url=relay.url, session_id=session_id, db_path=db_path)
+    code: int | None = None
+    child: subprocess.Popen | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        if child is None or child.poll() is not None:
+            return
+        if signum == signal.SIGINT and _typed_at_the_terminal():
+            return
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+    try:
+        try:
+            child = subprocess.Popen(argv, executable=executable, env=env)
+        except OSError as e:
+            code = 127 if isinstance(e, FileNotFoundError) else 126
+            raise LitError(f"{argv[0]}: {e.strerror or e}", exit_code=code) from e
+        code = exit_code_of(child.wait())
+    finally:
+        relay.stop()
+        summary = rec.finish(code)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    say(summary_line(summary, relay.sink_errors))
+    return code
+
+
+def summary_line(summary: Summary, relay_errors: int = 0) -> str:
+    """The one line lit says at exit."""
+    line = f"lit: recorded {_count(summary.exchanges, 'exchange')}, {_count(summary.steps, 'step')}"
+    threads = [(tid, commit, status) for tid, commit, status in summary.threads]
+    if len(threads) == 1:
+        line += f" in thread {_thread(*threads[0])}"
+    elif 1 < len(threads) <= 3:
+        line += " in threads " + ", ".join(_thread(*t) for t in threads)
+    elif threads:
+        bound = sum(1 for t in threads if t[1])
+        line += f" in {len(threads)} threads ({bound} bound to commits)"
+    else:
+        line += f" (session {summary.session_id})"
+    missed = summary.unrecorded + relay_errors
+    if missed:
+        why = summary.problems[0] if summary.problems else "see `lit sessions`"
+        line += f"; {missed} not recorded ({why})"
+    return line
+
+
+def _thread(thread_id: str, commit: str | None, status: str) -> str:
+    if commit:
+        return f"{thread_id} (bound to {commit[:7]})"
+    return f"{thread_id} ({'not committed yet' if status == 'pending' else status})"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
