@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,26 @@ def test_a_session_that_grew_since_its_import_gets_only_the_new_steps(committed,
     rows = check_import(tmp_path, repo, home, folder, again=True)
     assert rows["threads"][1]["id"] == pending["id"]  # continued, not replaced
     assert len({s["id"] for s in rows["steps"]}) == len(rows["steps"])
+
+
+@pytest.mark.parametrize("layout", ["inline", "beside"])
+def test_older_subagent_layouts_give_the_same_threads(committed, tmp_path, layout):
+    """Before subagents/agent-<id>.jsonl, Claude Code wrote them as sidechain lines in the session
+    file (no agent id: found by the Agent call's prompt), or as agent-<id>.jsonl beside it."""
+    repo, home, folder = committed
+    path = next(folder.glob("*.jsonl"))
+    sub_file = next((folder / path.stem / "subagents").glob("agent-*.jsonl"))
+    sub_text = sub_file.read_text()
+    shutil.rmtree(folder / path.stem)
+    if layout == "inline":
+        sidechain = [json.dumps({k: v for k, v in json.loads(line).items() if k != "agentId"}) + "\n"
+                     for line in sub_text.splitlines()]
+        lines = path.read_text().splitlines(keepends=True)
+        at = next(n for n, line in enumerate(lines) if '"name": "Agent"' in line or '"name":"Agent"' in line) + 1
+        path.write_text("".join(lines[:at] + sidechain + lines[at:]))
+    else:
+        (folder / sub_file.name).write_text(sub_text)
+    check_import(tmp_path, repo, home, folder)
 
 
 def test_an_amended_commit_is_found_by_time_and_message(committed, tmp_path):

@@ -163,9 +163,13 @@ def load_transcript(path: str | os.PathLike) -> Transcript:
     session_id = next((e["sessionId"] for e in entries if isinstance(e.get("sessionId"), str)), path.stem)
     main = [e for e in entries if not e.get("isSidechain")]
     subagents: dict[str, Subagent] = {}
-    for e in entries:  # older versions: sidechains inline
+    # Older versions: sidechains inline. Without an agent id, each chain from a root is one.
+    chain_of: dict[str, str] = {}
+    for e in entries:
         if e.get("isSidechain"):
-            aid = str(e.get("agentId") or "sidechain")
+            aid = e.get("agentId") or chain_of.get(e.get("parentUuid") or "") or f"chain-{e.get('uuid')}"
+            if e.get("uuid"):
+                chain_of[e["uuid"]] = aid
             subagents.setdefault(aid, Subagent(aid, [])).entries.append(e)
     files = sorted((path.parent / path.stem / "subagents").glob("agent-*.jsonl"))
     files += [f for f in sorted(path.parent.glob("agent-*.jsonl"))
