@@ -61,3 +61,31 @@ def relay(upstream: ScriptedUpstream, sink: Sink) -> Iterator[Relay]:
     """lit's relay in front of `upstream`, handing exchanges to `sink`."""
     with Relay(upstream.url, sink) as r:
         yield r
+
+
+CLAUDE_CODE_VERSION = "2.1.197"
+CLAUDE_CODE_DIR = REAL_HOME / ".cache" / "lit-tests" / "claude-code"
+
+
+@pytest.fixture(scope="session")
+def claude_code() -> Path:
+    """The real Claude Code CLI, installed from npm into a cache folder outside the repo when it is
+    not there yet (so a fresh machine gets it); $LIT_CLAUDE_CODE names another `claude`."""
+    if os.environ.get("LIT_CLAUDE_CODE"):
+        return Path(os.environ["LIT_CLAUDE_CODE"])
+    claude = CLAUDE_CODE_DIR / "node_modules" / ".bin" / "claude"
+    if not claude.exists():
+        import shutil
+        import subprocess
+
+        npm = shutil.which("npm")
+        if not npm:
+            pytest.fail("npm is needed to install Claude Code for the tests (install Node.js and npm), "
+                        f"or set LIT_CLAUDE_CODE to a `claude` of version {CLAUDE_CODE_VERSION}")
+        proc = subprocess.run([npm, "install", "--prefix", str(CLAUDE_CODE_DIR), "--no-audit", "--no-fund",
+                               f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not claude.exists():
+            pytest.fail(f"npm install of @anthropic-ai/claude-code@{CLAUDE_CODE_VERSION} failed: "
+                        f"{proc.stderr.strip()[-1000:]}")
+    return claude
