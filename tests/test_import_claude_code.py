@@ -128,7 +128,21 @@ def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path, *, again:
 
 
 def test_committed_transcript_becomes_bound_threads_with_line_maps(committed, tmp_path):
-    check_import(tmp_path, *committed)
+    repo = committed[0]
+    rows = check_import(tmp_path, *committed)
+    # lit blame and lit weave read the imported threads like recorded ones.
+    proc = lit(rows["env"], repo, "blame", "hello.py", "--json")
+    assert proc.returncode == 0, proc.stderr
+    blamed = json.loads(proc.stdout)
+    edit = next(s for s in rows["steps"] if s["tool_name"] == "Edit" and not s["is_error"] and s["kind"] == "tool_call"
+                and "hello, world" in s["tool_input"])
+    assert [(b["line"], b["kind"], b["tool"]) for b in blamed] == [
+        (1, "step", "Write"), *[(n, "step", "Edit") for n in range(2, 7)]]
+    assert blamed[1]["step"] == edit["id"] and blamed[1]["why"].startswith("That string is not in the file")
+    proc = lit(rows["env"], repo, "weave", "HEAD~1", "-o", str(tmp_path / "page.html"))
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "page.html").read_text()
+    assert "A module with one function" in page and mt.PROMPT.split(" with ")[0] in page
 
 
 def test_importing_twice_adds_nothing(committed, tmp_path):

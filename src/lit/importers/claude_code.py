@@ -786,7 +786,7 @@ def _write_note(db: sqlite_utils.Database, repo: str | None, thread_id: str, sha
         return False
     try:
         write(repo, sha, build(db, thread_id, sha))
-    except LitError as e:
+    except (LitError, TypeError) as e:  # TypeError: a notes module whose interface has moved on
         result.warnings.append(f"note for {sha[:12]} not written: {e}")
         return False
     return True
