@@ -347,6 +347,53 @@ def serve(
     serve_module.serve(serve_module.check_db(db), host=host, port=port, open_browser=open_browser, echo=typer.echo)
 
 
+# --- pr (issue 6) ------------------------------------------------------------------------------------
+
+
+@app.command()
+def pr(
+    rev_range: str = typer.Argument(None, metavar="[RANGE]",
+                                    help="Commits to describe, e.g. main..HEAD (default: the upstream branch "
+                                    "..HEAD, else main..HEAD or master..HEAD). One revision R means R..HEAD."),
+    fmt: str = typer.Option("markdown", "--format", help="markdown or json."),
+    as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
+    llm: bool = typer.Option(False, "--llm", help="Have a model write the summary (ANTHROPIC_API_KEY, "
+                             "ANTHROPIC_BASE_URL); on any failure the deterministic text is printed."),
+    model: str = typer.Option(None, "--model", help="The model for --llm (default: claude-sonnet-4-6)."),
+    weave_dir: str = typer.Option(None, "--weave-dir", help="Link each commit to DIR/lit-weave-<sha>.html; a local "
+                                  "DIR gets the missing pages written, a URL is only linked."),
+    db: str = DB_OPTION,
+) -> None:
+    """Print a pull request description: what was asked, the key decisions, the files and how the
+    agent verified each commit. Deterministic (no network) unless --llm; within GitHub's 65,536
+    characters.
+
+    \b
+    Example:
+      lit pr main..HEAD
+      lit pr | gh pr create --title "$(git log -1 --format=%s)" --body-file -
+      lit pr --llm --model claude-sonnet-4-6 --weave-dir https://example.org/weave
+    """
+    from lit import pr as pr_module
+
+    fmt = "json" if as_json else fmt
+    if fmt not in ("markdown", "json"):
+        fail(f"--format {fmt}: use markdown or json")
+    if model and not llm:
+        fail("--model goes with --llm")
+    desc = pr_module.describe(rev_range, db_path=db, weave_dir=weave_dir)
+    if llm:
+        model = model or pr_module.DEFAULT_MODEL
+        try:
+            desc.summary, desc.summary_model = pr_module.llm_summary(desc, model), model
+        except pr_module.LLMError as e:
+            typer.echo(f"lit: --llm failed: {e}; printing the deterministic description", err=True)
+    if fmt == "json":
+        _echo_json(pr_module.to_json(desc))
+    else:
+        typer.echo(pr_module.to_markdown(desc), nl=False)
+
+
 def main() -> None:
     try:
         app()
