@@ -674,6 +674,7 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
             threads.append((tid, commit))
         exchange_of = _write_exchanges(db, sid, transcript.session_id, steps, start)
         result.exchanges = len({exchange_of[i] for i in range(start, len(steps)) if i in exchange_of})
+        step_rows = []
         for i in range(start, len(steps)):
             s = steps[i]
             row = {"id": s.step_id, "thread_id": s.thread_id, "session_id": sid,
@@ -686,17 +687,20 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
                     row[k] = redact(row[k])
             if row.get("tool_input") is not None:
                 row["tool_input"] = json.dumps(redact(row["tool_input"]), ensure_ascii=False)
-            db["steps"].insert(row)
+            step_rows.append(row)
+        columns = {c for row in step_rows for c in row}
+        db["steps"].insert_all([{c: row.get(c) for c in columns} for row in step_rows])
         result.steps = len(steps) - start
+        map_rows = []
         for tid, commit in threads:
             if commit is None:
                 continue
             prior = [e for e in edits if e.index < commit.call]
-            for path, lo_line, hi_line, step in line_ranges(attribute(repo, commit.sha, prior)):
-                db["line_map"].insert({"commit_sha": commit.sha, "path": path, "line_start": lo_line,
-                                       "line_end": hi_line, "step_id": steps[step].step_id if step is not None
-                                       else None, "thread_id": tid})
-                result.line_map_rows += 1
+            map_rows += [{"commit_sha": commit.sha, "path": path, "line_start": lo_line, "line_end": hi_line,
+                          "step_id": steps[step].step_id if step is not None else None, "thread_id": tid}
+                         for path, lo_line, hi_line, step in line_ranges(attribute(repo, commit.sha, prior))]
+        db["line_map"].insert_all(map_rows)
+        result.line_map_rows = len(map_rows)
     result.imported = True
     result.threads = [{"id": tid, "status": "bound" if c else "pending", "commit": c.sha if c else None,
                        "steps": sum(1 for s in steps[start:] if s.thread_id == tid)} for tid, c in threads]
@@ -727,7 +731,8 @@ def _write_exchanges(db: sqlite_utils.Database, sid: str, claude_session: str, s
         "SELECT id, request_id FROM exchanges WHERE session_id = ?", [sid])}
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges WHERE session_id = ?", [sid]).fetchone()[0]
     exchange_of: dict[int, str] = {}
-    new: dict[str, _Step] = {}  # the last block of each new request: its usage is final
+    rows: dict[str, dict] = {}
+    usage_keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     for i, s in enumerate(steps):
         if s.request is None:
             continue
@@ -735,23 +740,21 @@ def _write_exchanges(db: sqlite_utils.Database, sid: str, claude_session: str, s
         if key not in ids:
             seq += 1
             ids[key] = f"{sid}.{seq}"
-            db["exchanges"].insert({
+            rows[ids[key]] = {
                 "id": ids[key], "session_id": sid, "seq": seq, "started_at": s.at, "method": "POST",
                 "path": "/v1/messages", "protocol": "anthropic", "status": 200, "streamed": 1, "complete": 1,
                 "model": s.fields.get("model"), "conversation_id": f"{sid}.{s.conv}",
                 "role": "subagent" if s.conversation else "main", "thread_id": s.thread_id,
                 "client_session_id": claude_session, "request_id": s.request,
-            })
-            new[ids[key]] = s
-        elif ids[key] in new:
-            new[ids[key]] = s
+            }
+        if ids[key] in rows:
+            # Every block line repeats the usage; the request's last line has the final counts.
+            usage = s.usage if isinstance(s.usage, dict) else {}
+            rows[ids[key]].update({"stop_reason": s.stop_reason,
+                                   **{k: usage.get(k) if isinstance(usage.get(k), int) else None
+                                      for k in usage_keys}})
         exchange_of[i] = ids[key]
-    for ex_id, s in new.items():
-        usage = s.usage if isinstance(s.usage, dict) else {}
-        db["exchanges"].update(ex_id, {
-            "stop_reason": s.stop_reason,
-            **{k: usage[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                     "cache_read_input_tokens") if isinstance(usage.get(k), int)}})
+    db["exchanges"].insert_all(rows.values())
     # A user turn (prompt, tool results) went out with the next request of its conversation.
     upcoming: dict[str, str] = {}
     for i in range(len(steps) - 1, -1, -1):
