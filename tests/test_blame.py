@@ -57,6 +57,7 @@ def test_terminal_view_groups_lines_and_says_why_once(story):
     # The Write's lines are cut by the Edit's line 5 and by T2's inserted lines: three groups.
     assert out.count(f"{T1} step 3 Write") == 3
     assert f"human (Lit Agent, thread {T1})" in out
+    assert f"thread {T3} (only its trailer: no note, not in the DB)" in out
     assert all(len(line) <= 100 for line in out.splitlines() if "step" in line and "│" not in line)
     assert "\x1b[" not in out
     coloured = blame_module.render(blame_module.blame("wordcount.py").lines, color=True, width=100)
@@ -78,7 +79,7 @@ def test_line_range_rev_and_json_schema(story):
     assert rows == [{
         "line": 5, "commit": story.commits["write"], "path": "wordcount.py", "orig_line": 5, "thread": T1,
         "step": story.steps["edit"], "kind": "step", "tool": "Edit",
-        "why": "Splitting on a single space counts runs of spaces as words.",
+        "why": "Splitting on a single space counts runs of spaces as words.", "source": "note",
         "author": "Lit Agent", "author_time": "2026-11-28T19:40:00Z", "text": "    return len(text.split())"}]
 
 

@@ -278,6 +278,8 @@ def blame(
     rev: str = typer.Option(None, "--rev", help="Blame the file as of this revision (default: the working tree)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line (schema in the README)."),
     full: bool = typer.Option(False, "--full", help="The whole prompt, reasoning and tool call of each step."),
+    moves: bool = typer.Option(False, "-M", help="Follow lines moved within the file (git blame -M; slower)."),
+    copies: bool = typer.Option(False, "-C", help="Follow lines moved from other files (git blame -C; slower)."),
     db: str = DB_OPTION,
 ) -> None:
     """Each line with the step that wrote it and the first sentence of why.
@@ -292,7 +294,7 @@ def blame(
     """
     from lit import blame as blame_module
 
-    result = blame_module.blame(file, line_range=line_range, rev=rev, db_path=db)
+    result = blame_module.blame(file, line_range=line_range, rev=rev, db_path=db, moves=moves, copies=copies)
     if as_json:
         _echo_json(blame_module.to_json(result.lines))
         return

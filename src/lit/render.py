@@ -18,15 +18,18 @@ import html
 import re
 import unicodedata
 
-import jinja2
-from markdown_it import MarkdownIt
+from typing import TYPE_CHECKING
+
 from markupsafe import Markup
-from pygments.lexers import get_lexer_for_filename
-from pygments.lexers.special import TextLexer
-from pygments.token import STANDARD_TYPES
-from pygments.util import ClassNotFound
 
 from lit.paths import templates_dir
+
+if TYPE_CHECKING:
+    import jinja2
+    from markdown_it import MarkdownIt
+
+# jinja2, markdown-it and Pygments are imported where they are used: `lit blame` needs only
+# terminal_safe, and its start-up time counts against git blame's.
 
 # Schemes a link in rendered markdown may use; anything else (javascript:, data:, vbscript:,
 # file:) is dropped and the link shows as text.
@@ -42,6 +45,8 @@ def safe_link(url: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _md() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable("table").enable("strikethrough")
     md.disable("image")  # ![x](http://...) would load from the network: shown as "!" + a link
@@ -61,13 +66,20 @@ def markdown(text: str | None) -> Markup:
 
 @functools.lru_cache(maxsize=256)
 def _lexer(path: str):
+    from pygments.lexers import get_lexer_for_filename
+    from pygments.lexers.special import TextLexer
+    from pygments.util import ClassNotFound
+
     try:
         return get_lexer_for_filename(path, stripnl=False, stripall=False, ensurenl=False)
     except ClassNotFound:
         return TextLexer(stripnl=False, ensurenl=False)
 
 
+@functools.cache
 def _css_class(ttype) -> str:
+    from pygments.token import STANDARD_TYPES
+
     while ttype not in STANDARD_TYPES:
         ttype = ttype.parent
     return STANDARD_TYPES[ttype]
@@ -113,6 +125,8 @@ def pygments_css(scope: str = ".code", light: str = "default", dark: str = "gith
 def template_env() -> jinja2.Environment:
     """Jinja2 over templates/, autoescape on for every template, with the `markdown` filter.
     Missing keys render empty: notes come from several writers and versions."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,
