@@ -292,3 +292,20 @@ def test_a_live_claude_code_session_is_imported(tmp_path):
     assert third[1]["text"] == mt.RESUMED_PROMPT
     assert [(r["path"], r["line_start"], r["line_end"], r["step_id"]) for r in db.query(
         "SELECT * FROM line_map WHERE commit_sha = ?", [bye_sha])] == [("bye.py", 1, 2, third[3]["id"])]
+
+
+def test_commit_messages_and_added_lines_are_read_as_git_and_claude_code_write_them(tmp_path):
+    from lit.importers.claude_code import added_lines, commit_message
+
+    heredoc = ("git add -A && git commit -m \"$(cat <<'EOF'\nFix the parser\n\nCo-Authored-By: Claude"
+               " <noreply@anthropic.com>\nEOF\n)\"")
+    assert commit_message(heredoc).splitlines()[0] == "Fix the parser"
+    assert commit_message("git commit -qam 'Add hello'") == "Add hello"
+    assert commit_message('git commit -m "Add hello" -m body') == "Add hello"
+    repo = tmp_path / "r"
+    mt.make_repo(repo)
+    (repo / "a.txt").write_text("keep\n++ looks like a header\n+++ b/also\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-qm", "a")
+    assert added_lines(str(repo), git(repo, "rev-parse", "HEAD")) == [
+        ("a.txt", 1, "keep"), ("a.txt", 2, "++ looks like a header"), ("a.txt", 3, "+++ b/also")]

@@ -389,7 +389,7 @@ def commit_message(command: str) -> str | None:
     except ValueError:
         return None
     for i, w in enumerate(words):
-        if w in ("-m", "--message") and i + 1 < len(words):
+        if (w == "--message" or re.fullmatch(r"-[a-zA-Z]*m", w)) and i + 1 < len(words):  # -m, -am, -qm
             return words[i + 1]
         if w.startswith("--message="):
             return w.split("=", 1)[1]
@@ -452,8 +452,8 @@ def _printed_sha(result: _Step) -> tuple[str | None, str | None]:
 
 def _match_commit(repo: str, steps: list[_Step], t_call: float, t_result: float, subject: str | None,
                   edits: list[_Edit], call: int, used: set[str]) -> str | None:
-    log = _git(repo, "log", "--all", "--no-merges", "--format=%H%x1f%at%x1f%s",
-               f"--since={int(t_call) - 3600}", "-n", "5000")
+    # Committer time is never before author time, so this bounds the walk without missing any.
+    log = _git(repo, "log", "--all", "--no-merges", "--format=%H%x1f%at%x1f%s", f"--since={int(t_call) - 60}")
     candidates = []
     for line in log.stdout.splitlines():
         parts = line.split("\x1f")
@@ -466,11 +466,13 @@ def _match_commit(repo: str, steps: list[_Step], t_call: float, t_result: float,
         if subject and subj.strip() != subject:
             continue
         candidates.append(sha)
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
+    if subject and len(candidates) == 1:
+        return candidates[0]
+    # Several at once, or no message to go by: the commit holding most of the recorded edits' lines.
     prior = [e for e in edits if e.index < call]
     scored = [(sum(1 for *_, step in attribute(repo, sha, prior) if step is not None), sha) for sha in candidates]
-    return max(scored)[1]
+    best = max(scored, default=(0, None))
+    return best[1] if best[0] > 0 or subject else None
 
 
 # --- the line map ------------------------------------------------------------------------------
@@ -526,19 +528,22 @@ def _added_lines(tool: str, tool_input: dict, tur: dict) -> set[str]:
 
 def added_lines(repo: str, sha: str) -> list[tuple[str, int, str]]:
     """(path, new line number, text) of each line the commit added or changed (new side)."""
-    out = _git(repo, "diff-tree", "-p", "--root", "-M", "--unified=0", "--no-color", "--no-ext-diff",
-               "--first-parent", sha)
+    # A merge gives no lines: what it brings in was written by the commits merged.
+    out = _git(repo, "diff-tree", "-p", "--root", "-M", "--unified=0", "--no-color", "--no-ext-diff", sha)
     if out.returncode != 0:
         raise LitError(f"cannot read commit {sha[:12]} in {repo}: {out.stderr.strip()}")
-    rows, path, line = [], None, 0
+    rows, path, line, header = [], None, 0, False
     for text in out.stdout.split("\n"):
-        if text.startswith("+++ "):
+        if text.startswith("diff --git "):
+            header, path = True, None
+        elif header and text.startswith("+++ "):
             target = text[4:]
             path = None if target == "/dev/null" else _unquote(target)[2:]
         elif text.startswith("@@ "):
+            header = False
             m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", text)
             line = int(m.group(1)) if m else 0
-        elif text.startswith("+") and path is not None and line:
+        elif not header and text.startswith("+") and path is not None and line:
             rows.append((path, line, text[1:]))
             line += 1
     return rows
