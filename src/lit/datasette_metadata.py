@@ -204,7 +204,7 @@ order by m.path, m.line_start""",
         "description": "Tool results marked as errors, next to the call that caused them.",
         "sql": """select r.id as step_id, r.thread_id, c.tool_name, c.tool_input, r.text as error,
   datetime(r.created_at, 'unixepoch') as at
-from steps r left join steps c on c.tool_use_id = r.tool_use_id and c.kind = 'tool_call'
+from steps r left join steps c on c.tool_use_id = r.tool_use_id and +c.kind = 'tool_call'
 where r.kind = 'tool_result' and r.is_error = 1
 order by r.created_at desc""",
     },
