@@ -264,17 +264,15 @@ def test_no_sessions_is_one_line(tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
 
 
-@pytest.mark.skipif(not mt.CLAUDE.exists(), reason=f"Claude Code is not installed at {mt.CLAUDE} "
-                    "(npm install --prefix ~/.cache/lit-tests/claude-code @anthropic-ai/claude-code@2.1.197)")
-def test_a_live_claude_code_session_is_imported(tmp_path):
+def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
     """The real CLI, offline, writes the transcript now: the importer follows the current format."""
-    run = mt.run_claude(tmp_path / "live")
+    run = mt.run_claude(tmp_path / "live", claude_code)
     assert run.output["result"] == "Committed hello.py and NOTES.md."
     assert git(run.repo, "log", "--format=%s") == "Add notes\nAdd hello.py"
     check_import(tmp_path, run.repo, run.home, run.transcript.parent)
 
     # The session resumed with a second prompt: only what it added is imported.
-    assert mt.resume_claude(run)["result"] == "Committed bye.py."
+    assert mt.resume_claude(run, claude_code)["result"] == "Committed bye.py."
     proc = lit(lit_env(tmp_path, run.home), run.repo, "import", "claude-code")
     assert proc.returncode == 0, proc.stderr
     bye_sha = git(run.repo, "rev-parse", "HEAD")

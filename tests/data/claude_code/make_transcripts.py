@@ -3,8 +3,8 @@ keep the transcripts it writes: the test data of `lit import claude-code`.
 
 The scripted model writes hello.py (Write), reads it, tries an Edit that fails, edits it (Edit),
 commits with Bash, starts a subagent (Agent) that writes NOTES.md, then appends a line to NOTES.md
-by shell and commits again. tests/test_import_claude_code.py calls `run_claude` live when the CLI
-is installed; `python tests/data/claude_code/make_transcripts.py` rewrites the committed copy
+by shell and commits again. tests/test_import_claude_code.py calls `run_claude` live (the
+conftest installs the CLI); `python tests/data/claude_code/make_transcripts.py` rewrites the committed copy
 (session/ and repo.fast-export, machine paths replaced by /home/user/project) that covers parsing
 without npm.
 
