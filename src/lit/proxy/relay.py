@@ -99,6 +99,7 @@ class Relay:
             # Send the agent's headers and nothing of aiohttp's own.
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=1024 * 1024,
         )
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
