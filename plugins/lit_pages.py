@@ -20,12 +20,14 @@ def _lit_db(datasette) -> str | None:
     return config.get("database") if config else None
 
 
-@hookimpl
+@hookimpl(trylast=True)  # after Datasette's own functions, so lit's escape_fts replaces its
 def prepare_connection(conn, database, datasette):
+    if database != _lit_db(datasette):
+        return
     # Every connection to lit's DB, Datasette's write connection too: nothing served can write,
     # while the recorder, another process, keeps writing through its own connections.
-    if database == _lit_db(datasette):
-        conn.execute("PRAGMA query_only = 1")
+    conn.execute("PRAGMA query_only = 1")
+    conn.create_function("escape_fts", 1, serve.escape_fts)
 
 
 @hookimpl

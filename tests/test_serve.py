@@ -157,6 +157,11 @@ def test_steps_in_thread_order_and_searchable(story):
     assert [r["seq"] for r in data] == list(range(1, 13))
     hits = rows(story, "/lit/steps.json?_shape=array&_search=pytonh")
     assert {r["id"] for r in hits} == {f"{story.bound}.7", f"{story.bound}.8"}
+    # An identifier, as people type it: steps_fts refuses phrases (detail=column), so lit's
+    # escape_fts makes `file_path` two words rather than Datasette's phrase (an error).
+    hits = rows(story, "/lit/steps.json?_shape=array&_search=file_path")
+    assert {r["id"] for r in hits} == {f"{story.bound}.4", f"{story.pending}.2"}
+    assert len(rows(story, "/lit/steps.json?_shape=array&_search=pyto*")) == 2
 
 
 # --- pages ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import sqlite3
 import threading
@@ -104,6 +105,18 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
         pass
     finally:
         sock.close()
+
+
+_FTS_TOKEN = re.compile(r"[^\W_]+\*?")  # what FTS5's unicode61 tokenizer calls a word
+
+
+def escape_fts(query: str) -> str:
+    """A search box's text as an FTS5 query for steps_fts: every word must match, a trailing *
+    matches a prefix. steps_fts is built with detail=column (store.py), which refuses phrases, and
+    Datasette quotes each term, so `file_path` became the phrase "file path" and an error; here
+    it is two words. (`_searchmode=raw` still takes FTS5 syntax as typed.)"""
+    terms = [f'"{t[:-1]}"*' if t.endswith("*") else f'"{t}"' for t in _FTS_TOKEN.findall(query or "")]
+    return " ".join(terms) or '""'
 
 
 # --- the pages' data ------------------------------------------------------------------------------
