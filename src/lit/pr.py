@@ -240,21 +240,25 @@ def _db_threads(db, commits: list[str], ids: set[str]) -> tuple[dict[str, list[d
 
 # --- what the agent ran ---------------------------------------------------------------------------------
 
+# Matched against the start of each simple command of a shell line (after `cd x &&`, `FOO=1`,
+# `uv run`...), so `grep -r mypy .` or `echo pytest` is not taken for a run.
 _CHECK_PATTERNS = [re.compile(p) for p in (
-    r"(^|[\s;&|(/])(pytest|py\.test|tox|nox|mypy|ruff|pyright|flake8|pylint|black\s+--check|jest|vitest|tsc|"
-    r"eslint|ctest|rspec|phpunit|unittest)\b",
-    r"\bpython[\d.]*\s+-m\s+(pytest|unittest|mypy|ruff|tox|nox|compileall)\b",
-    r"\b(npm|yarn|pnpm|bun)\s+(run\s+)?(test|build|lint|check|typecheck|ci)\b",
-    r"(^|[\s;&|(])make\b",
-    r"\bcargo\s+(test|build|check|clippy|nextest)\b",
-    r"\bgo\s+(test|build|vet)\b",
-    r"\b(mvn|mvnw|gradle|gradlew)\b.*\b(test|build|verify|check)\b",
-    r"\b(bazel|bazelisk)\s+(test|build)\b",
-    r"\bdotnet\s+(test|build)\b",
-    r"\bpre-commit\s+run\b",
-    r"\bbundle\s+exec\s+(rake|rspec)\b",
-    r"\bswift\s+(test|build)\b",
+    r"^(pytest|py\.test|tox|nox|mypy|ruff|pyright|flake8|pylint|jest|vitest|tsc|eslint|ctest|rspec|phpunit|"
+    r"black --check|isort --check|prettier --check)(\s|$)",
+    r"^python[\d.]* -m (pytest|unittest|mypy|ruff|tox|nox|compileall|pyright)(\s|$)",
+    r"^python[\d.]* (manage\.py test|\S*(test|runtests)\S*\.py)(\s|$)",
+    r"^(npm|yarn|pnpm|bun) (run )?(test|t|build|lint|check|typecheck|ci)(\s|$)",
+    r"^make(\s|$)",
+    r"^cargo (test|build|check|clippy|nextest)(\s|$)",
+    r"^go (test|build|vet)(\s|$)",
+    r"^(mvn|mvnw|gradle|gradlew) .*\b(test|build|verify|check)\b",
+    r"^(bazel|bazelisk|dotnet|swift) (test|build)(\s|$)",
+    r"^pre-commit run(\s|$)",
+    r"^bundle exec (rake|rspec)(\s|$)",
+    r"^(just|task) \S*(test|check|lint|build)",
 )]
+_WRAPPERS = {"uv": 1, "poetry": 1, "pipenv": 1, "hatch": 1, "pdm": 1, "rye": 1}  # `uv run X`: skip "run"
+_PREFIXES = {"npx", "bunx", "time", "env", "sudo", "nice", "exec", "command", "xvfb-run"}
 _EXIT = re.compile(r"(?i)\bexit(?:ed)?(?: with)? (?:code|status)[:=\s]+(-?\d+)")
 _PYTEST_FAILED = re.compile(r"^=+ .*\b\d+ (failed|errors?)\b.* =+$", re.MULTILINE)
 
@@ -272,7 +276,25 @@ def _command(tool_input: Any) -> str | None:
 
 def is_check(command: str) -> bool:
     """Does this shell command test, build, lint or type-check?"""
-    return any(p.search(command) for p in _CHECK_PATTERNS)
+    for segment in re.split(r"&&|\|\||[;|\n()]", command):
+        words = segment.split()
+        while words:
+            head = words[0].rsplit("/", 1)[-1]
+            if "=" in words[0] and not words[0].startswith("-"):
+                words = words[1:]  # FOO=1 pytest
+            elif head in _WRAPPERS and len(words) > 1 and words[1] == "run":
+                words = words[2:]
+            elif head in _PREFIXES:
+                words = words[1:]
+            elif head == "timeout" and len(words) > 1:
+                words = words[2:]
+            else:
+                break
+        if words:
+            line = " ".join([words[0].rsplit("/", 1)[-1], *words[1:]])
+            if any(p.search(line) for p in _CHECK_PATTERNS):
+                return True
+    return False
 
 
 def check_status(result: str | None, is_error: bool) -> tuple[str, int | None]:
@@ -397,7 +419,7 @@ def _title(reports: list[CommitReport]) -> str:
     for r in reports:
         for p in r.prompts:
             if first_sentence(p):
-                return _cut_words(first_sentence(p).rstrip("."), 80)
+                return _cut_words(first_sentence(p).rstrip("."), 100)
     subjects = [r.subject for r in reports if r.subject]
     if not subjects:
         return "Changes"
@@ -450,15 +472,17 @@ _ISSUE_REF = re.compile(r"(?<![\w&`])#(?=\d)")
 _CODE_SPAN = re.compile(r"((`+)[^`].*?(?<!`)\2(?!`))", re.DOTALL)
 
 
-def prose(text: str) -> str:
+def prose(text: str, *, issue_refs: bool = False) -> str:
     """Text a model or a person wrote, made inert for a PR body: no raw HTML, no @mentions that
-    would notify people, no #123 that would link (and cross-reference) unrelated issues."""
+    would notify people, and (unless issue_refs: a commit subject's "(#12)" means this repository's
+    #12) no #123 that would link and cross-reference unrelated issues."""
     # Code spans are left as written: markdown shows them literally, entities and all.
     out = []
     for i, part in enumerate(_CODE_SPAN.split(text)):
         if i % 3 == 0:
             part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            part = _ISSUE_REF.sub("&#35;", _MENTION.sub("@&#8203;", part))
+            part = _MENTION.sub("@&#8203;", part)
+            part = part if issue_refs else _ISSUE_REF.sub("&#35;", part)
         elif i % 3 == 2:
             continue  # the span's backticks alone (the second group); part 1 is the whole span
         out.append(part)
@@ -559,7 +583,7 @@ def _thread_line(r: CommitReport) -> str:
 
 
 def _commit_md(i: int, r: CommitReport, level: _Level) -> list[str]:
-    out = [f"### {i}. {prose(r.subject) or '(no subject)'} ({code(r.short)})", ""]
+    out = [f"### {i}. {prose(r.subject, issue_refs=True) or '(no subject)'} ({code(r.short)})", ""]
     if not r.threads:
         out += ["No thread: not recorded by lit.", ""]
         out += _files_md(r.files, level.files)
@@ -632,7 +656,7 @@ def to_markdown(d: Description, limit: int = GITHUB_LIMIT) -> str:
     head = [f"# {prose(d.title)}", "", "## Summary", "", _totals(d), "", "## Commits", ""]
     tail = [f"_Trimmed to fit GitHub's {GITHUB_LIMIT:,} characters: commits listed by subject only. "
             f"`lit weave {prose(d.range)}` shows everything._", ""]
-    lines = [f"- {code(r.short)} {prose(r.subject)}" for r in d.commits]
+    lines = [f"- {code(r.short)} {prose(r.subject, issue_refs=True)}" for r in d.commits]
     text = "\n".join(head + lines + [""] + tail)
     while len(text) > limit and lines:
         dropped = len(d.commits) - len(lines) + 1
