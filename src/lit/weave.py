@@ -37,6 +37,11 @@ class DiffLine:
     text: str
     html: Markup = Markup("")
     owner: str = OTHER  # a step id, HUMAN or OTHER
+    # What the template prints, set by _dress (a 5,000-line diff renders faster without logic per line)
+    cls: str = ""
+    anchor: str = ""
+    href: str = ""
+    mark: str = " "
 
 
 @dataclass
@@ -363,7 +368,24 @@ def build_rows(chapter: Chapter) -> list[Row]:
             for a, b in _ranges(numbers):
                 label = f"{name} {a}" if a == b else f"{name} {a}–{b}"
                 row.written.append((label, f"{chapter.anchor}-f{fi}-L{a}"))
+    _dress(chapter)
     return [*ordered, *(r for r in (human, other) if r.fragments)]
+
+
+def _dress(chapter: Chapter) -> None:
+    """Each diff line's class, anchor, link (to its step) and marker, for the template."""
+    for f in chapter.files:
+        for hunk in f.hunks:
+            for ln in hunk:
+                if ln.kind == "-":
+                    ln.cls, ln.mark = "w-del", "−"
+                    continue
+                ln.anchor = f"{chapter.anchor}-f{f.index}-L{ln.new}"
+                if ln.kind == "+":
+                    human = ln.owner == HUMAN
+                    ln.cls, ln.mark = ("w-hum", "✎") if human else ("w-add", "+")
+                    ln.href = (f"#human-{chapter.anchor}" if human else f"#other-{chapter.anchor}"
+                               if ln.owner == OTHER else f"#step-{ln.owner}")
 
 
 # --- what to weave --------------------------------------------------------------------------------------
