@@ -135,7 +135,8 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
             mark = red("error ") if s.get("is_error") else ""
             out.append(f"{indent}{dim(s['id'])} {label}: {mark}{text}")
         elif s["kind"] == "prompt":
-            out.append("")
+            if out[-1]:
+                out.append("")
             out.append(f"{indent}{dim(s['id'])} {bold(label)}")
             out.extend(indent + "  " + line for line in (s.get("text") or "").splitlines())
         elif s["kind"] in ("thinking", "text"):
