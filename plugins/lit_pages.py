@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from datasette import hookimpl
+from datasette.utils import tilde_encode
 from datasette.utils.asgi import NotFound, Response
 
 from lit import serve
@@ -34,6 +35,7 @@ def prepare_connection(conn, database, datasette):
 def prepare_jinja2_environment(env, datasette):
     env.filters["lit_markdown"] = serve.markdown
     env.filters["lit_time"] = serve.format_time
+    env.filters["lit_row_path"] = tilde_encode  # a step id's "." would read as a format suffix
 
 
 @hookimpl

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from lit_fixtures import commit_files, init_repo
+from markupsafe import escape
 
 from lit import store
 from lit.datasette_metadata import QUERIES, TABLES
@@ -164,6 +165,21 @@ def test_steps_in_thread_order_and_searchable(story):
     assert len(rows(story, "/lit/steps.json?_shape=array&_search=pyto*")) == 2
 
 
+def test_every_table_page_and_the_database_page_answer(story):
+    tables = ["sessions", "exchanges", "messages", "blobs", "threads", "steps", "snapshots", "line_map"]
+    pages = get(story, "/lit", *(f"/lit/{t}" for t in tables), f"/lit/threads/{story.bound}",
+                f"/lit/steps/{story.bound}~2E1")
+    assert [p.status_code for p in pages] == [200] * len(pages)
+    database, *table_pages, thread_row, step_row = pages
+    for query in QUERIES.values():
+        assert query["title"] in database.text
+    for table, page in zip(tables, table_pages, strict=True):
+        assert str(escape(TABLES[table]["description"])) in page.text, table
+    # The row page of a thread links to its thread page, a step's row to its place in the thread.
+    assert f'href="/-/lit/thread/{story.bound}" title="the thread&#39;s page">{story.bound}</a>' in thread_row.text
+    assert f'href="/-/lit/thread/{story.bound}#step-1"' in step_row.text
+
+
 # --- pages ----------------------------------------------------------------------------------------
 
 
@@ -186,6 +202,20 @@ def test_thread_page(story):
     assert f'href="/-/lit/commit/{story.commit}"' in html
     assert f'href="/-/lit/thread/{story.pending}">next thread' in html
     assert "3 calls" not in html and "2 calls, 2,000 input tokens" in html
+
+
+def test_a_huge_tool_result_is_cut_on_the_page(tmp_path):
+    story = build(tmp_path)
+    db = store.connect(story.db_path)
+    with db.conn:
+        db["steps"].update(f"{story.bound}.5", {"text": "x" * 300_000 + "THE END"})
+    db.conn.close()
+    page, = get(story, f"/-/lit/thread/{story.bound}")
+    assert page.status_code == 200 and len(page.text) < 100_000
+    assert "THE END" not in page.text
+    assert f'Cut at 20,000 characters: <a href="/lit/steps/{story.bound}~2E5">the whole step</a>' in page.text
+    whole, = get(story, f"/lit/steps/{story.bound}~2E5")
+    assert whole.status_code == 200 and "THE END" in whole.text
 
 
 def test_thread_page_by_prefix_redirects_and_unknown_is_404(story):
@@ -303,6 +333,20 @@ def test_sees_what_the_recorder_writes_while_it_serves(tmp_path):
 
 
 # --- the command ----------------------------------------------------------------------------------
+
+
+def test_lit_serve_refuses_a_file_that_is_not_lits_db(tmp_path):
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE birds (name TEXT)").connection.commit()
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all " * 100)
+    for path, reason in ((other, "is not a lit DB (no _lit_migrations table)"), (text, "is not a lit DB: file")):
+        proc = subprocess.run([sys.executable, "-m", "lit", "serve", "--db", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith(f"lit: {path} {reason}")
+    # lit added nothing to the other program's DB.
+    assert [r[0] for r in sqlite3.connect(other).execute("SELECT name FROM sqlite_master")] == ["birds"]
 
 
 def test_lit_serve_without_a_db_says_so_in_one_line(tmp_path):

@@ -61,15 +61,22 @@ def make_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = Non
 
 def check_db(db_path: str | Path | None) -> Path:
     """The DB `lit serve` will show (store.resolve_db_path), migrated to this lit's schema (its
-    indexes make the pages fast); LitError in one line when there is none."""
+    indexes make the pages fast); LitError in one line when there is none, or when the file is
+    not lit's (lit must not add its tables to someone else's SQLite file)."""
     path = store.resolve_db_path(db_path)
     if not path.exists():
         raise LitError(f"no lit DB at {path}: record a session first (lit record -- AGENT), or pass --db PATH")
     try:
-        database = store.connect(path, create=False)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            ours = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_lit_migrations'").fetchone()
+        finally:
+            conn.close()
     except sqlite3.DatabaseError as e:
         raise LitError(f"{path} is not a lit DB: {e}") from e
-    database.conn.close()
+    if not ours:
+        raise LitError(f"{path} is not a lit DB (no _lit_migrations table): pass lit's DB with --db PATH")
+    store.connect(path, create=False).conn.close()
     return path
 
 
@@ -176,6 +183,15 @@ def _parse_json(text: str | None) -> Any:
         return text
 
 
+# A thread page holds every step; a 2 MB file read by a tool should not make it a 2 MB page.
+# Longer inputs and results are cut, and the page links to the step's row for the whole text.
+PAGE_TEXT_LIMIT = 20_000
+
+
+def _cut(text: str) -> tuple[str, bool]:
+    return (text[:PAGE_TEXT_LIMIT], True) if len(text) > PAGE_TEXT_LIMIT else (text, False)
+
+
 def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
     """Everything the thread page shows, or None when no thread matches `ref` (id or id prefix).
 
@@ -189,14 +205,17 @@ def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
     calls = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_call" and s["tool_use_id"]}
     items = []
     for s in steps:
+        if s["kind"] in ("tool_result", "other"):
+            s["text"], s["text_cut"] = _cut(s["text"] or s["raw"] or "")
         if s["kind"] == "tool_result" and s["tool_use_id"] in calls:
             calls[s["tool_use_id"]]["result"] = s
             continue
         if s["kind"] == "tool_call":
             s["input"] = _parse_json(s["tool_input"])
             s["summary"] = tool_summary(s["tool_name"], s["input"])
-            s["input_text"] = (json.dumps(s["input"], indent=2, ensure_ascii=False)
-                               if not isinstance(s["input"], str | None) else s["input"] or "")
+            s["input_text"], s["input_cut"] = _cut(
+                json.dumps(s["input"], indent=2, ensure_ascii=False)
+                if not isinstance(s["input"], str | None) else s["input"] or "")
         if s["kind"] in ("prompt", "thinking", "text"):
             s["html"] = markdown(s["text"])
         items.append(s)
