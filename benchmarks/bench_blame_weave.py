@@ -115,6 +115,12 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> float:
     return time.perf_counter() - t
 
 
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def median(cmd: list[str], cwd: Path, env: dict) -> float:
     timed(cmd, cwd, env)  # warm the caches
     return statistics.median(timed(cmd, cwd, env) for _ in range(RUNS))
@@ -135,11 +141,20 @@ def main() -> None:
         git_moves = median(["git", "blame", "-M", "-C", "big.py"], blame_dir, env)
         lit_moves = median([*lit, "blame", "-M", "-C", "big.py"], blame_dir, env)
         lit_start = median([*lit, "--version"], blame_dir, env)
+        # lit's own work, without Python's start-up: blame() in this process against the same git call
+        os.environ["LIT_DB"] = env["LIT_DB"]
+        from lit import blame as blame_module
+
+        porcelain = median(["git", "blame", "--porcelain", "big.py"], blame_dir, env)
+        in_process = statistics.median(
+            _time(lambda: blame_module.blame("big.py", cwd=blame_dir)) for _ in range(RUNS))
         print(f"git blame            {git_plain * 1000:6.0f} ms")
         print(f"lit blame            {lit_blame * 1000:6.0f} ms  {lit_blame / git_plain:.2f}x")
         print(f"git blame -M -C      {git_moves * 1000:6.0f} ms")
         print(f"lit blame -M -C      {lit_moves * 1000:6.0f} ms  {lit_moves / git_moves:.2f}x")
         print(f"(lit --version, the Python start-up alone: {lit_start * 1000:.0f} ms)")
+        print(f"in one process: blame() {in_process * 1000:.0f} ms against git blame --porcelain "
+              f"{porcelain * 1000:.0f} ms: {in_process / porcelain:.2f}x")
 
         weave_dir = tmp_path / "weave"
         init(weave_dir)

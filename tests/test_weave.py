@@ -129,7 +129,10 @@ def test_from_the_db_when_a_commit_has_no_note(story, tmp_path):
 def test_thread_ids_resolve_from_the_db_and_from_notes(story, tmp_path, monkeypatch):
     assert weave_module.resolve(T2)[0].commit == story.commits["lines"]
     monkeypatch.setenv("LIT_DB", str(tmp_path / "none.db"))
-    assert weave_module.resolve(T1[:6])[0].commit == story.commits["write"]  # from the notes alone
+    from_notes = weave_module.resolve(T1[:6])  # from the notes alone
+    assert from_notes[0].commit == story.commits["write"]
+    page = Page(weave_module.render_page(from_notes, "t"))
+    assert "Splitting on a single space" in page.all_text and "the note in refs/notes/lit" in page.all_text
     with pytest.raises(Exception, match="not a commit, a range"):
         weave_module.resolve(T2)  # no DB and no note: only a trailer, not searchable
 

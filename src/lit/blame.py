@@ -97,6 +97,7 @@ def read_notes(commits: Iterable[str] | None, cwd: str | os.PathLike | None = No
     for commit, blob in blobs.items():
         note = _read_note_json(contents.get(blob, b""))
         if note is not None:
+            note.setdefault("source", "note")  # where it was read; readers say so
             notes[commit] = note
     return notes
 
@@ -223,8 +224,6 @@ def commit_notes(commits: Iterable[str], cwd: str | os.PathLike | None = None,
     else a stub {"thread": id, "files": {}} from its trailer. Commits lit does not know are absent."""
     commits = [c for c in dict.fromkeys(commits) if c and c != ZERO_SHA]
     notes = read_notes(commits, cwd=cwd, listing=listing)
-    for note in notes.values():
-        note.setdefault("source", "note")
     missing = [c for c in commits if c not in notes]
     if missing:
         if db is None:
