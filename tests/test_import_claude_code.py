@@ -257,6 +257,14 @@ def test_no_sessions_is_one_line(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = lit_env(tmp_path, home)
+    # A session started and left before any message: its file holds bookkeeping only.
+    empty = tmp_path / "empty" / "0d8a6f7e-1b2c-4d3e-8f9a-0b1c2d3e4f5a.jsonl"
+    empty.parent.mkdir()
+    empty.write_text('{"type":"queue-operation","operation":"dequeue","timestamp":"2026-11-28T19:57:34.423Z",'
+                     '"sessionId":"0d8a6f7e-1b2c-4d3e-8f9a-0b1c2d3e4f5a"}\n')
+    proc = lit(env, tmp_path, "import", "claude-code", str(empty.parent))
+    assert proc.returncode == 0 and proc.stdout == (
+        "lit import: claude code session 0d8a6f7e-1b2c-4d3e-8f9a-0b1c2d3e4f5a: no messages, nothing added\n")
     proc = lit(env, tmp_path, "import", "claude-code")
     assert proc.returncode == 1 and proc.stderr.startswith("lit: no Claude Code sessions for ")
     assert proc.stderr.count("\n") == 1

@@ -626,6 +626,9 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
             result.reason = f"recorded by lit record (session {live[0]})"
             return result
     steps = build_steps(transcript)
+    if not steps:
+        result.reason = "no messages"
+        return result
     old = list(db.query("SELECT s.id, s.kind, s.tool_use_id, s.thread_id, t.status, t.commit_sha FROM steps s"
                         " JOIN threads t ON s.thread_id = t.id WHERE s.session_id = ? ORDER BY t.seq, s.seq",
                         [sid])) if known else []
