@@ -163,6 +163,23 @@ def test_importing_twice_adds_nothing(committed, tmp_path):
     assert {t: db[t].count for t in tables} == counts
 
 
+def test_a_session_lit_recorded_live_is_not_imported_again(committed, tmp_path):
+    """`lit record -- claude` keeps Claude Code's session id (its x-claude-code-session-id header)
+    on each exchange: the transcript of that session would only repeat it."""
+    repo, home, folder = committed
+    claude_session = next(folder.glob("*.jsonl")).stem
+    db = store.connect(tmp_path / "lit.db")
+    with db.conn:
+        db["sessions"].insert({"id": "a0b1c2d3e4f5", "started_at": store.now(), "argv": '["claude"]'})
+        db["exchanges"].insert({"id": "a0b1c2d3e4f5.1", "session_id": "a0b1c2d3e4f5", "seq": 1,
+                                "client_session_id": claude_session})
+    proc = lit(lit_env(tmp_path, home), repo, "import", "claude-code")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (f"lit import: claude code session {claude_session}: recorded by lit record "
+                           "(session a0b1c2d3e4f5), nothing added\n")
+    assert db["sessions"].count == 1 and db["threads"].count == 0
+
+
 def test_a_malformed_line_is_skipped_with_a_one_line_warning(committed, tmp_path):
     repo, home, folder = committed
     path = next(folder.glob("*.jsonl"))
