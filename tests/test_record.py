@@ -252,3 +252,44 @@ def test_the_final_line():
 def test_help_has_an_example(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lit", "record", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "lit record -- claude" in proc.stdout
+
+
+COUNTING_AGENT = '''
+import signal
+# Blocked and taken with sigtimedwait: each SIGINT is seen as it arrives, with who sent it.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+open("ready", "w").close()
+senders = []
+info = signal.sigtimedwait({signal.SIGINT}, 20)
+while info:
+    senders.append("terminal" if info.si_code == 0x80 else f"pid {info.si_pid}")
+    info = signal.sigtimedwait({signal.SIGINT}, 1)  # a second one, if lit sent it too
+open("interrupts", "w").write(" ".join(senders))
+'''
+
+
+def test_ctrl_c_at_the_terminal_reaches_the_child_once(tmp_path):
+    """An interactive agent reads a second Ctrl-C as "quit": lit must not double the terminal's."""
+    import fcntl
+    import pty
+    import termios
+
+    (tmp_path / "agent.py").write_text(COUNTING_AGENT)
+    master, slave = pty.openpty()
+
+    def take_the_terminal() -> None:  # in lit's process, after setsid: the pty becomes its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    lit = subprocess.Popen([sys.executable, "-m", "lit", "record", "--", sys.executable, "agent.py"],
+                           cwd=tmp_path, env=lit_env(tmp_path), stdin=slave, stdout=slave, stderr=slave,
+                           start_new_session=True, preexec_fn=take_the_terminal)
+    os.close(slave)
+    try:
+        assert wait_for(lambda: (tmp_path / "ready").exists(), timeout=30)
+        os.write(master, b"\x03")  # Ctrl-C, as typed
+        assert lit.wait(30) == 0
+    finally:
+        if lit.poll() is None:
+            lit.kill()
+        os.close(master)
+    assert (tmp_path / "interrupts").read_text() == "terminal"
