@@ -301,7 +301,7 @@ def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
     proc = lit(lit_env(tmp_path, run.home), run.repo, "import", "claude-code")
     assert proc.returncode == 0, proc.stderr
     bye_sha = git(run.repo, "rev-parse", "HEAD")
-    assert proc.stdout.endswith(f"2 threads, 7 steps, 3 exchanges; thread {threads_of(tmp_path)[2]} -> commit "
+    assert proc.stdout.endswith(f"2 threads, 10 steps, 4 exchanges; thread {threads_of(tmp_path)[2]} -> commit "
                                 f"{bye_sha[:7]}\n")
     db = store.connect(tmp_path / "lit.db")
     assert db["sessions"].count == 1
@@ -311,10 +311,11 @@ def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
     third = store.thread_steps(db, threads[2]["id"])
     assert [(s["kind"], s["tool_name"]) for s in third] == [
         ("text", None), ("prompt", None), ("text", None), ("tool_call", "Write"), ("tool_result", None),
-        ("tool_call", "Bash"), ("tool_result", None)]
+        ("text", None), ("tool_call", "Write"), ("tool_result", None), ("tool_call", "Bash"), ("tool_result", None)]
     assert third[1]["text"] == mt.RESUMED_PROMPT
     assert [(r["path"], r["line_start"], r["line_end"], r["step_id"]) for r in db.query(
-        "SELECT * FROM line_map WHERE commit_sha = ?", [bye_sha])] == [("bye.py", 1, 2, third[3]["id"])]
+        "SELECT * FROM line_map WHERE commit_sha = ? ORDER BY line_start", [bye_sha])] == [
+        ("bye.py", 1, 1, third[3]["id"]), ("bye.py", 2, 2, third[6]["id"])]
 
 
 def test_commit_messages_and_added_lines_are_read_as_git_and_claude_code_write_them(tmp_path):

@@ -509,10 +509,11 @@ def recorded_edits(steps: list[_Step]) -> list[_Edit]:
 
 def _added_lines(tool: str, tool_input: dict, tur: dict) -> set[str]:
     patch = tur.get("structuredPatch")
-    if tool == "Write" and (tur.get("type") == "create" or not patch):
+    # A Write over an existing file ("update") added only its patch's lines, maybe none.
+    if tool == "Write" and (tur.get("type") == "create" or not isinstance(patch, list)):
         content = tur.get("content") if isinstance(tur.get("content"), str) else tool_input.get("content")
         return set((content or "").splitlines())
-    if isinstance(patch, list) and patch:
+    if isinstance(patch, list) and (patch or tool == "Write"):
         return {ln[1:] for hunk in patch if isinstance(hunk, dict)
                 for ln in hunk.get("lines") or [] if isinstance(ln, str) and ln.startswith("+")}
     pairs = [(tool_input.get("old_string"), tool_input.get("new_string"))]

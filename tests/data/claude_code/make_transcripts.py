@@ -41,6 +41,7 @@ NOTES = "# Notes\nhello.py prints a greeting.\n"
 HUMAN_LINE = "Reviewed by hand."
 RESUMED_PROMPT = "Also add bye.py with a bye() function, and commit it."
 BYE = "def bye():\n    return 'bye'\n"
+BYE_REWRITTEN = "def bye():\n    return 'goodbye'\n"
 
 
 def project_dir_name(path: str) -> str:
@@ -85,6 +86,8 @@ def resumed_script(repo: Path):
     """The model's side of the session resumed with a second prompt (`claude -p --resume`)."""
     replies = [
         tool_message("Write", {"file_path": str(repo / "bye.py"), "content": BYE}, text="Adding bye.py."),
+        tool_message("Write", {"file_path": str(repo / "bye.py"), "content": BYE_REWRITTEN},
+                     text="A longer word reads better."),  # a Write over a file: only its patch is new
         tool_message("Bash", {"command": "git add bye.py && git commit -m 'Add bye.py'", "description": "Commit"}),
         text_message("Committed bye.py."),
     ]
