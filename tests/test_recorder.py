@@ -230,3 +230,16 @@ def test_openai_chat_and_responses_become_the_same_steps(tmp_path):
     protocols = [r[0] for r in db.execute("SELECT protocol FROM exchanges ORDER BY seq")]
     assert protocols == ["openai-chat", "openai-chat", "openai-responses"]
     assert db.execute("SELECT input_tokens FROM exchanges WHERE seq = 1").fetchone()[0] == 9
+
+
+def test_the_same_run_recorded_twice_gives_two_full_threads(tmp_path):
+    """A replayed run sends and receives the very same messages: each session keeps its steps."""
+    for _ in range(2):
+        rec = Recorder(tmp_path / "lit.db", argv=["agent"], cwd=str(tmp_path))
+        agent = Agent(rec)
+        agent.user("Add a hello script")
+        agent.call(tool_turn())
+        rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    counts = [r[0] for r in db.execute("SELECT COUNT(*) FROM steps GROUP BY thread_id")]
+    assert counts == [4, 4]

@@ -48,12 +48,14 @@ def record(
     upstream: str = typer.Option(None, "--upstream", help="Where API calls go (default: $ANTHROPIC_BASE_URL, "
                                  "else https://api.anthropic.com)."),
     port: int = typer.Option(0, "--port", "-p", help="Port of the relay on 127.0.0.1 (default: a free one)."),
+    openai_upstream: str = typer.Option(None, "--openai-upstream", help="Where OpenAI API calls go (default: "
+                                        "$OPENAI_BASE_URL, else https://api.openai.com/v1)."),
 ) -> None:
     """Run an agent with its API calls relayed through lit, and record the session.
 
-    The agent runs as without lit (same terminal, same exit code); its Messages API calls go
-    through a relay on 127.0.0.1 (ANTHROPIC_BASE_URL), and every prompt, reasoning step and tool
-    call lands in lit's DB.
+    The agent runs as without lit (same terminal, same exit code); its API calls go through a
+    relay on 127.0.0.1 (ANTHROPIC_BASE_URL, and OPENAI_BASE_URL for OpenAI clients), and every
+    prompt, reasoning step and tool call lands in lit's DB.
 
     \b
     Example:
@@ -62,7 +64,7 @@ def record(
     """
     from lit.record import run
 
-    raise typer.Exit(run(list(command or []), db=db, upstream=upstream, port=port))
+    raise typer.Exit(run(list(command or []), db=db, upstream=upstream, port=port, openai_upstream=openai_upstream))
 
 
 # --- replay, export, import (issue 7) ----------------------------------------------------------

@@ -23,6 +23,8 @@ from lit.proxy.relay import Relay
 from lit.recorder import Recorder, Summary
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
+DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
+OPENAI_PREFIX = "/openai"  # the child's OpenAI clients reach the relay under this path
 FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -31,12 +33,20 @@ def resolve_upstream(upstream: str | None, environ: Mapping[str, str] = os.envir
     return (upstream or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_UPSTREAM).rstrip("/")
 
 
+def resolve_openai_upstream(upstream: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """--openai-upstream, else the OPENAI_BASE_URL (or OPENAI_API_BASE) lit was started with,
+    else the OpenAI API."""
+    return (upstream or environ.get("OPENAI_BASE_URL") or environ.get("OPENAI_API_BASE")
+            or DEFAULT_OPENAI_UPSTREAM).rstrip("/")
+
+
 def child_env(base: Mapping[str, str], *, relay_url: str, session_id: str,
               db_path: str | os.PathLike) -> dict[str, str]:
-    """The child's environment: the one place where lit adds to it (the relay's URL, the
-    session and DB its git hooks write to)."""
+    """The child's environment: the one place where lit adds to it (the relay's URL for each
+    protocol, the session and DB its git hooks write to)."""
     env = dict(base)
     env["ANTHROPIC_BASE_URL"] = relay_url
+    env["OPENAI_BASE_URL"] = env["OPENAI_API_BASE"] = relay_url + OPENAI_PREFIX
     env["LIT_SESSION"] = session_id
     env["LIT_DB"] = str(db_path)
     return env
@@ -82,16 +92,18 @@ def _typed_at_the_terminal() -> bool:
 
 
 def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str | None = None, port: int = 0,
-        say: Callable[[str], None] | None = None) -> int:
+        say: Callable[[str], None] | None = None, openai_upstream: str | None = None) -> int:
     """Record one session of `argv`; returns the exit code for lit (the child's)."""
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     upstream_url = resolve_upstream(upstream)
+    openai_url = resolve_openai_upstream(openai_upstream)
     executable = find_command(argv, os.environ)
     db_path = Path(os.path.abspath(store.resolve_db_path(db)))
     session_id = store.new_id()
 
     try:
-        relay = Relay(upstream_url, None, port=port, session_id=session_id)
+        relay = Relay(upstream_url, None, port=port, session_id=session_id,
+                      routes={OPENAI_PREFIX: openai_url})
     except ValueError as e:
         raise LitError(f"--upstream: {e}", exit_code=2) from e
     try:

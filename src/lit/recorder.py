@@ -397,8 +397,9 @@ class Recorder:
         self.summary.exchanges += 1
 
     def _seen_response(self, key: str, exchange_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM exchanges WHERE response_key = ? AND id != ? LIMIT 1",
-                               [key, exchange_id]).fetchone() is not None
+        # Within this session only: a replayed run elsewhere answers with the very same messages.
+        return self.db.execute("SELECT 1 FROM exchanges WHERE response_key = ? AND id != ? AND session_id = ?"
+                               " LIMIT 1", [key, exchange_id, self.session_id]).fetchone() is not None
 
     def _snapshot(self, reason: str, step_ids: list[str]) -> None:
         if not self.snapshots:

@@ -59,6 +59,13 @@ def error_body(message: str, kind: str = "api_error") -> bytes:
     return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
 
 
+def _upstream_url(upstream: str) -> URL:
+    url = URL(upstream.rstrip("/"))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
+    return url
+
+
 class Relay:
     """An HTTP relay on 127.0.0.1 to `upstream`, handing each exchange to `sink`.
 
@@ -67,10 +74,12 @@ class Relay:
     """
 
     def __init__(self, upstream: str, sink: Sink | None = None, *, port: int = 0,
-                 session_id: str | None = None, host: str = "127.0.0.1"):
-        self.upstream = URL(upstream.rstrip("/"))
-        if self.upstream.scheme not in ("http", "https") or not self.upstream.host:
-            raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
+                 session_id: str | None = None, host: str = "127.0.0.1",
+                 routes: dict[str, str] | None = None):
+        self.upstream = _upstream_url(upstream)
+        # Path prefixes relayed to another upstream, the prefix removed: {"/openai": "https://api.openai.com/v1"}
+        # lets one relay serve an agent's Anthropic and OpenAI clients at once.
+        self.routes = {prefix.rstrip("/"): _upstream_url(url) for prefix, url in (routes or {}).items()}
         self.sink = sink
         self.session_id = session_id or getattr(sink, "session_id", None) or "relay"
         self.host, self.port = host, port
@@ -190,6 +199,10 @@ class Relay:
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         # raw_path keeps the agent's own encoding of path and query (`?beta=true` and all).
         url = URL(str(self.upstream) + request.raw_path, encoded=True)
+        for prefix, target in self.routes.items():
+            if request.raw_path == prefix or request.raw_path.startswith((prefix + "/", prefix + "?")):
+                url = URL(str(target) + (request.raw_path[len(prefix):] or "/"), encoded=True)
+                break
         chunks: list[bytes] = []
         resp: web.StreamResponse | None = None
         assert self._session is not None
