@@ -349,6 +349,7 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
     lines = parse_porcelain(out)
     notes = commit_notes({bl.commit for bl in lines}, cwd=cwd, db_path=db_path, listing=listing)
     maps = {commit: LineMap(note) for commit, note in notes.items()}
+    whys: dict[str, tuple[str, str | None]] = {}
     for bl in lines:
         if bl.commit == ZERO_SHA:
             bl.kind = "uncommitted"
@@ -364,9 +365,10 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
             bl.kind = "human"
         else:
             bl.kind, bl.step = "step", step
-            info = (note.get("steps") or {}).get(step) or {}
-            bl.why = first_sentence(info.get("why"))
-            bl.tool = info.get("tool")
+            if step not in whys:  # once per step, not per line
+                info = (note.get("steps") or {}).get(step) or {}
+                whys[step] = (first_sentence(info.get("why")), info.get("tool"))
+            bl.why, bl.tool = whys[step]
     return Blame(lines, notes)
 
 
