@@ -145,3 +145,9 @@ def test_piped_cli_is_plain_and_errors_are_one_line(story):
                          cwd=story.repo, env=env)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert "missing.py" in bad.stderr
+
+
+def test_a_named_db_that_does_not_exist_is_an_error(story, tmp_path):
+    out = CliRunner().invoke(app, ["blame", "wordcount.py", "--db", str(tmp_path / "typo.db")])
+    assert out.exit_code == 1
+    assert "no lit DB at" in str(out.exception) or "no lit DB at" in out.output
