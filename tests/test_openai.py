@@ -1,0 +1,72 @@
+"""OpenAI-compatible agents under `lit record`: the real openai SDK (Chat Completions and the
+Responses API, streamed and not) through lit's relay to a scripted upstream on 127.0.0.1,
+recorded into the same steps as an Anthropic agent's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit import store
+from lit.scripted import ScriptedUpstream, text_message, tool_message
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "openai_agent.py"
+FAKE_OPENAI_KEY = "sk-proj-" + "F4keOpenAIKey" * 4
+
+
+def git_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "dev@example.com"],
+                ["git", "config", "user.name", "Dev"]):
+        subprocess.run(cmd, cwd=path, check=True)
+    return path
+
+
+def script() -> list[dict]:
+    return [
+        tool_message("write_file", {"path": "greet.py", "content": "def greet(name):\n    return f'hi {name}'\n"},
+                     thinking="A greet function in its own module keeps the CLI thin."),
+        tool_message("run_shell", {"command": "git add greet.py && git commit -q -m 'Add greet'"},
+                     thinking="The function is done; commit it."),
+        text_message("Added greet.py and committed it."),
+    ]
+
+
+@pytest.mark.parametrize("api,stream", [("chat", True), ("chat", False), ("responses", True), ("responses", False)])
+def test_an_openai_agent_is_recorded_as_steps(tmp_path, api, stream):
+    repo = git_repo(tmp_path / "repo")
+    db_path = tmp_path / "lit.db"
+    with ScriptedUpstream(script()) as up:
+        env = {**os.environ, "LIT_DB": str(db_path), "OPENAI_API_KEY": FAKE_OPENAI_KEY, "HOME": str(tmp_path)}
+        args = [sys.executable, "-m", "lit", "record", "--openai-upstream", up.url + "/v1", "--",
+                sys.executable, str(EXAMPLE), "--api", api, "add a greet function and commit it"]
+        if not stream:
+            args.insert(-1, "--no-stream")
+        proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+        paths = [r["path"] for r in up.requests]
+    assert proc.returncode == 0, proc.stderr
+    assert "Added greet.py and committed it." in proc.stdout
+    assert paths == ["/v1/chat/completions" if api == "chat" else "/v1/responses"] * 3
+    assert (repo / "greet.py").read_text().startswith("def greet(name):")
+
+    db = store.connect(db_path)
+    steps = list(db.query("SELECT kind, text, tool_name, tool_input FROM steps ORDER BY created_at, seq"))
+    kinds = [s["kind"] for s in steps]
+    assert kinds[0] == "prompt" and steps[0]["text"] == "add a greet function and commit it"
+    calls = [s for s in steps if s["kind"] == "tool_call"]
+    assert [c["tool_name"] for c in calls] == ["write_file", "run_shell"]
+    assert json.loads(calls[0]["tool_input"])["path"] == "greet.py"
+    assert kinds.count("tool_result") == 2 and kinds[-1] == "text"
+    thinking = [s["text"] for s in steps if s["kind"] == "thinking"]
+    assert thinking == ["A greet function in its own module keeps the CLI thin.", "The function is done; commit it."]
+    protocol = "openai-chat" if api == "chat" else "openai-responses"
+    assert {r[0] for r in db.execute("SELECT protocol FROM exchanges")} == {protocol}
+    assert {r[0] for r in db.execute("SELECT DISTINCT conversation_id FROM exchanges")} != set()
+    assert len({r[0] for r in db.execute("SELECT DISTINCT conversation_id FROM exchanges")}) == 1
+    raw = db_path.read_bytes() + (Path(str(db_path) + "-wal").read_bytes() if Path(str(db_path) + "-wal").exists() else b"")
+    assert FAKE_OPENAI_KEY.encode() not in raw
