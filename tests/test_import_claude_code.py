@@ -296,19 +296,25 @@ def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
     assert git(run.repo, "log", "--format=%s") == "Add notes\nAdd hello.py"
     check_import(tmp_path, run.repo, run.home, run.transcript.parent)
 
-    # The session resumed with a second prompt: only what it added is imported.
+    # The session compacted, then resumed with a second prompt: only what it added is imported.
+    mt.compact_claude(run, claude_code)
     assert mt.resume_claude(run, claude_code)["result"] == "Committed bye.py."
     proc = lit(lit_env(tmp_path, run.home), run.repo, "import", "claude-code")
     assert proc.returncode == 0, proc.stderr
     bye_sha = git(run.repo, "rev-parse", "HEAD")
-    assert proc.stdout.endswith(f"2 threads, 10 steps, 4 exchanges; thread {threads_of(tmp_path)[2]} -> commit "
-                                f"{bye_sha[:7]}\n")
+    assert proc.stdout.endswith(f"4 exchanges; thread {threads_of(tmp_path)[2]} -> commit {bye_sha[:7]}\n")
+    assert ": 2 threads, " in proc.stdout
     db = store.connect(tmp_path / "lit.db")
     assert db["sessions"].count == 1
     threads = list(db.query("SELECT * FROM threads ORDER BY seq"))
     assert [t["status"] for t in threads] == ["bound", "bound", "bound", "pending"]
     assert threads[2]["commit_sha"] == bye_sha and threads[2]["title"] == mt.RESUMED_PROMPT
     third = store.thread_steps(db, threads[2]["id"])
+    # The compaction's summary, the /compact command and Claude Code's own filler are no prompts,
+    # nor the model's words.
+    compaction = [s for s in third if s["kind"] == "other"]
+    assert len(compaction) >= 2 and mt.COMPACT_SUMMARY in compaction[0]["text"]
+    third = [s for s in third if s["kind"] != "other"]
     assert [(s["kind"], s["tool_name"]) for s in third] == [
         ("text", None), ("prompt", None), ("text", None), ("tool_call", "Write"), ("tool_result", None),
         ("text", None), ("tool_call", "Write"), ("tool_result", None), ("tool_call", "Bash"), ("tool_result", None)]

@@ -287,11 +287,16 @@ def _assistant_steps(entry: dict, at: float, conv: int) -> list[_Step]:
     if isinstance(content, str):
         content = [{"type": "text", "text": content}]
     model = message.get("model")
-    model = None if model == "<synthetic>" else model  # Claude Code's own stand-in for errors
+    # Claude Code's own stand-ins ("No response requested.", API errors) never came from a model:
+    # kept as `other`, so they are not read as the reasoning of the next tool call.
+    synthetic = model == "<synthetic>"
+    model = None if synthetic else model
     request = entry.get("requestId") or message.get("id")
     out = []
     for block in content or []:
         fields = _block_step(block)
+        if synthetic:
+            fields = {"kind": "other", "text": _result_text([block]), "raw": json.dumps(block, ensure_ascii=False)}
         fields["model"] = model
         out.append(_Step(fields, at, conv, request=request if model else None,
                          usage=message.get("usage"), stop_reason=message.get("stop_reason")))

@@ -41,6 +41,7 @@ NOTES = "# Notes\nhello.py prints a greeting.\n"
 HUMAN_LINE = "Reviewed by hand."
 RESUMED_PROMPT = "Also add bye.py with a bye() function, and commit it."
 BYE = "def bye():\n    return 'bye'\n"
+COMPACT_SUMMARY = "hello.py and NOTES.md were written and committed."
 BYE_REWRITTEN = "def bye():\n    return 'goodbye'\n"
 
 
@@ -157,6 +158,19 @@ def resume_claude(run: Run, claude: Path = CLAUDE) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"claude --resume exited {proc.returncode}: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
+
+
+def compact_claude(run: Run, claude: Path = CLAUDE) -> None:
+    """/compact in the same session: Claude Code asks the model for a summary and starts a new
+    chain (a compact_boundary whose logicalParentUuid points back) in the same transcript."""
+    summary = text_message(f"<summary>{COMPACT_SUMMARY}</summary>")
+    with ScriptedUpstream(lambda body: summary) as upstream:
+        proc = subprocess.run([str(claude), "-p", "/compact", "--resume", run.session_id,
+                               "--permission-mode", "bypassPermissions", "--output-format", "json"],
+                              cwd=run.repo, env=claude_env(run.home, upstream.url), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"claude /compact exited {proc.returncode}: {proc.stderr[-2000:]}")
 
 
 def install(data: Path, repo: Path, home: Path) -> Path:
