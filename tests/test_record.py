@@ -164,34 +164,42 @@ def test_an_unusable_db_stops_lit_before_the_child_starts(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+# One call to the relay with the standard library (the SDK's import alone takes seconds).
+CALL = """
+import os, urllib.error, urllib.request
+try:
+    answer = urllib.request.urlopen(urllib.request.Request(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages",
+                                    data=b'{"messages": []}', headers={"content-type": "application/json"}))
+    print(answer.status, answer.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"""
+
+
 def test_the_upstream_defaults_to_the_base_url_lit_was_started_with(tmp_path):
     assert resolve_upstream(None, {}) == "https://api.anthropic.com"
     assert resolve_upstream(None, {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9/"}) == "http://127.0.0.1:9"
     assert resolve_upstream("http://127.0.0.1:8", {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}) == "http://127.0.0.1:8"
-    script = ("import anthropic; print(anthropic.Anthropic(max_retries=0).messages.create(model='m', max_tokens=5,"
-              " messages=[{'role': 'user', 'content': 'hi'}]).content[0].text)")
-    with ScriptedUpstream([text_message("via the inherited base URL")]) as up:
-        proc = lit_record(["--", sys.executable, "-c", script], cwd=tmp_path,
+    with ScriptedUpstream([{"status": 200, "body": b"via the inherited base URL"}]) as up:
+        proc = lit_record(["--", sys.executable, "-c", CALL], cwd=tmp_path,
                           env=lit_env(tmp_path, ANTHROPIC_BASE_URL=up.url))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "via the inherited base URL\n"
+    assert proc.stdout == "200 via the inherited base URL\n"
     assert up.requests[0]["headers"]["Host"] == f"127.0.0.1:{up.port}"
 
 
 def test_an_unreachable_upstream_reaches_the_agent_as_a_502(tmp_path):
-    script = ("import anthropic\ntry:\n anthropic.Anthropic(max_retries=0).messages.create(model='m', max_tokens=5,"
-              " messages=[{'role': 'user', 'content': 'hi'}])\nexcept anthropic.APIStatusError as e:\n"
-              " print(e.status_code, e.body['error']['message'])")
-    proc = lit_record(["--upstream", "http://127.0.0.1:9", "--", sys.executable, "-c", script],
+    proc = lit_record(["--upstream", "http://127.0.0.1:9", "--", sys.executable, "-c", CALL],
                       cwd=tmp_path, env=lit_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("502 lit: upstream http://127.0.0.1:9 unreachable: ")
+    status, body = proc.stdout.split(" ", 1)
+    assert status == "502"
+    assert json.loads(body)["error"]["message"].startswith("lit: upstream http://127.0.0.1:9 unreachable: ")
     assert proc.stderr.startswith("lit: recorded 1 exchange, 0 steps")
 
 
 SLOW_AGENT = '''
 import os, signal, sys, time
-import anthropic
 
 def stop(signum, frame):
     with open("signal.txt", "w") as f:
@@ -200,8 +208,7 @@ def stop(signum, frame):
 
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, stop)
-anthropic.Anthropic(max_retries=0).messages.create(model="m", max_tokens=5,
-                                                   messages=[{"role": "user", "content": "hi"}])
+''' + CALL + '''
 open("ready", "w").close()
 time.sleep(60)
 '''
@@ -233,8 +240,9 @@ def test_a_signal_to_lit_reaches_the_child_and_lit_still_finishes(tmp_path, sign
 def test_the_child_environment_is_built_in_one_place():
     env = child_env({"PATH": "/bin", "ANTHROPIC_BASE_URL": "https://api.anthropic.com"},
                     relay_url="http://127.0.0.1:5000", session_id="a0b1c2d3e4f5", db_path="/data/lit.db")
-    assert env == {"PATH": "/bin", "ANTHROPIC_BASE_URL": "http://127.0.0.1:5000",
-                   "LIT_SESSION": "a0b1c2d3e4f5", "LIT_DB": "/data/lit.db"}
+    assert env["PATH"] == "/bin"
+    assert (env["ANTHROPIC_BASE_URL"], env["LIT_SESSION"], env["LIT_DB"]) == (
+        "http://127.0.0.1:5000", "a0b1c2d3e4f5", "/data/lit.db")
 
 
 def test_the_final_line():
