@@ -288,6 +288,12 @@ def test_default_range_is_the_upstream_else_main(feature, cli):
     d = pr.describe(None, cwd=repo)
     assert d.range == "@{upstream}..HEAD"
     assert [r.sha for r in d.commits] == [c["flag"], c["script"]]
+    # This branch's own copy on a remote is not the base of its pull request: main still is.
+    remote = repo.parent / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "-u", "origin", "feature")
+    assert pr.describe(None, cwd=repo).range == "main..HEAD"
     # One revision R means R..HEAD.
     assert [r.sha for r in pr.describe(c["lines"], cwd=repo).commits] == [c["flag"], c["script"]]
 

@@ -103,8 +103,16 @@ class Description:
 
 
 def default_range(cwd: str | os.PathLike | None = None) -> str:
-    """The upstream branch's range if there is one, else main..HEAD, else master..HEAD."""
-    for base in ("@{upstream}", "main", "master"):
+    """The upstream branch's range if there is one, else main..HEAD, else master..HEAD. An upstream
+    that is only this branch's own copy on a remote (origin/feature for feature) is skipped: its
+    range holds the unpushed commits, not the pull request."""
+    branch = git(["symbolic-ref", "--short", "-q", "HEAD"], cwd=cwd, check=False).decode().strip()
+    upstream = git(["rev-parse", "--abbrev-ref", "--verify", "--quiet", "@{upstream}"], cwd=cwd,
+                   check=False).decode().strip()
+    bases = ["main", "master", "origin/main", "origin/master"]
+    if upstream and not (branch and upstream.endswith("/" + branch)):
+        bases.insert(0, "@{upstream}")
+    for base in bases:
         if git(["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd=cwd, check=False).strip():
             return f"{base}..HEAD"
     raise LitError("no upstream branch, main or master to compare with: name a range, e.g. lit pr origin/dev..HEAD")
