@@ -454,7 +454,8 @@ def test_llm_writes_the_summary_from_a_cached_digest(feature, upstream):
     instructions, digest = body["system"]
     assert "cache_control" not in instructions
     assert digest["cache_control"] == {"type": "ephemeral"}
-    for text in (ASK_A, ASK_B, ASK_C, "Fix a typo in README", "python -m pytest -q -> failed (exit code 1)"):
+    for text in (ASK_A, ASK_B, ASK_C, WRITE_WHY, EDIT_WHY, "Fix a typo in README",
+                 "python -m pytest -q -> failed (exit code 1)"):
         assert text in digest["text"]
     assert "harness text" not in digest["text"]
     assert body["messages"] == [{"role": "user", "content": "Write the summary of this pull request."}]

@@ -66,6 +66,7 @@ class CommitReport:
     models: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)  # the whole `why` behind each decision (for --llm)
     files: list[FileStat] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     checks_known: bool = False  # False when only a note was read: notes do not carry tool runs
@@ -347,7 +348,7 @@ def key_sentence(text: str | None) -> str:
     return first
 
 
-def _decisions(threads: list[_Thread]) -> list[str]:
+def _decisions(threads: list[_Thread]) -> list[tuple[str, str]]:
     """The first sentences of the `why` of the steps that wrote the most lines (deduplicated).
     Without a line map, the calls that write files, in order."""
     ranked: list[tuple[int, int, int, dict]] = []
@@ -357,12 +358,12 @@ def _decisions(threads: list[_Thread]) -> list[str]:
             writes = isinstance(call["input"], dict) and any(k in call["input"] for k in _WRITES)
             if call["why"] and (lines or (not t.lines and writes)):
                 ranked.append((-lines, ti, call["seq"], call))
-    out: list[str] = []
+    out: dict[str, str] = {}  # first sentence -> the whole reasoning
     for _, _, _, call in sorted(ranked, key=lambda r: r[:3]):
         sentence = key_sentence(call["why"])
         if sentence and sentence not in out:
-            out.append(sentence)
-    return out
+            out[sentence] = call["why"].strip()
+    return list(out.items())
 
 
 # --- the description ---------------------------------------------------------------------------------------
@@ -405,7 +406,9 @@ def describe(rev_range: str | None = None, *, cwd: str | os.PathLike | None = No
                              "note" if threads else "trailer")
             report.models = sorted({m for t in threads for m in t.models})
             report.prompts = list(dict.fromkeys(p for t in threads for p in t.prompts))
-            report.decisions = _decisions(threads)
+            decisions = _decisions(threads)[:MAX_DECISIONS]
+            report.decisions = [sentence for sentence, _ in decisions]
+            report.reasoning = [why for _, why in decisions]
             report.checks = [c for t in threads for c in _checks(t)]
             report.checks_known = any(t.source == "db" for t in threads)
         reports.append(report)
@@ -696,7 +699,8 @@ LLM_INSTRUCTIONS = (
 
 
 def digest(d: Description, limit: int = DIGEST_LIMIT) -> str:
-    """The threads as plain text for a model: prompts, key decisions, files, checks per commit."""
+    """The threads as plain text for a model: prompts, the reasoning behind the key decisions, files
+    and checks, per commit."""
     parts = [f"Pull request: {d.range}, {len(d.commits)} commits."]
     for i, r in enumerate(d.commits, 1):
         lines = [f"\n## Commit {i}: {r.subject} ({r.short})"]
@@ -704,8 +708,8 @@ def digest(d: Description, limit: int = DIGEST_LIMIT) -> str:
             lines.append("No agent thread (written by a person or outside lit).")
         for p in r.prompts:
             lines.append("Prompt:\n" + p[:4000])
-        for s in r.decisions[:5]:
-            lines.append(f"Decision: {s}")
+        for why in r.reasoning:
+            lines.append("Reasoning:\n" + why[:1500])
         lines.append("Files: " + ", ".join(
             f"{f.path} ({'binary' if f.added is None else f'+{f.added} -{f.deleted}'})" for f in r.files[:50]))
         for c in r.checks[-10:]:
