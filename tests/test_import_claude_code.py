@@ -184,11 +184,16 @@ def test_a_malformed_line_is_skipped_with_a_one_line_warning(committed, tmp_path
     repo, home, folder = committed
     path = next(folder.glob("*.jsonl"))
     lines = path.read_text().splitlines(keepends=True)
+    last = next(json.loads(line)["uuid"] for line in reversed(lines) if '"type":"assistant"' in line.replace(" ", ""))
+    odd = json.dumps({"type": "assistant", "uuid": "0b9e6c1a-7d2f-4e8b-9a1c-5f3e2d1c0b9a", "parentUuid": last,
+                      "message": "a message that is a string"})
     path.write_text("".join(lines[:3]) + '{"type": "user", "message": {"role": "user", "content": "cut of\n'
-                    + "".join(lines[3:]))
+                    + "".join(lines[3:]) + odd + "\n")
     proc = lit(lit_env(tmp_path, home), repo, "import", "claude-code")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == f"lit import: warning: {path}:4: not a JSON line, skipped\n"
+    assert proc.stderr == (f"lit import: warning: {path}:4: not a JSON line, skipped\n"
+                           f"lit import: warning: {path}:{len(lines) + 2}: assistant line of an unknown shape "
+                           "('str' object has no attribute 'get'), skipped\n")
     assert "Traceback" not in proc.stderr
     db = store.connect(tmp_path / "lit.db")
     assert db["line_map"].count == 4 and db["threads"].count == 3

@@ -38,6 +38,7 @@ SUBAGENT_TOOLS = ("Agent", "Task")
 # Entries that are bookkeeping, not conversation: queue operations, titles, file-history
 # snapshots, attachments (skill and agent listings), progress lines.
 CONVERSATION_TYPES = ("user", "assistant")
+LINE = "\0line"  # where an entry was read (file:line), for warnings; never stored
 GIT_COMMIT = re.compile(r"\bgit\b(?:\s+-[Cc]\s+\S+|\s+--?[\w-]+(?:=\S+)?)*\s+commit\b")
 COMMIT_LINE = re.compile(r"^\[(?P<branch>[^\]\s]+)(?: \([^)]*\))? (?P<sha>[0-9a-f]{7,40})\] (?P<subject>.*)$",
                          re.MULTILINE)
@@ -136,6 +137,7 @@ def read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
             if not isinstance(entry, dict):
                 warnings.append(f"{path}:{n}: not a JSON object, skipped")
                 continue
+            entry[LINE] = f"{path}:{n}"
             entries.append(entry)
     return entries
 
@@ -214,7 +216,7 @@ def _kept_branch(entries: list[dict]) -> list[dict]:
         keep.add(i)
         root = i
         parent = entries[i].get("parentUuid") or entries[i].get("logicalParentUuid")
-        i = index.get(parent) if parent else None
+        i = index.get(parent) if isinstance(parent, str) else None
     return [e for j, e in enumerate(entries) if j in keep or j < root or j > leaf]
 
 
@@ -236,6 +238,11 @@ class _Step:
     conv: str = "c1"  # the conversation: c1 for the main one, a<agent id> for a subagent
     step_id: str | None = None
     thread_id: str | None = None
+
+
+def _input(step: _Step) -> dict:
+    value = step.fields.get("tool_input")
+    return value if isinstance(value, dict) else {}
 
 
 def _timestamp(entry: dict, default: float) -> float:
@@ -303,28 +310,32 @@ def _assistant_steps(entry: dict, at: float, conv: int) -> list[_Step]:
     return out
 
 
-def _entry_steps(entries: list[dict], conv: int, start: float) -> list[_Step]:
+def _entry_steps(entries: list[dict], conv: int, start: float, warnings: list[str]) -> list[_Step]:
     steps: list[_Step] = []
     at = start
     for entry in entries:
         at = _timestamp(entry, at)
-        if entry.get("type") == "user":
-            steps.extend(_user_steps(entry, at, conv))
-        elif entry.get("type") == "assistant":
-            steps.extend(_assistant_steps(entry, at, conv))
+        try:
+            if entry.get("type") == "user":
+                steps.extend(_user_steps(entry, at, conv))
+            elif entry.get("type") == "assistant":
+                steps.extend(_assistant_steps(entry, at, conv))
+        except (AttributeError, TypeError, ValueError) as e:
+            # A line of another shape than the versions this was written against: said, skipped.
+            warnings.append(f"{entry.get(LINE, '?')}: {entry.get('type')} line of an unknown shape ({e}), skipped")
     return steps
 
 
 def build_steps(transcript: Transcript) -> list[_Step]:
     """All steps of the session in thread order: a subagent's steps come right before the result
     of the call that started it (as the recorder sees them), hanging under that call."""
-    main = _entry_steps(transcript.entries, 0, 0.0)
+    main = _entry_steps(transcript.entries, 0, 0.0, transcript.warnings)
     calls = {s.fields.get("tool_use_id"): s for s in main if s.fields["kind"] == "tool_call"}
     by_call: dict[str, list[_Step]] = {}
     conv_call: dict[int, str] = {}
     orphans: list[_Step] = []
     for n, sub in enumerate(transcript.subagents, 1):
-        steps = _entry_steps(sub.entries, n, 0.0)
+        steps = _entry_steps(sub.entries, n, 0.0, transcript.warnings)
         for st in steps:
             st.conv = f"a{sub.agent_id}"  # stable across imports, unlike a position
         call_id = sub.tool_use_id or _subagent_call(main, sub, calls)
@@ -359,11 +370,12 @@ def _subagent_call(main: list[_Step], sub: Subagent, calls: dict) -> str | None:
         if s.fields["kind"] == "tool_result" and isinstance(tur, dict) and tur.get("agentId") == sub.agent_id:
             return s.fields.get("tool_use_id")
     first = next((e for e in sub.entries if e.get("type") == "user"), None)
-    content = ((first or {}).get("message") or {}).get("content")
+    message = (first or {}).get("message")
+    content = message.get("content") if isinstance(message, dict) else None
     text = content if isinstance(content, str) else _result_text(content)
     for call_id, call in calls.items():
         if call.fields.get("tool_name") in SUBAGENT_TOOLS:
-            prompt = (call.fields.get("tool_input") or {}).get("prompt")
+            prompt = _input(call).get("prompt")
             if isinstance(prompt, str) and prompt.strip() and prompt.strip() in (text or ""):
                 return call_id
     return None
@@ -420,7 +432,7 @@ def find_commits(steps: list[_Step], repo: str | None, edits: list[_Edit]) -> li
     for i, s in enumerate(steps):
         if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") != "Bash":
             continue
-        command = (s.fields.get("tool_input") or {}).get("command") or ""
+        command = _input(s).get("command") or ""
         if not isinstance(command, str) or not GIT_COMMIT.search(command):
             continue
         result = results.get(i)
@@ -502,7 +514,7 @@ def recorded_edits(steps: list[_Step]) -> list[_Edit]:
         tur = result.tool_use_result if result else None
         if result is not None and (result.fields.get("is_error") or isinstance(tur, str)):
             continue  # the edit failed: nothing was written
-        tool_input = s.fields.get("tool_input") or {}
+        tool_input = _input(s)
         tur = tur if isinstance(tur, dict) else {}
         path = tur.get("filePath") or tool_input.get("file_path")
         if not isinstance(path, str):
@@ -622,8 +634,7 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
     """Import one session; a session imported before gets only the steps added since (Claude Code
     appends to the same file when a session is resumed)."""
     sid = session_id_for(transcript.session_id)
-    result = ImportResult(str(transcript.path), transcript.session_id, sid, False,
-                          warnings=list(transcript.warnings))
+    result = ImportResult(str(transcript.path), transcript.session_id, sid, False, warnings=transcript.warnings)
     known = db.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone() is not None
     if not known:
         live = db.execute("SELECT session_id FROM exchanges WHERE client_session_id = ? LIMIT 1",
