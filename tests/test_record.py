@@ -238,11 +238,13 @@ def test_a_signal_to_lit_reaches_the_child_and_lit_still_finishes(tmp_path, sign
 
 
 def test_the_child_environment_is_built_in_one_place():
-    env = child_env({"PATH": "/bin", "ANTHROPIC_BASE_URL": "https://api.anthropic.com"},
+    env = child_env({"PATH": "/bin", "ANTHROPIC_BASE_URL": "https://api.anthropic.com", "NO_PROXY": ".corp"},
                     relay_url="http://127.0.0.1:5000", session_id="a0b1c2d3e4f5", db_path="/data/lit.db")
     assert env["PATH"] == "/bin"
     assert (env["ANTHROPIC_BASE_URL"], env["LIT_SESSION"], env["LIT_DB"]) == (
         "http://127.0.0.1:5000", "a0b1c2d3e4f5", "/data/lit.db")
+    # An agent that honours HTTPS_PROXY must still call the relay directly.
+    assert env["NO_PROXY"] == ".corp,127.0.0.1,localhost" and env["no_proxy"] == "127.0.0.1,localhost"
 
 
 def test_the_final_line():

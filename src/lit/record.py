@@ -47,6 +47,9 @@ def child_env(base: Mapping[str, str], *, relay_url: str, session_id: str,
     env = dict(base)
     env["ANTHROPIC_BASE_URL"] = relay_url
     env["OPENAI_BASE_URL"] = env["OPENAI_API_BASE"] = relay_url + OPENAI_PREFIX
+    # The relay is local: an agent honouring HTTP(S)_PROXY must not send its calls to the proxy.
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))
     env["LIT_SESSION"] = session_id
     env["LIT_DB"] = str(db_path)
     return env

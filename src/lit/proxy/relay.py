@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import threading
 import time
 from typing import Protocol
@@ -39,6 +40,7 @@ REQUEST_DROPPED = HOP_BY_HOP | {"host", "content-length"}
 UPSTREAM_BROKE_OFF = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
                       aiohttp.ClientOSError)
 MAX_BODY = 1024**3  # the agent's request body; 20 MB requests are ordinary with images
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Sink(Protocol):
@@ -64,6 +66,19 @@ def _upstream_url(upstream: str) -> URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
     return url
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The system's CAs plus certifi's (what the SDKs use), so an upstream the agent could reach
+    directly is reachable through lit too."""
+    context = ssl.create_default_context()
+    try:
+        import certifi  # noqa: PLC0415 - present with the anthropic SDK, but optional here
+
+        context.load_verify_locations(certifi.where())
+    except (ImportError, OSError):
+        pass
+    return context
 
 
 class Relay:
@@ -101,13 +116,16 @@ class Relay:
     async def start_async(self) -> int:
         """Listen (OSError if the port is taken); returns the port."""
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=_tls_context()),
             # A stream may sit silent for minutes while the model thinks: no read timeout.
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=30, sock_read=None),
             auto_decompress=False,  # pass content-encoded bytes through as they are
             # Send the agent's headers and nothing of aiohttp's own.
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
+            # As the agent's own client would: HTTPS_PROXY / NO_PROXY (never for a local upstream),
+            # and certifi's CAs besides the system's.
+            trust_env=self.upstream.host not in LOOPBACK,
             read_bufsize=1024 * 1024,
         )
         app = web.Application(client_max_size=MAX_BODY)
@@ -198,9 +216,11 @@ class Relay:
         drop = _dropped(request.headers, REQUEST_DROPPED)
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         # raw_path keeps the agent's own encoding of path and query (`?beta=true` and all).
-        url = URL(str(self.upstream) + request.raw_path, encoded=True)
+        base = self.upstream
+        url = URL(str(base) + request.raw_path, encoded=True)
         for prefix, target in self.routes.items():
             if request.raw_path == prefix or request.raw_path.startswith((prefix + "/", prefix + "?")):
+                base = target
                 url = URL(str(target) + (request.raw_path[len(prefix):] or "/"), encoded=True)
                 break
         chunks: list[bytes] = []
@@ -212,7 +232,7 @@ class Relay:
                     request.method, url, headers=headers, data=body if body else None,
                     allow_redirects=False)
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
-                return self._unreachable(ex, e, t0)
+                return self._unreachable(ex, base, e, t0)
             try:
                 ex.status = upstream.status
                 ex.response_headers = dict(upstream.headers)
@@ -254,9 +274,9 @@ class Relay:
                 ex.duration_ms = (time.perf_counter() - t0) * 1000
                 self._tell("response", ex)
 
-    def _unreachable(self, ex: Exchange, error: BaseException, t0: float) -> web.Response:
+    def _unreachable(self, ex: Exchange, upstream: URL, error: BaseException, t0: float) -> web.Response:
         detail = str(error) or type(error).__name__
-        message = f"lit: upstream {self.upstream} unreachable: {detail}"
+        message = f"lit: upstream {upstream} unreachable: {detail}"
         body = error_body(message)
         ex.status, ex.error = 502, message
         ex.response_headers = {"Content-Type": "application/json"}
