@@ -356,9 +356,9 @@ def serve(
 
 @app.command()
 def pr(
-    rev_range: str = typer.Argument(None, metavar="[RANGE]",
-                                    help="Commits to describe, e.g. main..HEAD (default: the upstream branch "
-                                    "..HEAD, else main..HEAD or master..HEAD). One revision R means R..HEAD."),
+    rev_range: str = typer.Argument(None, metavar="RANGE",
+                                    help="Commits to describe, e.g. main..HEAD (default: @{upstream}..HEAD, else "
+                                    "main..HEAD or master..HEAD). One revision R means R..HEAD."),
     fmt: str = typer.Option("markdown", "--format", help="markdown or json."),
     as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
     llm: bool = typer.Option(False, "--llm", help="Have a model write the summary (ANTHROPIC_API_KEY, "
