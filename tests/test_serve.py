@@ -196,6 +196,7 @@ def test_thread_page(story):
     assert html.count('<details class="lit-tool') == 3
     assert "<strong>Bash</strong> <code>pytonh src/app.py</code> <span class=\"lit-failed\">failed</span>" in html
     assert "bash: pytonh: command not found" in html
+    assert '<div class="lit-label" id="step-8">Result (error), step 8</div>' in html  # a result's link lands
     assert 'id="step-10" class="lit-step lit-text lit-subagent"' in html
     assert "server_tool_use_unknown" in html
     # Linked to its commit, its session and its next thread.
@@ -238,6 +239,15 @@ def test_commit_page_links_both_ways_and_weaves(story):
     assert woven.status_code == 200 and "print" in woven.text and story.commit in woven.text
     assert short.status_code == 302 and short.headers["location"] == f"/-/lit/commit/{story.commit}"
     assert unknown.status_code == 404
+
+
+def test_commit_page_without_its_repository_shows_the_line_map(tmp_path):
+    story = build(tmp_path)
+    story.repo.rename(tmp_path / "moved")  # a DB copied from another machine, or a deleted clone
+    page, woven = get(story, f"/-/lit/commit/{story.commit}", f"/-/lit/commit/{story.commit}/woven")
+    assert page.status_code == 200 and "The woven diff" not in page.text
+    assert "<h2>Line map</h2>" in page.text and '<span class="lit-human">a person</span>' in page.text
+    assert woven.status_code == 404
 
 
 def test_table_cells_link_to_pages_and_render_markdown_safely(story):
@@ -347,6 +357,11 @@ def test_lit_serve_refuses_a_file_that_is_not_lits_db(tmp_path):
         assert proc.stderr.startswith(f"lit: {path} {reason}")
     # lit added nothing to the other program's DB.
     assert [r[0] for r in sqlite3.connect(other).execute("SELECT name FROM sqlite_master")] == ["birds"]
+
+
+def test_lit_serve_help_has_an_example():
+    proc = subprocess.run([sys.executable, "-m", "lit", "serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Example:" in proc.stdout and "lit serve --open" in proc.stdout
 
 
 def test_lit_serve_without_a_db_says_so_in_one_line(tmp_path):
