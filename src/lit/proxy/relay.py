@@ -34,8 +34,9 @@ log = logging.getLogger("lit.relay")
 # RFC 9110 7.6.1: meaningful for one connection only, so never forwarded in either direction.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
-# aiohttp computes these from the body it sends, so the agent's values would conflict.
-REQUEST_DROPPED = HOP_BY_HOP | {"host", "content-length"}
+# aiohttp computes these from the body it sends, so the agent's values would conflict; and the
+# body is read whole before the call, so there is nothing to wait for a 100 Continue about.
+REQUEST_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect"}
 # What reading an upstream body raises when the upstream stops mid-response.
 UPSTREAM_BROKE_OFF = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
                       aiohttp.ClientOSError)
