@@ -138,7 +138,7 @@ def test_the_index_shows_lit_and_hides_internal_tables(story):
     data = index.json()
     hidden = {t["name"] for t in data["tables"] if t["hidden"]}
     shown = {t["name"] for t in data["tables"] if not t["hidden"]}
-    assert {"_lit_migrations", "steps_fts_data", "steps_fts_config"} <= hidden
+    assert {"_lit_migrations", "steps_fts", "steps_fts_data", "steps_fts_config", "steps_fts_idx"} <= hidden
     assert {"threads", "steps", "sessions", "exchanges", "line_map"} <= shown
     home, = get(story, "/")
     assert home.text.count("<title>lit:") == 1

@@ -227,7 +227,7 @@ order by day desc, model""",
         "changed it.",
         "sql": """with touched as (
   select thread_id from steps
-  where kind = 'tool_call' and tool_input like '%' || :path || '%'
+  where kind = 'tool_call' and instr(tool_input, :path) > 0
   union
   select thread_id from line_map where path = :path or path like '%/' || :path
 )
