@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,22 @@ def test_a_missing_command_says_so_and_exits_127(tmp_path):
     assert not (tmp_path / "lit.db").exists()  # nothing ran, nothing recorded
     proc = lit_record(["--", "./not-here.sh"], cwd=tmp_path, env=lit_env(tmp_path))
     assert (proc.returncode, proc.stderr) == (127, "lit: ./not-here.sh: no such file\n")
+
+
+def test_a_taken_port_or_a_bad_upstream_is_one_line_before_anything_runs(tmp_path):
+    marker = tmp_path / "child-ran"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = lit_record(["--port", str(port), "--", "touch", str(marker)], cwd=tmp_path, env=lit_env(tmp_path))
+    assert proc.returncode == 1 and proc.stderr.startswith(f"lit: cannot listen on 127.0.0.1:{port}: ")
+    assert proc.stderr.count("\n") == 1
+    proc = lit_record(["--upstream", "api.anthropic.com", "--", "touch", str(marker)], cwd=tmp_path,
+                      env=lit_env(tmp_path))
+    assert (proc.returncode, proc.stderr) == (
+        2, "lit: --upstream: upstream must be an http(s) URL, not 'api.anthropic.com'\n")
+    assert not marker.exists() and not (tmp_path / "lit.db").exists()
 
 
 def test_an_unusable_db_stops_lit_before_the_child_starts(tmp_path):
