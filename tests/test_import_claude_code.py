@@ -321,12 +321,14 @@ def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
     assert len(compaction) >= 2 and mt.COMPACT_SUMMARY in compaction[0]["text"]
     third = [s for s in third if s["kind"] != "other"]
     assert [(s["kind"], s["tool_name"]) for s in third] == [
-        ("text", None), ("prompt", None), ("text", None), ("tool_call", "Write"), ("tool_result", None),
+        ("text", None), ("prompt", None), ("text", None), ("tool_call", "Write"), ("tool_call", "Read"),
+        ("tool_result", None), ("tool_result", None),  # both results of the parallel calls
         ("text", None), ("tool_call", "Write"), ("tool_result", None), ("tool_call", "Bash"), ("tool_result", None)]
+    assert [s["tool_use_id"] for s in third[5:7]] == [s["tool_use_id"] for s in third[3:5]]
     assert third[1]["text"] == mt.RESUMED_PROMPT
     assert [(r["path"], r["line_start"], r["line_end"], r["step_id"]) for r in db.query(
         "SELECT * FROM line_map WHERE commit_sha = ? ORDER BY line_start", [bye_sha])] == [
-        ("bye.py", 1, 1, third[3]["id"]), ("bye.py", 2, 2, third[6]["id"])]
+        ("bye.py", 1, 1, third[3]["id"]), ("bye.py", 2, 2, third[8]["id"])]
 
 
 def test_commit_messages_and_added_lines_are_read_as_git_and_claude_code_write_them(tmp_path):

@@ -217,7 +217,20 @@ def _kept_branch(entries: list[dict]) -> list[dict]:
         root = i
         parent = entries[i].get("parentUuid") or entries[i].get("logicalParentUuid")
         i = index.get(parent) if isinstance(parent, str) else None
+    # Results of parallel tool calls hang each under its own call, off the path: keep those
+    # whose call is kept.
+    kept_uuids = {entries[j].get("uuid") for j in keep}
+    for j in range(root, leaf):
+        e = entries[j]
+        if j not in keep and e.get("parentUuid") in kept_uuids and _has_tool_result(e):
+            keep.add(j)
+            kept_uuids.add(e.get("uuid"))
     return [e for j, e in enumerate(entries) if j in keep or j < root or j > leaf]
+
+
+def _has_tool_result(entry: dict) -> bool:
+    content = (entry.get("message") or {}).get("content") if isinstance(entry.get("message"), dict) else None
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
 
 
 # --- steps from entries ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,12 @@ def script(repo: Path):
 
 def resumed_script(repo: Path):
     """The model's side of the session resumed with a second prompt (`claude -p --resume`)."""
+    write_and_read = tool_message("Write", {"file_path": str(repo / "bye.py"), "content": BYE}, text="Adding bye.py.")
+    # Two calls in one response: Claude Code hangs each result under its own call, off the chain.
+    write_and_read["content"].append({"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": "Read",
+                                      "input": {"file_path": str(repo / "hello.py")}})
     replies = [
-        tool_message("Write", {"file_path": str(repo / "bye.py"), "content": BYE}, text="Adding bye.py."),
+        write_and_read,
         tool_message("Write", {"file_path": str(repo / "bye.py"), "content": BYE_REWRITTEN},
                      text="A longer word reads better."),  # a Write over a file: only its patch is new
         tool_message("Bash", {"command": "git add bye.py && git commit -m 'Add bye.py'", "description": "Commit"}),
