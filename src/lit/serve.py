@@ -102,7 +102,8 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
         await ds.invoke_startup()
         await ds.refresh_schemas()
         if open_browser:
-            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+            threads = f"{url}{DB_NAME}/threads"
+            threading.Thread(target=webbrowser.open, args=(threads,), daemon=True).start()
         echo(f"lit serve: {url} (read-only; Ctrl-C to stop)")
         await server.serve(sockets=[sock])
 
