@@ -125,6 +125,27 @@ def test_a_stream_arrives_byte_for_byte_as_the_upstream_sent_it(upstream, relay,
     assert sink.responses[0].response_body == body and sink.responses[0].streamed
 
 
+def test_each_chunk_reaches_the_agent_before_the_upstream_sends_the_next(upstream, relay, sink):
+    agent_has_first = threading.Event()
+    waited: list[bool] = []
+
+    def chunks():
+        yield b"event: ping\ndata: {}\n\n"
+        waited.append(agent_has_first.wait(10))  # nothing more until the agent holds the first chunk
+        yield b"event: message_stop\ndata: {}\n\n"
+
+    upstream.replies = [{"chunks": chunks()}]
+
+    async def agent() -> bytes:
+        async with aiohttp.ClientSession() as s, s.post(relay.url + "/v1/messages", data=b"{}") as resp:
+            first = await resp.content.readany()
+            agent_has_first.set()
+            return first + await resp.content.read()
+
+    assert asyncio.run(agent()) == b"event: ping\ndata: {}\n\nevent: message_stop\ndata: {}\n\n"
+    assert waited == [True]  # a relay that buffered would have kept the first chunk for 10 s
+
+
 def test_direct_and_relayed_answers_are_the_same(upstream, relay):
     answer = {"status": 200, "body": json.dumps(message("same")).encode(),
               "headers": {"request-id": "req_01SAME", "content-type": "application/json",
