@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -357,6 +360,29 @@ def test_lit_serve_refuses_a_file_that_is_not_lits_db(tmp_path):
         assert proc.stderr.startswith(f"lit: {path} {reason}")
     # lit added nothing to the other program's DB.
     assert [r[0] for r in sqlite3.connect(other).execute("SELECT name FROM sqlite_master")] == ["birds"]
+
+
+def test_lit_serve_open_shows_the_threads_in_the_browser(tmp_path):
+    story = build(tmp_path)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"  # what $BROWSER names, as webbrowser runs it: the URL is its argument
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    env = {**os.environ, "BROWSER": str(browser), "HOME": str(tmp_path), "DISPLAY": ""}
+    server = subprocess.Popen([sys.executable, "-m", "lit", "serve", "--db", str(story.db_path), "--port", "0",
+                               "--open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = server.stdout.readline().split()[2]
+        deadline = time.monotonic() + 20
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert opened.read_text().strip() == f"{url}lit/threads"
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+        with direct.open(f"{url}lit/threads") as page:
+            assert "Write app.py that prints hi" in page.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_lit_serve_help_has_an_example():
