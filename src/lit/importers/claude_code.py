@@ -104,7 +104,7 @@ def _first_cwd(f: Path) -> str | None:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(entry, dict) and entry.get("cwd"):
+                if isinstance(entry, dict) and isinstance(entry.get("cwd"), str):
                     return entry["cwd"]
     except OSError:
         return None
@@ -672,7 +672,7 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
     start = len(old)
     for row, s in zip(old, steps, strict=False):
         s.step_id, s.thread_id = row["id"], row["thread_id"]
-    first = next((e for e in transcript.entries if e.get("cwd")), {})
+    first = next((e for e in transcript.entries if isinstance(e.get("cwd"), str)), {})
     cwd = first.get("cwd")
     repo = git_info(cwd)[0] if cwd and os.path.isdir(cwd) else None
     edits = recorded_edits(steps)
