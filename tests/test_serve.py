@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -383,6 +384,19 @@ def test_lit_serve_open_shows_the_threads_in_the_browser(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_lit_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
+    story = build(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "lit", "serve", "--db", str(story.db_path), "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"lit: cannot listen on 127.0.0.1:{port}: Address already in use (try --port 0 for a free port)"]
 
 
 def test_lit_serve_help_has_an_example():
