@@ -39,7 +39,7 @@ PLUGIN_CONFIG = {"database": DB_NAME}
 def make_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = None) -> Datasette:
     """A Datasette over lit's DB at `db_path`, named "lit" whatever the file is called, with lit's
     metadata, templates and plugins. The DB must exist (see `check_db`)."""
-    path = str(Path(db_path).expanduser())
+    path = str(Path(db_path).expanduser().resolve())
     meta = metadata()
     meta["plugins"] = {"lit": dict(PLUGIN_CONFIG)}
     ds = Datasette(
@@ -95,7 +95,7 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
         raise LitError(f"cannot listen on {host}:{port}: {e.strerror} (try --port 0 for a free port)") from e
     sock.listen(128)
     bound = sock.getsockname()[1]
-    url = f"http://{host}:{bound}/"
+    url = f"http://[{host}]:{bound}/" if ":" in host else f"http://{host}:{bound}/"
     server = uvicorn.Server(uvicorn.Config(ds.app(), lifespan="on", log_level="warning"))
 
     async def main() -> None:
