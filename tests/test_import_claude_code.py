@@ -287,6 +287,12 @@ def test_no_sessions_is_one_line(tmp_path):
     proc = lit(env, tmp_path, "import", "claude-code", str(empty.parent))
     assert proc.returncode == 0 and proc.stdout == (
         "lit import: claude code session 0d8a6f7e-1b2c-4d3e-8f9a-0b1c2d3e4f5a: no messages, nothing added\n")
+    # Several sessions at once end with a count.
+    shutil.copytree(DATA / "session", empty.parent, dirs_exist_ok=True)
+    proc = lit(env, tmp_path, "import", "claude-code", str(empty.parent))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == ("lit import: 2 claude code sessions: 1 imported, 0 commits linked, "
+                                            "1 left as they were")
     proc = lit(env, tmp_path, "import", "claude-code")
     assert proc.returncode == 1 and proc.stderr.startswith("lit: no Claude Code sessions for ")
     assert proc.stderr.count("\n") == 1

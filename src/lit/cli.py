@@ -204,6 +204,11 @@ def _import_claude_code(path: str | None, db: str | None, as_json: bool) -> None
         typer.echo(f"lit import: claude code session {r.claude_session} -> session {r.session}: "
                    f"{len(r.threads)} thread{'s' * (len(r.threads) != 1)}, {r.steps} steps, "
                    f"{r.exchanges} exchanges{links}")
+    if len(results) > 1:
+        done = [r for r in results if r.imported]
+        typer.echo(f"lit import: {len(results)} claude code sessions: {len(done)} imported, "
+                   f"{sum(1 for t in (t for r in done for t in r.threads) if t['status'] == 'bound')} "
+                   f"commits linked, {len(results) - len(done)} left as they were")
 
 
 DB_OPTION = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir).")
