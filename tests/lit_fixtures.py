@@ -186,15 +186,16 @@ def build_story(repo: str | os.PathLike, db_path: str | os.PathLike | None = Non
                       f"Add wordcount.py, a small wc -w\n\nLit-Thread: {T1}", when=BASE_TIME)
     prompt = "Write wordcount.py: print the number of words in each file given on the command line."
     why_write, why_edit = WRITE_WHY, EDIT_WHY
+    result = "File created successfully at: wordcount.py"
     if hostile:
         prompt += "\n\n" + hostile
         why_write += "\n\n" + hostile
+        result += "\n" + hostile
     steps = {
         f"{T1}.1": {"seq": 1, "kind": "prompt", "text": prompt},
         f"{T1}.3": {"seq": 3, "kind": "tool_call", "tool": "Write",
                     "input": {"file_path": "wordcount.py", "content": WORDCOUNT_WRITE},
-                    "why": why_write, "prompt": f"{T1}.1",
-                    "result": "File created successfully at: wordcount.py", "is_error": False},
+                    "why": why_write, "prompt": f"{T1}.1", "result": result, "is_error": False},
         f"{T1}.6": {"seq": 6, "kind": "tool_call", "tool": "Edit",
                     "input": {"file_path": "wordcount.py", "old_string": 'len(text.split(" "))',
                               "new_string": "len(text.split())"},

@@ -111,6 +111,7 @@ def test_hostile_prompt_reasoning_and_code_show_as_text(tmp_path, monkeypatch):
     assert "http://evil.example/t.png" in page.hrefs()  # the image became a plain link...
     assert not [a for _, a in page.tags if "src" in a]  # ...and loads nothing
     assert "<script>alert('prompt')</script>" in page.all_text  # shown as text
+    assert "File created successfully at: wordcount.py\n<script>alert('prompt')</script>" in page.all_text
     assert "</div></pre><script>alert(4)</script>" in page.all_text
     assert "<script>alert(5)</script> & <b>bold</b>" in page.all_text
     assert "x<script>.html" in page.all_text
@@ -135,6 +136,20 @@ def test_thread_ids_resolve_from_the_db_and_from_notes(story, tmp_path, monkeypa
     assert "Splitting on a single space" in page.all_text and "the note in refs/notes/lit" in page.all_text
     with pytest.raises(Exception, match="not a commit, a range"):
         weave_module.resolve(T2)  # no DB and no note: only a trailer, not searchable
+
+
+def test_a_thread_not_yet_committed(story, tmp_path):
+    from lit_fixtures import add_db_thread
+
+    add_db_thread(story.db_path, thread="0123456789ab", commit=None, line_map={}, steps=[
+        {"kind": "prompt", "text": "Try a *faster* split."},
+        {"kind": "text", "text": "Reading the file first."},
+        {"kind": "tool_call", "tool_name": "Read", "tool_use_id": "toolu_01R", "tool_input": {"file_path": "wc.py"}},
+    ])
+    html, page = weave_page("0123456789ab", tmp_path)
+    assert "thread 0123456789ab (not committed)" in page.all_text
+    assert "step-0123456789ab.3" in page.ids and "Reading the file first." in page.all_text
+    assert "<em>faster</em>" in html
 
 
 def test_a_range_is_a_book(story, tmp_path):
