@@ -339,3 +339,27 @@ def test_an_upstream_with_a_path_prefix_keeps_it(sink):
     with ScriptedUpstream([text_message("prefixed")]) as up, Relay(up.url + "/gateway/", sink) as relay:
         assert client(relay).messages.create(model=MODEL, max_tokens=5, messages=HI).content[0].text == "prefixed"
     assert up.requests[-1]["path"] == "/gateway/v1/messages"
+
+
+def test_stopping_with_a_call_in_flight_cuts_it_and_keeps_it_incomplete(upstream, sink):
+    upstream.replies = [{"chunks": [b"data: x\n\n"] * 200, "delay": 0.05}]
+    relay = Relay(upstream.url, sink)
+    relay.start()
+    outcome: list[str] = []
+
+    def agent() -> None:
+        try:
+            raw(relay.url, body=b"{}")
+            outcome.append("complete")
+        except http.client.IncompleteRead:
+            outcome.append("cut")
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    assert wait_for(lambda: sink.requests)
+    started = time.monotonic()
+    relay.stop()
+    thread.join(10)
+    assert time.monotonic() - started < 4  # not the 10 s the stream would take
+    assert outcome == ["cut"]
+    assert [(e.complete, e.error) for e in sink.responses] == [(False, "lit stopped during the call")]

@@ -40,12 +40,13 @@ REQUEST_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect"}
 # What reading an upstream body raises when the upstream stops mid-response.
 UPSTREAM_BROKE_OFF = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
                       aiohttp.ClientOSError)
+GATE_TIMEOUT = 5.0  # seconds a snapshot may hold an answer back, at most; the agent never waits longer
 MAX_BODY = 1024**3  # the agent's request body; 20 MB requests are ordinary with images
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Sink(Protocol):
-    def request(self, exchange: Exchange) -> None: ...
+    def request(self, exchange: Exchange) -> threading.Event | None: ...
     def response(self, exchange: Exchange) -> None: ...
 
 
@@ -103,6 +104,7 @@ class Relay:
         self.sink_errors = 0
         self.sink_problems: list[str] = []
         self._seq = 0
+        self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -133,7 +135,9 @@ class Relay:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # handler_cancellation: when the agent hangs up, the handler (and so the upstream call)
         # is cancelled at once instead of at the next chunk.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # shutdown_timeout: at stop, a call still in flight (a background process of the agent's)
+        # gets about 2 s to end, then is cut and handed to the sink as incomplete.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:
@@ -145,6 +149,7 @@ class Relay:
         return self.port
 
     async def stop_async(self) -> None:
+        self._stopping = True
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
@@ -192,16 +197,17 @@ class Relay:
 
     # --- the sink, kept away from the agent -----------------------------------------------------
 
-    def _tell(self, method: str, ex: Exchange) -> None:
+    def _tell(self, method: str, ex: Exchange):
         if self.sink is None:
-            return
+            return None
         try:
-            getattr(self.sink, method)(ex)
+            return getattr(self.sink, method)(ex)
         except Exception as e:  # noqa: BLE001 - a recording failure must never reach the agent
             self.sink_errors += 1
             if len(self.sink_problems) < 5:
                 self.sink_problems.append(f"{method} {ex.id}: {type(e).__name__}: {e}")
             log.debug("sink failed", exc_info=True)
+            return None
 
     # --- the hot path --------------------------------------------------------------------------------
 
@@ -213,7 +219,10 @@ class Relay:
         ex = Exchange(id=f"{self.session_id}.{self._seq}", session_id=self.session_id, seq=self._seq,
                       method=request.method, path=request.path, query=request.query_string,
                       request_headers=dict(request.headers), request_body=body, started_at=started)
-        self._tell("request", ex)
+        # The sink may hand back a gate: the working tree is being snapshotted (this request
+        # carries tool results), and the agent must not get the answer, and run its next tools,
+        # before that snapshot is taken. The upstream call goes ahead meanwhile.
+        gate = self._tell("request", ex)
         drop = _dropped(request.headers, REQUEST_DROPPED)
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         # raw_path keeps the agent's own encoding of path and query (`?beta=true` and all).
@@ -235,6 +244,8 @@ class Relay:
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 return self._unreachable(ex, base, e, t0)
             try:
+                if gate is not None and not gate.is_set():
+                    await asyncio.get_running_loop().run_in_executor(None, gate.wait, GATE_TIMEOUT)
                 ex.status = upstream.status
                 ex.response_headers = dict(upstream.headers)
                 ex.streamed = upstream.content_type == "text/event-stream"
@@ -263,8 +274,9 @@ class Relay:
             finally:
                 upstream.close()  # a no-op after a full read; drops the connection otherwise
         except (ConnectionError, asyncio.CancelledError) as e:
-            # The agent hung up; the upstream call ends with it.
-            ex.error = ex.error or f"the agent closed the connection: {type(e).__name__}"
+            # The agent hung up (or lit is stopping); the upstream call ends with it.
+            ex.error = ex.error or ("lit stopped during the call" if self._stopping
+                                    else f"the agent closed the connection: {type(e).__name__}")
             raise
         finally:
             if ex.status is not None or ex.error:
