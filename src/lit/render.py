@@ -2,9 +2,9 @@
 and text for a terminal.
 
 Everything a model or a person wrote is hostile until escaped. So: markdown goes through
-markdown-it-py with raw HTML off, links only to http(s), mailto and in-page anchors, and images
-turned into plain text (a page that loads nothing from the network cannot be used to track who
-read it). Templates autoescape. Code is escaped token by token before it gets its colour spans.
+markdown-it-py with raw HTML off, links only to http(s), mailto, anchors and relative paths, and
+images turned into links (a page that loads nothing from the network cannot tell anyone who read
+it, or when). Templates autoescape. Code is escaped token by token before it gets its colour spans.
 
     from lit.render import markdown, highlight_lines, template_env, terminal_safe
     markdown("**bold** <script>x</script>")   # Markup('<p><strong>bold</strong> &lt;script&gt;...')
@@ -17,7 +17,6 @@ import functools
 import html
 import re
 import unicodedata
-
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup

@@ -12,6 +12,7 @@ markdown and code go through lit.render.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -314,8 +315,6 @@ def _seq(step_id: str) -> int:
 def build_rows(chapter: Chapter) -> list[Row]:
     """The chapter's rows in thread order: prompts and tool calls from the note, each with the
     fragments it owns; then the person's lines; then the lines nobody is known for."""
-    import json
-
     note = chapter.note or {}
     rows: dict[str, Row] = {}
     for p in note.get("prompts") or []:
