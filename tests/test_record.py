@@ -265,7 +265,8 @@ def test_the_child_environment_is_built_in_one_place():
 
 
 def test_the_final_line():
-    s = Summary("a0b1c2d3e4f5", exchanges=12, steps=48, threads=[("3f9c0a1b2c4d", "a1b2c3d4e5f6", "bound")])
+    s = Summary("a0b1c2d3e4f5", exchanges=12, steps=48, threads=[("3f9c0a1b2c4d", "a1b2c3d4e5f6", "bound")],
+                repo_root="/home/dev/app")
     assert summary_line(s) == "lit: recorded 12 exchanges, 48 steps in thread 3f9c0a1b2c4d (bound to a1b2c3d)"
     s.threads.append(("8d7e6f5a4b3c", None, "pending"))
     s.unrecorded, s.problems = 2, ["response: OperationalError: database is locked"]
@@ -273,7 +274,8 @@ def test_the_final_line():
         "lit: recorded 12 exchanges, 48 steps in threads 3f9c0a1b2c4d (bound to a1b2c3d), 8d7e6f5a4b3c "
         "(not committed yet); 2 not recorded (response: OperationalError: database is locked)")
     assert summary_line(Summary("a0b1c2d3e4f5", exchanges=1)) == (
-        "lit: recorded 1 exchange, 0 steps (session a0b1c2d3e4f5)")
+        "lit: recorded 1 exchange, 0 steps (session a0b1c2d3e4f5); not in a git repository, so commits cannot be"
+        " linked")
 
 
 def test_help_has_an_example(tmp_path):

@@ -403,6 +403,56 @@ def pr(
         typer.echo(pr_module.to_markdown(desc), nl=False)
 
 
+# --- git linkage (issue 3) -----------------------------------------------------------------------
+
+hooks_app = typer.Typer(help="Bind commits made outside a session (a person reviews, then commits) to "
+                        "the threads that wrote them.", no_args_is_help=True)
+app.add_typer(hooks_app, name="hooks")
+
+
+@hooks_app.command("install")
+def hooks_install(repo: str = typer.Option(".", "--repo", help="The repository (default: this one).")) -> None:
+    """Install lit's git hooks in this repository (idempotent; your own hooks keep running first),
+    and set notes.rewriteRef so amend and rebase keep lit's notes.
+
+    Example: lit hooks install
+    """
+    from lit.git import hooks
+    from lit.git.run import repo_root
+
+    root = repo_root(repo)
+    if root is None:
+        fail(f"{repo} is not in a git repository")
+    names = hooks.install(root)
+    typer.echo(f"lit: hooks {', '.join(names)} installed in {hooks.user_hooks_dir(root)}; "
+               "notes.rewriteRef includes refs/notes/lit")
+
+
+@hooks_app.command("uninstall")
+def hooks_uninstall(repo: str = typer.Option(".", "--repo", help="The repository (default: this one).")) -> None:
+    """Remove lit's git hooks (your own hooks are put back as they were).
+
+    Example: lit hooks uninstall
+    """
+    from lit.git import hooks
+    from lit.git.run import repo_root
+
+    root = repo_root(repo)
+    if root is None:
+        fail(f"{repo} is not in a git repository")
+    removed = hooks.uninstall(root)
+    typer.echo(f"lit: hooks removed: {', '.join(removed) or 'none were installed'}")
+
+
+@app.command("_hook", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def hook(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Run by lit's git hooks; not for people."""
+    from lit.git.link import run_hook
+
+    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    raise typer.Exit(run_hook(name, list(ctx.args), stdin))
+
+
 def main() -> None:
     try:
         app()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lit import store
 from lit.errors import LitError
+from lit.git import hooks
 from lit.proxy.relay import Relay
 from lit.recorder import Recorder, Summary
 
@@ -41,10 +42,12 @@ def resolve_openai_upstream(upstream: str | None, environ: Mapping[str, str] = o
 
 
 def child_env(base: Mapping[str, str], *, relay_url: str, session_id: str,
-              db_path: str | os.PathLike) -> dict[str, str]:
+              db_path: str | os.PathLike, hooks_folder: Path | None = None) -> dict[str, str]:
     """The child's environment: the one place where lit adds to it (the relay's URL for each
-    protocol, the session and DB its git hooks write to)."""
+    protocol, the session and DB its git hooks write to, and the hooks themselves)."""
     env = dict(base)
+    if hooks_folder is not None:
+        env.update(hooks.session_env(base, hooks_folder))
     env["ANTHROPIC_BASE_URL"] = relay_url
     env["OPENAI_BASE_URL"] = env["OPENAI_API_BASE"] = relay_url + OPENAI_PREFIX
     # The relay is local: an agent honouring HTTP(S)_PROXY must not send its calls to the proxy.
@@ -121,7 +124,9 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     relay.sink = rec
     rec.set_port(bound)
 
-    env = child_env(os.environ, relay_url=relay.url, session_id=session_id, db_path=db_path)
+    hooks_folder = hooks.make_session_hooks(rec.repo_root) if rec.repo_root else None
+    env = child_env(os.environ, relay_url=relay.url, session_id=session_id, db_path=db_path,
+                    hooks_folder=hooks_folder)
     code: int | None = None
     child: subprocess.Popen | None = None
 
@@ -146,6 +151,7 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     finally:
         relay.stop()
         summary = rec.finish(code)
+        hooks.remove_session_hooks(hooks_folder)
         for s, handler in previous.items():
             signal.signal(s, handler)
     say(summary_line(summary, relay.sink_errors))
@@ -165,6 +171,8 @@ def summary_line(summary: Summary, relay_errors: int = 0) -> str:
         line += f" in {len(threads)} threads ({bound} bound to commits)"
     else:
         line += f" (session {summary.session_id})"
+    if summary.repo_root is None:
+        line += "; not in a git repository, so commits cannot be linked"
     missed = summary.unrecorded + relay_errors
     if missed:
         why = summary.problems[0] if summary.problems else "see `lit sessions`"

@@ -28,6 +28,8 @@ SECRET_HEADERS = {"x-api-key", "authorization", "proxy-authorization", "cookie",
                   "anthropic-api-key", "openai-api-key", "api-key", "x-goog-api-key"}
 # Tool inputs that start a subagent: its first user message is this field of the call.
 SUBAGENT_PROMPT_FIELDS = ("prompt", "task", "description")
+# Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
+TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"')
 PARSERS = {
     "anthropic": (anthropic.parse_request, anthropic.parse_response),
     "openai-chat": (openai.parse_chat_request, openai.parse_chat_response),
@@ -116,6 +118,7 @@ class Recorder:
         self._conv_of_key: dict[str, str] = {}
         self._conversations: dict[str, _Conversation] = {}
         self._agent: str | None = None
+        self._gates: dict[str, threading.Event] = {}
         try:
             with self.db.conn:
                 self.db["sessions"].insert({
@@ -137,8 +140,14 @@ class Recorder:
     def set_port(self, port: int) -> None:
         self._queue.put(("port", port))
 
-    def request(self, ex: Exchange) -> None:
+    def request(self, ex: Exchange) -> threading.Event | None:
+        """Queue the request; when it carries tool results (a turn boundary: a snapshot is due),
+        return an event set once the snapshot is taken, for the relay to hold the answer on."""
+        gate = None
+        if self.snapshots and any(marker in ex.request_body for marker in TOOL_RESULT_MARKERS):
+            gate = self._gates[ex.id] = threading.Event()
         self._queue.put(("request", ex))
+        return gate
 
     def response(self, ex: Exchange) -> None:
         self._queue.put(("response", ex))
@@ -159,7 +168,12 @@ class Recorder:
             kind = item[0]
             try:
                 if kind == "request":
-                    self._on_request(item[1])
+                    try:
+                        self._on_request(item[1])
+                    finally:
+                        gate = self._gates.pop(item[1].id, None)
+                        if gate:
+                            gate.set()
                 elif kind == "response":
                     self._on_response(item[1])
                 elif kind == "snapshot":
@@ -413,6 +427,9 @@ class Recorder:
         try:
             if self.snapshots:
                 self._snapshot("end", [])
+                from lit.git import snapshot  # noqa: PLC0415
+
+                snapshot.forget_index(self.repo_root, self.session_id)
         except Exception as e:  # noqa: BLE001
             self._problem(f"end snapshot: {e}")
         _, head_end = git_info(self.cwd) if self.repo_root else (None, None)
@@ -420,19 +437,23 @@ class Recorder:
             for thread_id, in self.db.execute(
                     "SELECT id FROM threads WHERE session_id = ? AND status = 'open'",
                     [self.session_id]).fetchall():
-                has_steps = self.db.execute("SELECT 1 FROM steps WHERE thread_id = ? LIMIT 1",
-                                            [thread_id]).fetchone()
-                if has_steps:
-                    self.db.execute("UPDATE threads SET status = 'pending', ended_at = ? WHERE id = ?",
-                                    [store.now(), thread_id])
+                kinds = {r[0] for r in self.db.execute("SELECT DISTINCT kind FROM steps WHERE thread_id = ?",
+                                                       [thread_id]).fetchall()}
+                if "tool_call" in kinds or "prompt" in kinds:
+                    status = "pending"  # a person may commit it later (lit hooks install binds it then)
+                elif kinds:
+                    status = "closed"  # only the agent's last words after its commit: nothing to bind
                 else:
                     self.db.execute("DELETE FROM threads WHERE id = ?", [thread_id])
+                    continue
+                self.db.execute("UPDATE threads SET status = ?, ended_at = ? WHERE id = ?",
+                                [status, store.now(), thread_id])
             self.db["sessions"].update(self.session_id, {
                 "ended_at": store.now(), "exit_code": exit_code, "head_end": head_end,
                 "exchanges_unrecorded": self.summary.unrecorded,
                 "notes": "; ".join(self.summary.problems) or None})
         self.summary.threads = [tuple(r) for r in self.db.execute(
-            "SELECT id, commit_sha, status FROM threads WHERE session_id = ? ORDER BY seq",
+            "SELECT id, commit_sha, status FROM threads WHERE session_id = ? AND status != 'closed' ORDER BY seq",
             [self.session_id]).fetchall()]
         try:
             self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -511,20 +532,3 @@ def _block_step(block: Any) -> dict:
         return {"kind": "tool_result", "tool_use_id": block.get("tool_use_id"),
                 "text": _result_text(block.get("content")), "raw": json.dumps(block)}
     return {"kind": "other", "raw": json.dumps(block)}
-
-
-def db_summary_line(summary: Summary, elapsed: float | None = None) -> str:
-    """The one line lit says at exit."""
-    parts = [f"recorded {summary.exchanges} exchange{'s' * (summary.exchanges != 1)}, "
-             f"{summary.steps} step{'s' * (summary.steps != 1)}"]
-    bound = [(t, c) for t, c, s in summary.threads if s == "bound" and c]
-    pending = [t for t, c, s in summary.threads if s == "pending"]
-    if bound:
-        parts.append("; " + ", ".join(f"thread {t} -> commit {c[:7]}" for t, c in bound))
-    if pending:
-        parts.append(f"; thread {pending[-1]} not committed yet (commit with `lit hooks install` to link it)")
-    if summary.repo_root is None:
-        parts.append("; not in a git repository, so commits cannot be linked")
-    if summary.unrecorded:
-        parts.append(f"; {summary.unrecorded} not recorded ({summary.problems[0] if summary.problems else '?'})")
-    return "lit: " + "".join(parts)

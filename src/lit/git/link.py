@@ -1,0 +1,182 @@
+"""Binding threads to commits: what lit's git hooks do.
+
+prepare-commit-msg: snapshot the working tree (the effects of the tool calls still running, such as
+the agent's `git commit` itself), and if the staged changes include lines the thread's tool calls
+wrote, add `Lit-Thread: <id>` with git's own trailer machinery.
+post-commit: for each Lit-Thread trailer of the new commit, compute its line map over the
+session's snapshot chain, write the note, bind the thread, and open the next thread.
+post-rewrite: amend and rebase give commits new SHAs; the DB follows them (git carries the notes
+itself, through notes.rewriteRef).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import sqlite_utils
+
+from lit import store
+from lit.git import linemap, notes, snapshot
+from lit.git.run import EMPTY_TREE, git
+
+TRAILER = "Lit-Thread"
+
+
+def pending_tool_calls(db: sqlite_utils.Database, session_id: str) -> list[str]:
+    """Tool calls of the session whose results have not been sent back yet: they are running now."""
+    rows = db.execute(
+        """SELECT c.id FROM steps c WHERE c.session_id = ? AND c.kind = 'tool_call' AND NOT EXISTS (
+             SELECT 1 FROM steps r WHERE r.session_id = c.session_id AND r.kind = 'tool_result'
+             AND r.tool_use_id = c.tool_use_id) ORDER BY c.created_at, c.seq""", [session_id]).fetchall()
+    return [r[0] for r in rows]
+
+
+def agent_paths(db: sqlite_utils.Database, repo: str, thread_id: str) -> set[str]:
+    """Paths changed by snapshots that captured the thread's tool calls."""
+    paths: set[str] = set()
+    for commit, step_ids in db.execute(
+            "SELECT commit_sha, step_ids FROM snapshots WHERE thread_id = ? ORDER BY seq", [thread_id]).fetchall():
+        if not json.loads(step_ids or "[]"):
+            continue
+        parent = git(["rev-parse", "--verify", "-q", commit + "^"], repo, check=False)
+        if not parent:
+            continue
+        out = git(["diff", "--name-only", "--no-renames", parent, commit], repo, check=False)
+        paths.update(p for p in out.splitlines() if p)
+    return paths
+
+
+def staged_paths(repo: str) -> set[str]:
+    base = git(["rev-parse", "--verify", "-q", "HEAD"], repo, check=False) or EMPTY_TREE
+    out = git(["diff", "--cached", "--name-only", "--no-renames", base], repo, check=False)
+    return {p for p in out.splitlines() if p}
+
+
+def threads_for_commit(db: sqlite_utils.Database, repo: str, session_id: str | None) -> list[str]:
+    """The threads whose tool calls changed what is staged: the session's open thread (during a
+    session), else the repository's pending threads (a person committing after a session)."""
+    if session_id:
+        tid = store.current_thread(db, session_id)
+        candidates = [tid] if tid else []
+    else:
+        candidates = [r[0] for r in db.execute(
+            "SELECT id FROM threads WHERE status = 'pending' AND repo_root = ? ORDER BY started_at DESC",
+            [repo]).fetchall()]
+    staged = staged_paths(repo)
+    return [t for t in candidates if agent_paths(db, repo, t) & staged]
+
+
+def prepare_commit_msg(db: sqlite_utils.Database, repo: str, session_id: str | None, msg_file: str) -> list[str]:
+    if session_id:
+        tid = store.current_thread(db, session_id)
+        if tid:
+            snapshot.record_snapshot(db, repo, session_id, tid, "commit", pending_tool_calls(db, session_id))
+    threads = threads_for_commit(db, repo, session_id)
+    if not threads:
+        return []
+    args = ["interpret-trailers", "--in-place", "--if-exists", "addIfDifferent"]
+    for tid in threads:
+        args += ["--trailer", f"{TRAILER}: {tid}"]
+    if _assisted_by(repo):
+        who = _agent_and_model(db, threads[0])
+        if who:
+            args += ["--trailer", f"Assisted-by: {who}"]
+    git(args + [msg_file], repo)
+    return threads
+
+
+def _assisted_by(repo: str) -> bool:
+    value = git(["config", "--bool", "lit.assistedBy"], repo, check=False)
+    if value:
+        return value == "true"
+    try:
+        from lit.config import load_config  # noqa: PLC0415
+
+        return bool(load_config().get("git", {}).get("assisted_by"))
+    except Exception:  # noqa: BLE001 - no config is the default: off
+        return False
+
+
+def _agent_and_model(db: sqlite_utils.Database, thread_id: str) -> str | None:
+    row = db.execute("""SELECT s.agent, (SELECT e.model FROM exchanges e WHERE e.thread_id = t.id
+                               AND e.model IS NOT NULL ORDER BY e.seq DESC LIMIT 1)
+                        FROM threads t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?""",
+                     [thread_id]).fetchone()
+    if not row or not row[0]:
+        return None
+    agent = row[0].split(" ")[0]
+    return f"{agent} ({row[1]})" if row[1] else agent
+
+
+def trailer_threads(repo: str, commit: str) -> list[str]:
+    out = git(["log", "-1", f"--format=%(trailers:key={TRAILER},valueonly,separator=%x00)", commit], repo)
+    return [v.strip() for v in out.split("\x00") if v.strip()]
+
+
+def bind(db: sqlite_utils.Database, repo: str, commit: str, thread_id: str,
+         session_id: str | None = None) -> linemap.LineMap | None:
+    """Compute the line map of `commit` for `thread_id`, write the note, bind the thread."""
+    thread = db["threads"].get(thread_id) if db["threads"].count_where("id = ?", [thread_id]) else None
+    if thread is None or thread["status"] == "bound" and thread["commit_sha"] not in (None, commit):
+        return None  # one thread, one commit
+    tip = snapshot.latest(repo, thread["session_id"])
+    lm = linemap.compute(repo, commit, tip, linemap.step_chooser(db))
+    linemap.save(db, lm, thread_id)
+    now = store.now()
+    with db.conn:
+        db.execute("UPDATE threads SET status = 'bound', commit_sha = ?, bound_at = ?,"
+                   " ended_at = COALESCE(ended_at, ?) WHERE id = ?", [commit, now, now, thread_id])
+        if session_id and session_id == thread["session_id"] and thread["status"] == "open":
+            store.open_thread(db, session_id, repo, base_snapshot=tip)
+    notes.write(repo, commit, notes.build(db, thread_id, commit))
+    return lm
+
+
+def post_commit(db: sqlite_utils.Database, repo: str, session_id: str | None) -> list[str]:
+    commit = git(["rev-parse", "HEAD"], repo)
+    bound = []
+    for tid in trailer_threads(repo, commit):
+        if bind(db, repo, commit, tid, session_id) is not None:
+            bound.append(tid)
+    return bound
+
+
+def post_rewrite(db: sqlite_utils.Database, repo: str, pairs: str) -> int:
+    """`old new` lines from git: the threads and line maps follow their commits."""
+    moved = 0
+    with db.conn:
+        for line in pairs.splitlines():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            old, new = parts[0], parts[1]
+            cur = db.execute("UPDATE threads SET commit_sha = ? WHERE commit_sha = ?", [new, old])
+            db.execute("UPDATE line_map SET commit_sha = ? WHERE commit_sha = ?", [new, old])
+            moved += cur.rowcount
+    return moved
+
+
+def run_hook(name: str, args: list[str], stdin: str = "") -> int:
+    """Entry point of `lit _hook NAME ARGS`: never fails a commit (git ignores post-* results,
+    and a trailer we cannot add is not worth a refused commit). Says one line on a problem."""
+    session_id = os.environ.get("LIT_SESSION") or None
+    try:
+        repo = git(["rev-parse", "--show-toplevel"], os.getcwd())
+        db_path = store.resolve_db_path(None)
+        if not Path(db_path).exists():
+            return 0
+        db = store.connect(db_path)
+        if name == "prepare-commit-msg" and args:
+            if len(args) > 1 and args[1] in ("merge", "squash"):
+                return 0
+            prepare_commit_msg(db, repo, session_id, args[0])
+        elif name == "post-commit":
+            post_commit(db, repo, session_id)
+        elif name == "post-rewrite":
+            post_rewrite(db, repo, stdin)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        print(f"lit: {name} hook: {e}", file=sys.stderr)
+    return 0

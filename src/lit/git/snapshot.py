@@ -1,0 +1,116 @@
+"""Snapshots: the working tree captured as a git tree and a commit on refs/lit/snapshots/<session>.
+
+A private index file (in this worktree's git dir) is seeded once from the user's index, so each
+`git add -A` re-reads only what changed, and the user's index, HEAD, working tree and stash are
+never touched. .gitignore is honoured because it is git's own `add` that reads the tree.
+
+The snapshots of a session form a chain (each commit's parent is the previous one); blaming a
+commit's tree on top of that chain says which snapshot, so which step, introduced each line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from lit import store
+from lit.git.run import GitError, git, git_dir
+
+SNAPSHOT_REF = "refs/lit/snapshots/{session}"
+IDENTITY = {"GIT_AUTHOR_NAME": "lit", "GIT_AUTHOR_EMAIL": "lit@localhost",
+            "GIT_COMMITTER_NAME": "lit", "GIT_COMMITTER_EMAIL": "lit@localhost"}
+
+
+def snapshot_ref(session_id: str) -> str:
+    return SNAPSHOT_REF.format(session=session_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _git_dir(repo_root: str) -> Path:
+    return git_dir(repo_root)
+
+
+def _private_index(repo_root: str | os.PathLike, session_id: str) -> Path:
+    gd = _git_dir(str(repo_root))
+    index = gd / "lit" / f"index-{session_id}"
+    if not index.exists():
+        index.parent.mkdir(parents=True, exist_ok=True)
+        user_index = gd / "index"
+        if user_index.exists():
+            # The user's index carries stat data: add -A then hashes only what changed.
+            shutil.copyfile(user_index, index)
+    return index
+
+
+def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
+    """The working tree as a tree object (untracked files included, ignored ones not)."""
+    env = {"GIT_INDEX_FILE": str(_private_index(repo_root, session_id))}
+    git(["add", "-A", "--", "."], repo_root, env=env)
+    return git(["write-tree"], repo_root, env=env)
+
+
+def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids: list[str] | tuple = (),
+         message: str = "") -> tuple[str, str, bool]:
+    """Capture the working tree on the session's snapshot chain.
+
+    Returns (commit, tree, new): `new` is False when nothing changed since the previous snapshot
+    (then the previous commit is returned and no commit is made, except for the chain's start)."""
+    tree = write_tree(repo_root, session_id)
+    ref = snapshot_ref(session_id)
+    for _ in range(20):  # the recorder and a hook may snapshot at once: compare-and-swap the ref
+        head = git(["log", "-1", "--format=%H %T", ref, "--"], repo_root, check=False).split()
+        parent = head[0] if head else None
+        if head and head[1] == tree and reason != "start":
+            return parent, tree, False
+        body = f"lit snapshot ({reason}) of session {session_id}\n\n{message}".rstrip() + "\n"
+        if step_ids:
+            body += "\nLit-Steps: " + " ".join(step_ids) + "\n"
+        args = ["commit-tree", tree] + (["-p", parent] if parent else [])
+        commit = git(args, repo_root, env=IDENTITY, input=body)
+        try:
+            git(["update-ref", "-m", f"lit snapshot {reason}", ref, commit, parent or ""], repo_root)
+            return commit, tree, True
+        except GitError:
+            time.sleep(0.01)
+    raise GitError(f"could not update {ref}: it kept changing")
+
+
+def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | None, session_id: str,
+                    thread_id: str | None, reason: str, step_ids: list[str] | tuple = ()) -> str | None:
+    """Take a snapshot and keep its row; returns the commit (None outside a repository or when
+    nothing changed and there is nothing to attribute)."""
+    if not repo_root:
+        return None
+    t0 = time.perf_counter()
+    commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids)
+    if not new:
+        return None
+    seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE session_id = ?", [session_id]).fetchone()[0]
+    with db.conn:
+        db["snapshots"].insert({
+            "session_id": session_id, "thread_id": thread_id, "seq": seq, "commit_sha": commit, "tree_sha": tree,
+            "reason": reason, "step_ids": json.dumps(list(step_ids)), "taken_at": store.now(),
+            "duration_ms": (time.perf_counter() - t0) * 1000,
+        })
+        if reason == "start" and thread_id:
+            db.execute("UPDATE threads SET base_snapshot = ? WHERE id = ? AND base_snapshot IS NULL",
+                       [commit, thread_id])
+    return commit
+
+
+def latest(repo_root: str | os.PathLike, session_id: str) -> str | None:
+    return git(["rev-parse", "--verify", "-q", snapshot_ref(session_id)], repo_root, check=False) or None
+
+
+def forget_index(repo_root: str | os.PathLike, session_id: str) -> None:
+    """The private index is a cache for this session's snapshots; drop it when the session ends."""
+    try:
+        (git_dir(repo_root) / "lit" / f"index-{session_id}").unlink(missing_ok=True)
+    except (OSError, GitError):
+        pass
