@@ -145,6 +145,34 @@ def test_committed_transcript_becomes_bound_threads_with_line_maps(committed, tm
     assert "A module with one function" in page and mt.PROMPT.split(" with ")[0] in page
 
 
+def test_notes_carry_the_line_maps_so_blame_works_without_the_db(committed, tmp_path):
+    """Each bound commit gets its note in refs/notes/lit: a clone with the notes and no DB blames
+    the imported session's lines the same."""
+    repo, home, folder = committed
+    env = lit_env(tmp_path, home)
+    proc = lit(env, repo, "import", "claude-code", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads(proc.stdout)
+    assert result["notes"] == 2
+    db = store.connect(tmp_path / "lit.db")
+    for thread in result["threads"][:2]:
+        note = json.loads(git(repo, "notes", "--ref", "refs/notes/lit", "show", thread["commit"]))
+        assert note["thread"] == thread["id"] and note["agent"].startswith("claude-code-import")
+        rows = db.execute("SELECT path, line_start, line_end, step_id FROM line_map WHERE commit_sha = ?"
+                          " ORDER BY path, line_start", [thread["commit"]]).fetchall()
+        assert [[p, *r] for p, ranges in sorted(note["files"].items()) for r in ranges] == [list(r) for r in rows]
+        assert {r[3] for r in rows if r[3]} <= set(note["steps"])
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "fetch", "-q", "origin", "refs/notes/lit:refs/notes/lit")
+    proc = lit({**env, "LIT_DB": str(tmp_path / "no.db")}, clone, "blame", "NOTES.md", "--json")
+    assert proc.returncode == 0, proc.stderr
+    blamed = json.loads(proc.stdout)
+    notes_thread = result["threads"][1]["id"]
+    assert [(b["kind"], b["tool"], b["thread"]) for b in blamed] == [
+        ("step", "Write", notes_thread), ("step", "Write", notes_thread), ("human", None, notes_thread)]
+
+
 def test_importing_twice_adds_nothing(committed, tmp_path):
     repo, home, folder = committed
     first = check_import(tmp_path, repo, home, folder)
