@@ -181,3 +181,20 @@ def test_colour_on_a_terminal_unless_no_color(story):
     assert "\x1b[33m" in coloured and "Splitting on a single space" in coloured
     plain = _run_on_a_terminal(["blame", "wordcount.py", "-L", "5,5"], story.repo, {**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain and "Splitting on a single space" in plain
+
+
+def test_a_note_written_by_lit_git_notes_reads_back(story, tmp_path, monkeypatch):
+    """The writer's side of the contract: the note lit's post-commit hook writes for the DB-only
+    thread (lit.git.notes.build + write) is enough for blame once the DB is gone."""
+    from lit import store
+    from lit.git import notes
+
+    db = store.connect(story.db_path)
+    notes.write(story.repo, story.commits["lines"], notes.build(db, T2, story.commits["lines"]))
+    db.conn.close()
+    assert notes.read_note(story.repo, story.commits["lines"])["thread"] == T2
+    monkeypatch.setenv("LIT_DB", str(tmp_path / "gone.db"))
+    got = by_text(blame_module.blame("wordcount.py").lines)
+    line = got['return text.count("\\n")']
+    assert (line.kind, line.step, line.source) == ("step", story.steps["lines"], "note")
+    assert line.why == "Counting newline characters matches what `wc -l` reports."
