@@ -219,3 +219,62 @@ def test_layouts(tmp_path, layout):
         assert "new.py" not in note["files"]  # a pure rename adds no line
     if layout == "worktree":
         assert sh(["git", "status", "--porcelain"], main) == ""  # the main worktree untouched
+
+
+def lit(args: list[str], cwd: Path, db: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "LIT_DB": str(db)}, timeout=60)
+
+
+def test_sync_shares_notes_and_never_clobbers_a_teammates(tmp_path):
+    remote = tmp_path / "remote.git"
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(remote)], tmp_path)
+    alice = make_repo(tmp_path / "alice")
+    sh(["git", "remote", "add", "origin", str(remote)], alice)
+    sh(["git", "push", "-q", "origin", "main"], alice)
+    sh(["git", "clone", "-q", str(remote), str(tmp_path / "bob")], tmp_path)
+    bob = tmp_path / "bob"
+    head = sh(["git", "rev-parse", "HEAD"], alice).strip()
+    mine = {"version": 1, "thread": "aaaaaaaaaaaa", "commit": head, "prompts": [], "steps": {"aaaaaaaaaaaa.1": {}},
+            "files": {"README.md": [[1, 1, None]]}}
+    theirs = {"version": 1, "thread": "bbbbbbbbbbbb", "commit": head, "prompts": [], "steps": {"bbbbbbbbbbbb.3": {}},
+              "files": {"README.md": [[1, 1, "bbbbbbbbbbbb.3"]]}}
+    notes.write(alice, head, mine)
+    notes.write(bob, head, theirs)
+    (bob / "b.txt").write_text("b\n")
+    sh(["git", "add", "b.txt"], bob)
+    sh(["git", "-c", "user.email=b@example.com", "-c", "user.name=Bob", "commit", "-q", "-m", "b"], bob)
+    sh(["git", "push", "-q", "origin", "main"], bob)
+    notes.write(bob, sh(["git", "rev-parse", "HEAD"], bob).strip(), {**theirs, "thread": "cccccccccccc"})
+
+    assert lit(["sync", "origin"], bob, tmp_path / "lit.db").returncode == 0
+    out = lit(["sync", "origin"], alice, tmp_path / "lit.db")
+    assert out.returncode == 0, out.stderr
+    assert "merged with yours" in out.stdout
+    merged = notes.read(alice, head)
+    assert merged["thread"] == "aaaaaaaaaaaa" and merged["merged_threads"] == ["bbbbbbbbbbbb"]
+    assert merged["files"]["README.md"] == [[1, 1, "bbbbbbbbbbbb.3"]]
+    sh(["git", "fetch", "-q", "origin", "main"], alice)
+    assert notes.read(alice, "origin/main")["thread"] == "cccccccccccc"
+    assert lit(["sync", "nowhere"], alice, tmp_path / "lit.db").stderr.strip().startswith("lit: no remote named")
+
+
+def test_relink_restores_the_note_after_a_squash_merge(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    db = tmp_path / "lit.db"
+    sh(["git", "checkout", "-q", "-b", "feature"], repo)
+    commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"})
+    run_agent(repo, [WRITE, EDIT, commit, text_message("ok")], db)
+    thread = notes.read(repo, "HEAD")["thread"]
+    sh(["git", "checkout", "-q", "main"], repo)
+    sh(["git", "merge", "-q", "--squash", "feature"], repo)
+    sh(["git", "commit", "-q", "-m", f"Add app (#12)\n\nLit-Thread: {thread}"], repo)
+    assert notes.read(repo, "HEAD") is None
+    out = lit(["relink", "HEAD"], repo, db)
+    assert out.returncode == 0 and "relinked" in out.stdout, out.stderr
+    note = notes.read(repo, "HEAD")
+    write, edit = step_of(db, '"content"'), step_of(db, '"old_string"')
+    assert per_line(note, "app.py") == {1: write, 2: edit, 3: edit, 4: write}
+    # From a note alone (no DB): a clone that lost the squash commit's note copies the thread's.
+    notes_only = lit(["relink", "HEAD"], repo, tmp_path / "absent.db")
+    assert "every commit" in notes_only.stdout

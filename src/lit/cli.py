@@ -444,6 +444,63 @@ def hooks_uninstall(repo: str = typer.Option(".", "--repo", help="The repository
     typer.echo(f"lit: hooks removed: {', '.join(removed) or 'none were installed'}")
 
 
+@app.command()
+def sync(
+    remote: str = typer.Argument("origin", help="The git remote to share notes with."),
+    no_push: bool = typer.Option(False, "--no-push", help="Only fetch and merge a teammate's notes."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Fetch, merge and push lit's notes (refs/notes/lit) with a remote. Notes hold reasoning:
+    lit never pushes them on its own, only when you run this. A teammate's notes are merged,
+    never overwritten.
+
+    Example: lit sync origin
+    """
+    from dataclasses import asdict
+
+    from lit.git.run import repo_root
+    from lit.git.sync import sync as do_sync
+
+    root = repo_root(".")
+    if root is None:
+        fail("not in a git repository")
+    result = do_sync(root, remote, push=not no_push)
+    if as_json:
+        _echo_json(asdict(result))
+    else:
+        typer.echo(f"lit: {result.notes} notes in refs/notes/lit"
+                   + (f"; fetched from {remote}" if result.fetched else f"; {remote} had none yet")
+                   + (f", {result.merged} merged with yours" if result.merged else "")
+                   + (f"; pushed to {remote}" if result.pushed else ""))
+
+
+@app.command()
+def relink(
+    rev_range: str = typer.Argument("HEAD", metavar="RANGE", help="Commits to look at (default: HEAD's history)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Restore notes from `Lit-Thread:` trailers where they were lost (a squash merge on a host,
+    a cherry-pick), from the DB or from the thread's note on its original commit.
+
+    Example: lit relink main~20..main
+    """
+    from lit import store
+    from lit.git.run import repo_root
+    from lit.git.sync import relink as do_relink
+
+    root = repo_root(".")
+    if root is None:
+        fail("not in a git repository")
+    path = store.resolve_db_path(db)
+    result = do_relink(root, store.connect(path) if path.exists() else None, rev_range)
+    for commit, thread in result.relinked:
+        typer.echo(f"{commit[:10]}  thread {thread}  relinked")
+    for commit, thread in result.missing:
+        typer.echo(f"{commit[:10]}  thread {thread}  not found (in neither the DB nor a note)")
+    if not result.relinked and not result.missing:
+        typer.echo("lit: every commit with a Lit-Thread trailer has its note")
+
+
 @app.command("_hook", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def hook(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Run by lit's git hooks; not for people."""
