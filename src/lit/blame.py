@@ -447,6 +447,7 @@ def render(lines: list[BlameLine], *, color: bool = False, width: int | None = N
     width = width or shutil.get_terminal_size((100, 24)).columns
     numw = len(str(lines[-1].line)) if lines else 1
     out: list[str] = []
+    shown: set[str | None] = set()  # --full: each step's text once
     for g in groups(lines):
         bl = g.first
         short = bl.commit[:8]
@@ -458,7 +459,11 @@ def render(lines: list[BlameLine], *, color: bool = False, width: int | None = N
             out.append(f"{_paint(short, 'sha', color)} {_paint(thread, 'thread', color)} "
                        f"{_paint(label, 'step', color)}" + (f" · {_paint(why, 'why', color)}" if why else ""))
             if full and notes and bl.commit in notes:
-                out += [_paint(x, "dim", color) for x in _full_text(notes[bl.commit], bl.step or "")]
+                if bl.step in shown:
+                    out.append(_paint("    (the same step as above)", "dim", color))
+                else:
+                    out += [_paint(x, "dim", color) for x in _full_text(notes[bl.commit], bl.step or "")]
+                    shown.add(bl.step)
             gutter = ""
         elif bl.kind == "human":
             gutter = _paint(f"{short} human ({_cut(bl.author, 16)}, thread {bl.thread})", "human", color)
