@@ -119,12 +119,30 @@ def test_hostile_prompt_reasoning_and_code_show_as_text(tmp_path, monkeypatch):
 
 def test_from_the_db_when_a_commit_has_no_note(story, tmp_path):
     html, page = weave_page(story.commits["lines"], tmp_path)
-    assert "lit's DB (no note)" in page.all_text
+    assert "lit's DB" in page.all_text
     assert "Counting newline characters matches what" in page.all_text
     line = next(a for t, a in page.tags if a.get("id") == "c0-f0-L9")
     assert line["class"] == "w-l w-add"
     assert f"#step-{story.steps['lines']}" in page.hrefs()
     assert "Also count lines, like wc -l." in page.all_text  # the prompt
+
+
+def test_the_db_is_preferred_to_the_note_it_has_every_step(story, tmp_path):
+    from lit_fixtures import add_db_thread
+
+    c1 = story.commits["write"]
+    add_db_thread(story.db_path, thread=T1, commit=c1, session="b0b1c2d3e4f5", steps=[
+        {"kind": "prompt", "text": "Write wordcount.py."},
+        {"kind": "text", "text": "First, what is there."},
+        {"kind": "tool_call", "tool_name": "Bash", "tool_use_id": "toolu_01L", "tool_input": {"command": "ls"}},
+        {"kind": "tool_result", "tool_use_id": "toolu_01L", "text": "README.md"},
+        {"kind": "tool_call", "tool_name": "Write", "tool_use_id": "toolu_01W",
+         "tool_input": {"file_path": "wordcount.py", "content": "..."}},
+    ], line_map={"wordcount.py": [[1, 13, f"{T1}.5"]]})
+    html, page = weave_page(c1, tmp_path)
+    assert "lit's DB" in page.all_text
+    assert f"step-{T1}.3" in page.ids  # the Bash call: no lines, not in the note, in the DB
+    assert "First, what is there." in page.all_text
 
 
 def test_thread_ids_resolve_from_the_db_and_from_notes(story, tmp_path, monkeypatch):

@@ -5,9 +5,9 @@ tool call (markdown), on the right the parts of the diff that this tool call wro
 says which). Lines a person wrote go to a row of their own; lines no map covers (a commit without
 a thread, deletions) to a last row. Diff lines link to their step, steps list their lines back.
 
-The data is the note-shaped dict of `lit.blame.commit_notes` (the note, else the DB), so a clone
-with refs/notes/lit and no DB gets the same page. The HTML is templates/weave.html (autoescaped);
-markdown and code go through lit.render.
+The data is a note-shaped dict per commit: from the DB when it has the thread (every step), else
+the note (`lit.blame.commit_notes`), so a clone with refs/notes/lit and no DB gets the page too.
+The HTML is templates/weave.html (autoescaped); markdown and code go through lit.render.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from lit.blame import LineMap, commit_notes, git, note_from_db, open_db, read_notes
+from lit.blame import LineMap, commit_notes, db_notes, git, note_from_db, open_db, read_notes
 from lit.errors import LitError
 from lit.render import highlight_lines, pygments_css, template_env
 
@@ -405,7 +405,15 @@ def resolve(target: str, cwd: str | os.PathLike | None = None, db_path: str | No
         else:
             chapters = _thread_chapter(target, cwd, db_path)
     commits = [c.commit for c in chapters if c.commit]
-    notes = commit_notes(commits, cwd=cwd, db_path=db_path) if commits else {}
+    # The DB first: it has every step of the thread, uncut; a note holds only the steps its line
+    # map cites, bounded. The note where the DB lacks the commit (a clone, a rebased commit).
+    notes: dict[str, dict] = {}
+    db = open_db(db_path) if commits else None
+    if db is not None:
+        notes.update(db_notes(db, commits))
+    rest = [c for c in commits if c not in notes]
+    if rest:
+        notes.update(commit_notes(rest, cwd=cwd, db=db))
     info: dict[str, list[str]] = {}
     if commits:
         log = git(["log", "--no-walk=unsorted", "--stdin", "--format=%H%x1f%an%x1f%aI%x1f%B%x1e"],
