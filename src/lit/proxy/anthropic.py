@@ -187,9 +187,13 @@ def assemble_sse(raw: bytes) -> tuple[dict | None, str | None]:
     """
     message: dict | None = None
     blocks: dict[int, dict] = {}
-    partial_json: dict[int, str] = {}
+    # Deltas are collected in lists and joined once: a 10 MB stream is ~100,000 deltas, and
+    # growing a string per delta would be quadratic.
+    pieces: dict[tuple[int, str], list[str]] = {}
+    partial_json: dict[int, list[str]] = {}
     errors: list[str] = []
     stopped = False
+    delta_fields = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
     for event, data in iter_sse(raw):
         if not data:
             continue
@@ -213,14 +217,12 @@ def assemble_sse(raw: bytes) -> tuple[dict | None, str | None]:
             block = blocks.setdefault(idx, {"type": "unknown"})
             delta = ev.get("delta") or {}
             dtype = delta.get("type")
-            if dtype == "text_delta":
-                block["text"] = block.get("text", "") + delta.get("text", "")
-            elif dtype == "thinking_delta":
-                block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-            elif dtype == "signature_delta":
-                block["signature"] = block.get("signature", "") + delta.get("signature", "")
+            if dtype in delta_fields:
+                name = delta_fields[dtype]
+                bucket = pieces.setdefault((idx, name), [block.get(name, "")])
+                bucket.append(delta.get(name, ""))
             elif dtype == "input_json_delta":
-                partial_json[idx] = partial_json.get(idx, "") + delta.get("partial_json", "")
+                partial_json.setdefault(idx, []).append(delta.get("partial_json", ""))
             elif dtype == "citations_delta":
                 block.setdefault("citations", []).append(delta.get("citation"))
             else:
@@ -228,7 +230,7 @@ def assemble_sse(raw: bytes) -> tuple[dict | None, str | None]:
         elif kind == "content_block_stop":
             idx = ev.get("index")
             if idx in partial_json:
-                _finish_input(blocks.get(idx, {}), partial_json.pop(idx), errors)
+                _finish_input(blocks.get(idx, {}), "".join(partial_json.pop(idx)), errors)
         elif kind == "message_delta":
             if message is None:
                 message = {"content": [], "usage": {}}
@@ -241,8 +243,10 @@ def assemble_sse(raw: bytes) -> tuple[dict | None, str | None]:
             stopped = True
         elif kind == "error":
             errors.append(f"stream error: {json.dumps(ev.get('error'))[:300]}")
+    for (idx, name), parts in pieces.items():
+        blocks[idx][name] = "".join(parts)
     for idx, frag in partial_json.items():  # a stream cut inside a tool input
-        _finish_input(blocks.get(idx, {}), frag, errors)
+        _finish_input(blocks.get(idx, {}), "".join(frag), errors)
     if message is None and not blocks:
         return None, "; ".join(errors) or "no message events in stream"
     if message is None:
