@@ -9,7 +9,7 @@ import time
 from html.parser import HTMLParser
 
 import pytest
-from lit_fixtures import T1, T2, T3, build_story, commit_files, git
+from lit_fixtures import T1, T2, T3, add_note, build_story, commit_files, git, make_note
 from typer.testing import CliRunner
 
 from lit import weave as weave_module
@@ -100,8 +100,14 @@ def test_hostile_prompt_reasoning_and_code_show_as_text(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     story = build_story(tmp_path / "repo", hostile=HOSTILE)
     # Hostile code and a hostile file name and commit message too.
-    commit_files(story.repo, {"x<script>.html": "</div></pre><script>alert(4)</script>\n<a onclick=x>\n"},
-                 "<script>alert(5)</script> & <b>bold</b>")
+    evil = commit_files(story.repo, {"x<script>.html": "</div></pre><script>alert(4)</script>\n<a onclick=x>\n"},
+                        "<script>alert(5)</script> & <b>bold</b>")
+    # A hostile note: ids, tool names and models that try to leave their attributes.
+    bad_id = 'e.1" onmouseover="alert(9)"><script>alert(9)</script>'
+    add_note(story.repo, evil, make_note(evil, '"><script>alert(10)</script>', models=["<script>m</script>"],
+                                         files={"x<script>.html": [[1, 2, bad_id]]}, prompts=[], steps={
+        bad_id: {"seq": 1, "kind": "tool_call", "tool": "<img src=x onerror=alert(11)>",
+                 "input": {"file_path": "\"><script>alert(12)</script>"}, "why": HOSTILE}}))
     monkeypatch.chdir(story.repo)
     html, page = weave_page(f"{story.commits['write']}^..HEAD", tmp_path)
     assert not [t for t, _ in page.tags if t in ("script", "img", "iframe", "object")]
@@ -115,6 +121,7 @@ def test_hostile_prompt_reasoning_and_code_show_as_text(tmp_path, monkeypatch):
     assert "</div></pre><script>alert(4)</script>" in page.all_text
     assert "<script>alert(5)</script> & <b>bold</b>" in page.all_text
     assert "x<script>.html" in page.all_text
+    assert f"step-{bad_id}" in page.ids and "<img src=x onerror=alert(11)>" in page.all_text
 
 
 def test_from_the_db_when_a_commit_has_no_note(story, tmp_path):
