@@ -237,6 +237,8 @@ def test_a_session_that_grew_since_its_import_gets_only_the_new_steps(committed,
     lines = full.splitlines(keepends=True)
     cut = next(n for n, line in enumerate(lines) if '"agentId"' in line and '"toolUseResult"' in line) + 1
     path.write_text("".join(lines[:cut]))
+    notes_sha = git(repo, "rev-parse", "HEAD")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # the notes are not committed yet
     env = lit_env(tmp_path, home)
     first = lit(env, repo, "import", "claude-code", "--json")
     assert first.returncode == 0, first.stderr
@@ -244,6 +246,7 @@ def test_a_session_that_grew_since_its_import_gets_only_the_new_steps(committed,
     assert [t["status"] for t in result["threads"]] == ["bound", "pending"]
     pending = result["threads"][1]
     path.write_text(full)
+    git(repo, "reset", "-q", "--hard", notes_sha)
     rows = check_import(tmp_path, repo, home, folder, again=True)
     assert rows["threads"][1]["id"] == pending["id"]  # continued, not replaced
     assert len({s["id"] for s in rows["steps"]}) == len(rows["steps"])
@@ -267,6 +270,38 @@ def test_older_subagent_layouts_give_the_same_threads(committed, tmp_path, layou
     else:
         (folder / sub_file.name).write_text(sub_text)
     check_import(tmp_path, repo, home, folder)
+
+
+def test_edits_a_person_committed_after_the_session_bind_its_last_thread(committed, tmp_path):
+    """The session ends with the subagent's NOTES.md written, not committed; a person commits it
+    (and a line of their own) afterwards. Imported before that commit, the thread stays pending;
+    imported after it, the thread is bound to it and the line map cites the subagent's Write."""
+    repo, home, folder = committed
+    path = next(folder.glob("*.jsonl"))
+    lines = path.read_text().splitlines(keepends=True)
+    cut = next(n for n, line in enumerate(lines) if "Add notes" in line)  # the Bash call that committed
+    path.write_text("".join(lines[:cut]))
+    notes_sha = git(repo, "rev-parse", "HEAD")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    env = lit_env(tmp_path, home)
+    before = lit(env, repo, "import", "claude-code", "--json")
+    assert before.returncode == 0, before.stderr
+    assert [t["status"] for t in json.loads(before.stdout)[0]["threads"]] == ["bound", "pending"]
+    git(repo, "reset", "-q", "--hard", notes_sha)  # the person's commit
+    after = lit(env, repo, "import", "claude-code")
+    assert after.returncode == 0, after.stderr
+    db = store.connect(tmp_path / "lit.db")
+    threads = list(db.query("SELECT * FROM threads ORDER BY seq"))
+    assert [(t["status"], t["commit_sha"]) for t in threads] == [
+        ("bound", git(repo, "rev-parse", "HEAD~1")), ("bound", notes_sha)]
+    assert after.stdout.endswith(f"thread {threads[1]['id']} -> commit {notes_sha[:7]}\n")
+    write = next(s for s in store.thread_steps(db, threads[1]["id"]) if s["tool_name"] == "Write")
+    assert [(r["path"], r["line_start"], r["line_end"], r["step_id"]) for r in db.query(
+        "SELECT * FROM line_map WHERE commit_sha = ? ORDER BY line_start", [notes_sha])] == [
+        ("NOTES.md", 1, 2, write["id"]), ("NOTES.md", 3, 3, None)]
+    assert json.loads(git(repo, "notes", "--ref", "refs/notes/lit", "show", notes_sha))["thread"] == threads[1]["id"]
+    again = lit(env, repo, "import", "claude-code")
+    assert "already imported, nothing added" in again.stdout
 
 
 def test_an_amended_commit_is_found_by_time_and_message(committed, tmp_path):

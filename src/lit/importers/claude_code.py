@@ -505,6 +505,33 @@ def _match_commit(repo: str, steps: list[_Step], t_call: float, t_result: float,
     return best[1] if best[0] > 0 or subject else None
 
 
+def committed_later(repo: str, steps: list[_Step], tail: list[_Edit], *, exclude: set[str],
+                    claimed: set[str], limit: int = 50) -> str | None:
+    """The first commit, from the first of the session's uncommitted edits on, that holds lines
+    those edits wrote (three, or all if they wrote fewer): a person committing the session's work
+    after it. Blank and very short lines (a brace, `end`) prove nothing and are not counted."""
+    after = steps[tail[0].index].at
+    written = {(e.path, ln) for e in tail for ln in e.lines if len(ln.strip()) >= 4}
+    need = min(3, len(written))
+    if not need:
+        return None
+    log = _git(repo, "log", "--all", "--no-merges", "--reverse", "--format=%H%x1f%at", f"--since={int(after) - 60}")
+    seen = 0
+    for line in log.stdout.splitlines():
+        sha, _, at = line.partition("\x1f")
+        if not at.isdigit() or int(at) < after - 2 or sha in exclude or any(sha.startswith(p) for p in claimed):
+            continue
+        seen += 1
+        if seen > limit:
+            break
+        texts = {(path, n): text for path, n, text in added_lines(repo, sha)}
+        matched = {texts[(path, n)] for path, n, step in attribute(repo, sha, tail)
+                   if step is not None and len(texts[(path, n)].strip()) >= 4}
+        if len(matched) >= need:
+            return sha
+    return None
+
+
 # --- the line map ------------------------------------------------------------------------------
 
 
@@ -640,12 +667,30 @@ def session_id_for(claude_session: str) -> str:
 
 def import_path(db: sqlite_utils.Database, path: str | os.PathLike | None = None, *,
                 cwd: str | None = None) -> list[ImportResult]:
-    return [import_transcript(db, load_transcript(f)) for f in find_transcripts(path, cwd)]
+    transcripts = [load_transcript(f) for f in find_transcripts(path, cwd)]
+    # A commit some session's Bash made is that session's, never "committed later by a person".
+    claimed = {sha for t in transcripts for sha in printed_shas(t)}
+    return [import_transcript(db, t, claimed=claimed) for t in transcripts]
 
 
-def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> ImportResult:
+def printed_shas(transcript: Transcript) -> set[str]:
+    """The (short) SHAs of the commits the session's Bash calls reported."""
+    out = set()
+    for entries in [transcript.entries, *(s.entries for s in transcript.subagents)]:
+        for e in entries:
+            tur = e.get("toolUseResult")
+            if isinstance(tur, dict) and (isinstance(tur.get("gitOperation"), dict) or "stdout" in tur):
+                sha, _ = _printed_sha(_Step({"kind": "tool_result"}, 0.0, 0, tool_use_result=tur))
+                if sha:
+                    out.add(sha)
+    return out
+
+
+def import_transcript(db: sqlite_utils.Database, transcript: Transcript, *,
+                      claimed: set[str] | None = None) -> ImportResult:
     """Import one session; a session imported before gets only the steps added since (Claude Code
-    appends to the same file when a session is resumed)."""
+    appends to the same file when a session is resumed), and its pending thread is bound when a
+    person has committed its edits since."""
     sid = session_id_for(transcript.session_id)
     result = ImportResult(str(transcript.path), transcript.session_id, sid, False, warnings=transcript.warnings)
     known = db.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone() is not None
@@ -662,9 +707,6 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
     old = list(db.query("SELECT s.id, s.kind, s.tool_use_id, s.thread_id, t.status, t.commit_sha FROM steps s"
                         " JOIN threads t ON s.thread_id = t.id WHERE s.session_id = ? ORDER BY t.seq, s.seq",
                         [sid])) if known else []
-    if known and len(steps) <= len(old):
-        result.reason = "already imported"
-        return result
     if any(row["kind"] != s.fields["kind"] or row["tool_use_id"] != s.fields.get("tool_use_id")
            for row, s in zip(old, steps, strict=False)):
         result.reason = "already imported, and its transcript no longer starts with what was imported"
@@ -677,7 +719,19 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
     repo = git_info(cwd)[0] if cwd and os.path.isdir(cwd) else None
     edits = recorded_edits(steps)
     bound = {r[0] for r in db.execute("SELECT commit_sha FROM threads WHERE commit_sha IS NOT NULL")}
-    commits = [c for c in find_commits(steps, repo, edits) if c.boundary >= start and c.sha not in bound]
+    made = find_commits(steps, repo, edits)
+    commits = [c for c in made if c.boundary >= start and c.sha not in bound]
+    # The edits after the last commit the session made: a person may have committed them since.
+    tail = [e for e in edits if e.index > max((c.boundary for c in made), default=-1)]
+    pending_old = bool(old) and old[-1]["status"] == "pending" and len(steps) == start
+    if tail and repo and (len(steps) > start or pending_old):
+        later = committed_later(repo, steps, tail, exclude=bound | {c.sha for c in made},
+                                claimed=claimed or set())
+        if later:
+            commits.append(Commit(later, len(steps), len(steps) - 1))
+    if known and len(steps) <= start and not (pending_old and commits):
+        result.reason = "already imported"
+        return result
     redact = _redactor()
     version = first.get("version")
     with db.conn:
@@ -693,6 +747,10 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript) -> Impo
         # Steps added since continue the thread left pending, as a live session's would.
         pending = old[-1]["thread_id"] if old and old[-1]["status"] == "pending" else None
         threads: list[tuple[str, Commit | None]] = []
+        if start == len(steps) and commits:  # nothing new but the commit of the thread left pending
+            db["threads"].update(pending, {"status": "bound", "commit_sha": commits[-1].sha,
+                                           "bound_at": store.now()})
+            threads.append((pending, commits[-1]))
         for lo, hi, commit in _split(steps, commits, start):
             tid = pending or store.open_thread(db, sid, repo)
             seq0 = store.next_step_seq(db, tid) if pending else 1
