@@ -524,8 +524,9 @@ def committed_later(repo: str, steps: list[_Step], tail: list[_Edit], *, exclude
         seen += 1
         if seen > limit:
             break
-        texts = {(path, n): text for path, n, text in added_lines(repo, sha)}
-        matched = {texts[(path, n)] for path, n, step in attribute(repo, sha, tail)
+        added = added_lines(repo, sha)
+        texts = {(path, n): text for path, n, text in added}
+        matched = {texts[(path, n)] for path, n, step in attribute(repo, sha, tail, added)
                    if step is not None and len(texts[(path, n)].strip()) >= 4}
         if len(matched) >= need:
             return sha
@@ -614,7 +615,8 @@ def _unquote(path: str) -> str:
     return path
 
 
-def attribute(repo: str, sha: str, edits: list[_Edit]) -> list[tuple[str, int, int | None]]:
+def attribute(repo: str, sha: str, edits: list[_Edit],
+              added: list[tuple[str, int, str]] | None = None) -> list[tuple[str, int, int | None]]:
     """For each added line of the commit: (path, line, index of the edit step that wrote it, or
     None for a person). The last edit before the commit whose added lines hold it wins."""
     real_root = os.path.realpath(repo)
@@ -622,7 +624,7 @@ def attribute(repo: str, sha: str, edits: list[_Edit]) -> list[tuple[str, int, i
     for e in edits:
         by_path.setdefault(e.path, []).append(e)
     out = []
-    for path, line, text in added_lines(repo, sha):
+    for path, line, text in added if added is not None else added_lines(repo, sha):
         candidates = by_path.get(os.path.join(real_root, path), [])
         step = next((e.index for e in reversed(candidates) if text in e.lines or text.rstrip("\r") in e.lines),
                     None)
