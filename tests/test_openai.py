@@ -55,7 +55,7 @@ def test_an_openai_agent_is_recorded_as_steps(tmp_path, api, stream):
     assert (repo / "greet.py").read_text().startswith("def greet(name):")
 
     db = store.connect(db_path)
-    steps = list(db.query("SELECT kind, text, tool_name, tool_input FROM steps ORDER BY created_at, seq"))
+    steps = list(db.query("SELECT id, kind, text, tool_name, tool_input FROM steps ORDER BY created_at, seq"))
     kinds = [s["kind"] for s in steps]
     assert kinds[0] == "prompt" and steps[0]["text"] == "add a greet function and commit it"
     calls = [s for s in steps if s["kind"] == "tool_call"]
@@ -68,5 +68,16 @@ def test_an_openai_agent_is_recorded_as_steps(tmp_path, api, stream):
     assert {r[0] for r in db.execute("SELECT protocol FROM exchanges")} == {protocol}
     assert {r[0] for r in db.execute("SELECT DISTINCT conversation_id FROM exchanges")} != set()
     assert len({r[0] for r in db.execute("SELECT DISTINCT conversation_id FROM exchanges")}) == 1
+    # The commit made through run_shell is bound, and blame cites the reasoning that wrote each line.
+    assert "Lit-Thread: " in subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True,
+                                            text=True).stdout
+    blame = subprocess.run([sys.executable, "-m", "lit", "blame", "greet.py", "--json"], cwd=repo, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert blame.returncode == 0, blame.stderr
+    lines = [json.loads(line) for line in blame.stdout.splitlines()] if not blame.stdout.lstrip().startswith("[") \
+        else json.loads(blame.stdout)
+    assert [ln["why"] for ln in lines] == ["A greet function in its own module keeps the CLI thin."] * 2
+    assert {ln["step"] for ln in lines} == {s["id"] for s in db.query(
+        "SELECT id FROM steps WHERE kind = 'tool_call' AND tool_name = 'write_file'")}
     raw = db_path.read_bytes() + (Path(str(db_path) + "-wal").read_bytes() if Path(str(db_path) + "-wal").exists() else b"")
     assert FAKE_OPENAI_KEY.encode() not in raw
