@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterable
@@ -105,11 +106,9 @@ def read_notes(commits: Iterable[str] | None, cwd: str | os.PathLike | None = No
     return notes
 
 
-def open_db(db_path: str | None):
-    """lit's DB if there is one (None when there is none: notes alone are enough). A --db that
-    was named explicitly and does not exist is an error."""
-    # store.resolve_db_path's rule, without importing store (and sqlite-utils, ~0.2 s) when
-    # there is no DB: a clone with notes only, or blame over commits lit never saw.
+def _db_file(db_path: str | None) -> Path | None:
+    """store.resolve_db_path's rule, without importing store (and sqlite-utils, ~0.2 s): the DB
+    file if it exists, None if not; a --db that was named and does not exist is an error."""
     env = os.environ.get("LIT_DB")
     if db_path or env:
         path = Path(db_path or env or "").expanduser()
@@ -121,9 +120,42 @@ def open_db(db_path: str | None):
         if db_path:
             raise LitError(f"no lit DB at {path}")
         return None
+    return path
+
+
+def open_db(db_path: str | None):
+    """lit's DB (sqlite-utils) if there is one (None when there is none: notes alone are
+    enough). A --db that was named explicitly and does not exist is an error."""
+    path = _db_file(db_path)
+    if path is None:
+        return None
     from lit import store
 
     return store.connect(path, create=False)
+
+
+class DBReader:
+    """The two calls note_from_db and db_notes make (`query`, `execute`) on plain sqlite3: lit
+    blame reads a few rows and should not pay sqlite-utils' import for them."""
+
+    def __init__(self, path: Path):
+        try:
+            self.conn = sqlite3.connect(str(path), timeout=30)
+            self.conn.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.Error as e:
+            raise LitError(f"cannot open the lit DB at {path}: {e}") from e
+        self.path = path
+
+    def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, list(params))
+        except sqlite3.Error as e:
+            raise LitError(f"cannot read the lit DB at {self.path}: {e} (run any lit command to migrate it)") from e
+
+    def query(self, sql: str, params: Iterable = ()) -> Iterable[dict]:
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _iso(ts: float | None) -> str | None:
@@ -238,7 +270,8 @@ def commit_notes(commits: Iterable[str], cwd: str | os.PathLike | None = None,
     missing = [c for c in commits if c not in notes]
     if missing:
         if db is None:
-            db = open_db(db_path)
+            path = _db_file(db_path)
+            db = DBReader(path) if path else None
         if db is not None:
             notes.update(db_notes(db, missing))
         missing = [c for c in missing if c not in notes]
