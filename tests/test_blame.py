@@ -198,3 +198,12 @@ def test_a_note_written_by_lit_git_notes_reads_back(story, tmp_path, monkeypatch
     line = got['return text.count("\\n")']
     assert (line.kind, line.step, line.source) == ("step", story.steps["lines"], "note")
     assert line.why == "Counting newline characters matches what `wc -l` reports."
+
+
+def test_a_damaged_db_is_one_line(story, tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_text("this is not a database\n" * 100)
+    proc = subprocess.run([sys.executable, "-m", "lit", "blame", "app.py", "--db", str(bad)], capture_output=True,
+                          text=True, cwd=story.repo)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "lit DB" in proc.stderr
