@@ -98,7 +98,10 @@ def serve_relay(upstream: str, db: str | None) -> None:
     if db:
         from lit.recorder import Recorder
 
+        from lit.record import SWITCH_INTERVAL
+
         sink = Recorder(db, argv=["bench"], cwd=tempfile.gettempdir(), upstream=upstream, snapshots=False)
+        sys.setswitchinterval(SWITCH_INTERVAL)  # as lit record does
     relay = Relay(upstream, sink)
     print(relay.start(), flush=True)
     sys.stdin.read()
