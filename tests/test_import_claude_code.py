@@ -69,10 +69,11 @@ def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path, *, again:
     assert (f"-> commit {hello_sha[:7]}" in proc.stdout) is not again and f"-> commit {notes_sha[:7]}" in proc.stdout
 
     db = store.connect(tmp_path / "lit.db")
-    session = db.execute("SELECT id, agent, cwd, repo_root FROM sessions").fetchall()
+    session = db.execute("SELECT id, agent, cwd, repo_root, notes FROM sessions").fetchall()
     assert len(session) == 1
-    sid, agent, cwd, repo_root = session[0]
+    sid, agent, cwd, repo_root, notes = session[0]
     assert agent.startswith("claude-code-import") and cwd == str(repo) and repo_root == str(repo)
+    assert notes.startswith(f"imported from Claude Code session {claude_session}") and notes.endswith("on branch main")
 
     # Steps: every tool call of the transcript (main and subagent), in order, with its input.
     steps = list(db.query("SELECT s.* FROM steps s JOIN threads t ON s.thread_id = t.id"

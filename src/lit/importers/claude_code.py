@@ -742,7 +742,8 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript, *,
                 "id": sid, "started_at": steps[0].at or store.now(), "argv": json.dumps(["claude"]), "cwd": cwd,
                 "repo_root": repo, "head_start": _parent(repo, commits[0].sha) if commits else None,
                 "agent": f"{AGENT}/{version}" if version else AGENT, "exchanges_unrecorded": 0,
-                "notes": f"imported from Claude Code session {transcript.session_id} ({transcript.path.name})",
+                "notes": f"imported from Claude Code session {transcript.session_id} ({transcript.path.name})"
+                         + (f", on branch {first['gitBranch']}" if isinstance(first.get("gitBranch"), str) else ""),
             })
         db["sessions"].update(sid, {"ended_at": steps[-1].at or store.now(),
                                     **({"head_end": commits[-1].sha} if commits else {})})
