@@ -38,25 +38,32 @@ def scripted_model(repo: Path):
     return reply
 
 
-def test_lit_records_claude_code(tmp_path, claude_code):
-    from lit.scripted import ScriptedUpstream
-
-    repo, home, db_path = tmp_path / "project", tmp_path / "home", tmp_path / "lit.db"
+def record_claude(claude: Path, tmp_path: Path, upstream_url: str, prompt: str) -> subprocess.CompletedProcess:
+    """`lit record -- claude -p PROMPT` in a new repository tmp_path/project, with its own HOME and
+    DB (tmp_path/lit.db), offline."""
+    repo, home = tmp_path / "project", tmp_path / "home"
     repo.mkdir()
     home.mkdir()
     for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
                  ["config", "user.email", "test@example.com"], ["config", "commit.gpgsign", "false"]):
         subprocess.run(["git", *args], cwd=repo, check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
-    env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY, "LIT_DB": str(db_path),
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
-                "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1", "GIT_CONFIG_NOSYSTEM": "1"})
+    env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY,
+                "LIT_DB": str(tmp_path / "lit.db"), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1",
+                "GIT_CONFIG_NOSYSTEM": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "lit", "record", "--upstream", upstream_url, "--", str(claude),
+         "-p", prompt, "--permission-mode", "bypassPermissions", "--output-format", "json"],
+        cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
 
+
+def test_lit_records_claude_code(tmp_path, claude_code):
+    from lit.scripted import ScriptedUpstream
+
+    repo, db_path = tmp_path / "project", tmp_path / "lit.db"
     with ScriptedUpstream(scripted_model(repo)) as upstream:
-        proc = subprocess.run(
-            [sys.executable, "-m", "lit", "record", "--upstream", upstream.url, "--", str(claude_code),
-             "-p", PROMPT, "--permission-mode", "bypassPermissions", "--output-format", "json"],
-            cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        proc = record_claude(claude_code, tmp_path, upstream.url, PROMPT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["result"] == DONE
     assert (repo / "greeting.txt").read_text() == CONTENT
@@ -83,3 +90,42 @@ def test_lit_records_claude_code(tmp_path, claude_code):
     # The key went to the upstream, and nowhere into lit's files.
     assert any(FAKE_KEY in r["headers"].values() for r in upstream.requests)
     assert FAKE_KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+
+
+def test_a_commit_claude_code_makes_is_bound_to_its_thread(tmp_path, claude_code):
+    """The whole loop a user runs: Claude Code writes a file and commits it under lit record; the
+    commit carries the thread's trailer and note, and the DB binds the thread to it."""
+    from lit.scripted import ScriptedUpstream, text_message, tool_message
+
+    repo = tmp_path / "project"
+    turns = [
+        tool_message("Write", {"file_path": str(repo / "greeting.txt"), "content": CONTENT},
+                     thinking=THINKING, tool_id="toolu_01WRITE"),
+        tool_message("Bash", {"command": "git add greeting.txt && git commit -q -m 'Add greeting.txt'",
+                              "description": "Commit the file"}, tool_id="toolu_01COMMIT"),
+        text_message("Committed greeting.txt."),
+    ]
+
+    def reply(body: dict) -> dict:
+        if not body.get("tools"):
+            return text_message("Greeting file")
+        done = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+        return turns[min(done, len(turns) - 1)]
+
+    with ScriptedUpstream(reply) as upstream:
+        proc = record_claude(claude_code, tmp_path, upstream.url, "Create greeting.txt and commit it.")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["result"] == "Committed greeting.txt."
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
+    thread = re.search(r"^Lit-Thread: ([0-9a-f]{12})$", message, re.M)
+    assert thread, message
+    assert f"in thread {thread[1]} (bound to {head[:7]})" in proc.stderr.splitlines()[-1]
+    db = store.connect(tmp_path / "lit.db", create=False)
+    assert db.execute("SELECT status, commit_sha FROM threads WHERE id = ?", [thread[1]]).fetchall() == [
+        ("bound", head)]
+    note = json.loads(subprocess.run(["git", "notes", "--ref=lit", "show", head], cwd=repo,
+                                     capture_output=True, text=True, check=True).stdout)
+    write_step = db.execute("SELECT id FROM steps WHERE thread_id = ? AND tool_use_id = 'toolu_01WRITE'",
+                            [thread[1]]).fetchone()[0]
+    assert note["thread"] == thread[1] and note["files"] == {"greeting.txt": [[1, 1, write_step]]}
