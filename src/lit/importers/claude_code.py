@@ -429,6 +429,10 @@ def commit_message(command: str) -> str | None:
 
 
 def _reachable(repo: str, sha: str) -> bool:
+    """On a branch or tag (not amended or rebased away). HEAD first: one short walk, where asking
+    every ref costs a walk per ref in a repository with many tags."""
+    if _git(repo, "merge-base", "--is-ancestor", sha, "HEAD").returncode == 0:
+        return True
     out = _git(repo, "for-each-ref", "--contains", sha, "--count=1", "--format=%(refname)")
     return out.returncode == 0 and bool(out.stdout.strip())
 
