@@ -402,7 +402,7 @@ def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
 
 
 def test_commit_messages_and_added_lines_are_read_as_git_and_claude_code_write_them(tmp_path):
-    from lit.importers.claude_code import added_lines, commit_message
+    from lit.importers.commits import added_lines, commit_message
 
     heredoc = ("git add -A && git commit -m \"$(cat <<'EOF'\nFix the parser\n\nCo-Authored-By: Claude"
                " <noreply@anthropic.com>\nEOF\n)\"")

@@ -7,7 +7,8 @@ and subagents in `<session id>/subagents/agent-<id>.jsonl` (older versions: side
 session file or `agent-<id>.jsonl` beside it). Each session becomes one lit session: steps in lit's
 kinds, one exchange per API request (usage and model, so tokens add up in `lit serve`), threads cut
 at the commits its Bash calls made, bound to them, with a line map computed from the recorded
-edits (the last Write/Edit whose added lines hold a line of the commit wrote it; else a person).
+edits (the last Write/Edit whose added lines hold a line of the commit wrote it; else a person:
+see lit.importers.commits).
 
 Idempotent: the lit session id is derived from Claude Code's session id, and a session that lit
 recorded live (its exchanges carry the same `x-claude-code-session-id`) is not imported again.
@@ -19,8 +20,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,19 +29,25 @@ import sqlite_utils
 
 from lit import store
 from lit.errors import LitError
+from lit.importers.commits import (
+    Commit,
+    attribute,
+    committed_later,
+    find_commits,
+    line_ranges,
+    printed_sha,
+    recorded_edits,
+    run_git,
+    tool_input_of,
+)
 from lit.recorder import _block_step, _first_line, _is_reminder, _redactor, _result_text, git_info
 
 AGENT = "claude-code-import"
-EDIT_TOOLS = ("Write", "Edit", "MultiEdit")
 SUBAGENT_TOOLS = ("Agent", "Task")
 # Entries that are bookkeeping, not conversation: queue operations, titles, file-history
 # snapshots, attachments (skill and agent listings), progress lines.
 CONVERSATION_TYPES = ("user", "assistant")
 LINE = "\0line"  # where an entry was read (file:line), for warnings; never stored
-GIT_COMMIT = re.compile(r"\bgit\b(?:\s+-[Cc]\s+\S+|\s+--?[\w-]+(?:=\S+)?)*\s+commit\b")
-COMMIT_LINE = re.compile(r"^\[(?P<branch>[^\]\s]+)(?: \([^)]*\))? (?P<sha>[0-9a-f]{7,40})\] (?P<subject>.*)$",
-                         re.MULTILINE)
-HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?\n(.*?)\n\s*\1\b", re.DOTALL)
 
 
 # --- finding and reading transcripts -----------------------------------------------------------
@@ -253,11 +258,6 @@ class _Step:
     thread_id: str | None = None
 
 
-def _input(step: _Step) -> dict:
-    value = step.fields.get("tool_input")
-    return value if isinstance(value, dict) else {}
-
-
 def _timestamp(entry: dict, default: float) -> float:
     ts = entry.get("timestamp")
     if isinstance(ts, str):
@@ -388,264 +388,10 @@ def _subagent_call(main: list[_Step], sub: Subagent, calls: dict) -> str | None:
     text = content if isinstance(content, str) else _result_text(content)
     for call_id, call in calls.items():
         if call.fields.get("tool_name") in SUBAGENT_TOOLS:
-            prompt = _input(call).get("prompt")
+            prompt = tool_input_of(call).get("prompt")
             if isinstance(prompt, str) and prompt.strip() and prompt.strip() in (text or ""):
                 return call_id
     return None
-
-
-# --- commits -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Commit:
-    sha: str
-    call: int  # index of the Bash step that made it
-    boundary: int  # the thread ends with this step (the call's result)
-
-
-def _git(repo: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-c", "core.quotePath=false", *args], cwd=repo, capture_output=True,
-                          text=True, errors="replace", timeout=60)
-
-
-def commit_message(command: str) -> str | None:
-    """The message a `git commit` command line gives (-m, or a heredoc), if it says."""
-    m = HEREDOC.search(command)
-    if m:
-        return m.group(2).strip()
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    for i, w in enumerate(words):
-        if (w == "--message" or re.fullmatch(r"-[a-zA-Z]*m", w)) and i + 1 < len(words):  # -m, -am, -qm
-            return words[i + 1]
-        if w.startswith("--message="):
-            return w.split("=", 1)[1]
-        if w.startswith("-m") and len(w) > 2 and not w.startswith("--"):
-            return w[2:]
-    return None
-
-
-def _reachable(repo: str, sha: str) -> bool:
-    """On a branch or tag (not amended or rebased away). HEAD first: one short walk, where asking
-    every ref costs a walk per ref in a repository with many tags."""
-    if _git(repo, "merge-base", "--is-ancestor", sha, "HEAD").returncode == 0:
-        return True
-    out = _git(repo, "for-each-ref", "--contains", sha, "--count=1", "--format=%(refname)")
-    return out.returncode == 0 and bool(out.stdout.strip())
-
-
-def find_commits(steps: list[_Step], repo: str | None, edits: list[_Edit]) -> list[Commit]:
-    """The commits the session's Bash calls made, found in the repository: by the SHA Claude Code
-    or git printed when it is still there, else by time, message and content (an amend or a
-    rebase since gives the same change a new SHA)."""
-    if not repo:
-        return []
-    found: list[Commit] = []
-    used: set[str] = set()
-    results = _results(steps)
-    for i, s in enumerate(steps):
-        if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") != "Bash":
-            continue
-        command = _input(s).get("command") or ""
-        if not isinstance(command, str) or not GIT_COMMIT.search(command):
-            continue
-        result = results.get(i)
-        if result is None or steps[result].fields.get("is_error") and not _printed_sha(steps[result]):
-            continue
-        short, subject = _printed_sha(steps[result])
-        subject = subject or (commit_message(command) or "").split("\n", 1)[0].strip() or None
-        sha = None
-        if short:
-            rev = _git(repo, "rev-parse", "--verify", "-q", short + "^{commit}")
-            if rev.returncode == 0 and _reachable(repo, rev.stdout.strip()):
-                sha = rev.stdout.strip()
-        if sha is None and (short or subject):
-            sha = _match_commit(repo, steps, s.at, steps[result].at, subject, edits, i, used)
-        if sha and sha not in used:
-            used.add(sha)
-            found.append(Commit(sha, i, result))
-    return found
-
-
-def _results(steps: list[_Step]) -> dict[int, int]:
-    """Index of each tool call -> index of its result."""
-    return {s.result_of: j for j, s in enumerate(steps) if s.result_of is not None}
-
-
-def _printed_sha(result: _Step) -> tuple[str | None, str | None]:
-    tur = result.tool_use_result if isinstance(result.tool_use_result, dict) else {}
-    op = ((tur.get("gitOperation") or {}).get("commit") or {}) if isinstance(tur.get("gitOperation"), dict) else {}
-    stdout = tur.get("stdout") if isinstance(tur.get("stdout"), str) else (result.fields.get("text") or "")
-    m = COMMIT_LINE.search(stdout or "")
-    sha = op.get("sha") if isinstance(op.get("sha"), str) else (m.group("sha") if m else None)
-    return sha, (m.group("subject").strip() if m else None)
-
-
-def _match_commit(repo: str, steps: list[_Step], t_call: float, t_result: float, subject: str | None,
-                  edits: list[_Edit], call: int, used: set[str]) -> str | None:
-    # Committer time is never before author time, so this bounds the walk without missing any.
-    log = _git(repo, "log", "--all", "--no-merges", "--format=%H%x1f%at%x1f%s", f"--since={int(t_call) - 60}")
-    candidates = []
-    for line in log.stdout.splitlines():
-        parts = line.split("\x1f")
-        if len(parts) != 3 or parts[0] in used:
-            continue
-        sha, at, subj = parts[0], int(parts[1]), parts[2]
-        # Author time survives amend (without --reset-author) and rebase; git stores seconds.
-        if not (t_call - 2 <= at <= t_result + 2):
-            continue
-        if subject and subj.strip() != subject:
-            continue
-        candidates.append(sha)
-    if subject and len(candidates) == 1:
-        return candidates[0]
-    # Several at once, or no message to go by: the commit holding most of the recorded edits' lines.
-    prior = [e for e in edits if e.index < call]
-    scored = [(sum(1 for *_, step in attribute(repo, sha, prior) if step is not None), sha) for sha in candidates]
-    best = max(scored, default=(0, None))
-    return best[1] if best[0] > 0 or subject else None
-
-
-def committed_later(repo: str, steps: list[_Step], tail: list[_Edit], *, exclude: set[str],
-                    claimed: set[str], limit: int = 50) -> str | None:
-    """The first commit, from the first of the session's uncommitted edits on, that holds lines
-    those edits wrote (three, or all if they wrote fewer): a person committing the session's work
-    after it. Blank and very short lines (a brace, `end`) prove nothing and are not counted."""
-    after = steps[tail[0].index].at
-    written = {(e.path, ln) for e in tail for ln in e.lines if len(ln.strip()) >= 4}
-    need = min(3, len(written))
-    if not need:
-        return None
-    log = _git(repo, "log", "--all", "--no-merges", "--reverse", "--format=%H%x1f%at", f"--since={int(after) - 60}")
-    seen = 0
-    for line in log.stdout.splitlines():
-        sha, _, at = line.partition("\x1f")
-        if not at.isdigit() or int(at) < after - 2 or sha in exclude or any(sha.startswith(p) for p in claimed):
-            continue
-        seen += 1
-        if seen > limit:
-            break
-        added = added_lines(repo, sha)
-        texts = {(path, n): text for path, n, text in added}
-        matched = {texts[(path, n)] for path, n, step in attribute(repo, sha, tail, added)
-                   if step is not None and len(texts[(path, n)].strip()) >= 4}
-        if len(matched) >= need:
-            return sha
-    return None
-
-
-# --- the line map ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Edit:
-    index: int  # the tool call's step index
-    path: str  # real path of the file
-    lines: set[str]  # the lines it added
-
-
-def recorded_edits(steps: list[_Step]) -> list[_Edit]:
-    """The Write/Edit/MultiEdit calls that succeeded, with the lines each added: the `+` lines of
-    Claude Code's structured patch, or a new file's content, else new_string minus old_string."""
-    out = []
-    results = _results(steps)
-    for i, s in enumerate(steps):
-        if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") not in EDIT_TOOLS:
-            continue
-        result = steps[results[i]] if i in results else None
-        tur = result.tool_use_result if result else None
-        if result is not None and (result.fields.get("is_error") or isinstance(tur, str)):
-            continue  # the edit failed: nothing was written
-        tool_input = _input(s)
-        tur = tur if isinstance(tur, dict) else {}
-        path = tur.get("filePath") or tool_input.get("file_path")
-        if not isinstance(path, str):
-            continue
-        lines = _added_lines(s.fields["tool_name"], tool_input, tur)
-        out.append(_Edit(i, os.path.realpath(path), lines))
-    return out
-
-
-def _added_lines(tool: str, tool_input: dict, tur: dict) -> set[str]:
-    patch = tur.get("structuredPatch")
-    # A Write over an existing file ("update") added only its patch's lines, maybe none.
-    if tool == "Write" and (tur.get("type") == "create" or not isinstance(patch, list)):
-        content = tur.get("content") if isinstance(tur.get("content"), str) else tool_input.get("content")
-        return set((content or "").splitlines())
-    if isinstance(patch, list) and (patch or tool == "Write"):
-        return {ln[1:] for hunk in patch if isinstance(hunk, dict)
-                for ln in hunk.get("lines") or [] if isinstance(ln, str) and ln.startswith("+")}
-    pairs = [(tool_input.get("old_string"), tool_input.get("new_string"))]
-    if tool == "MultiEdit":
-        pairs = [(e.get("old_string"), e.get("new_string")) for e in tool_input.get("edits") or []
-                 if isinstance(e, dict)]
-    added: set[str] = set()
-    for old, new in pairs:
-        old_lines = set((old or "").splitlines()) if isinstance(old, str) else set()
-        added |= {ln for ln in (new or "").splitlines() if ln not in old_lines} if isinstance(new, str) else set()
-    return added
-
-
-def added_lines(repo: str, sha: str) -> list[tuple[str, int, str]]:
-    """(path, new line number, text) of each line the commit added or changed (new side)."""
-    # A merge gives no lines: what it brings in was written by the commits merged.
-    out = _git(repo, "diff-tree", "-p", "--root", "-M", "--unified=0", "--no-color", "--no-ext-diff", sha)
-    if out.returncode != 0:
-        raise LitError(f"cannot read commit {sha[:12]} in {repo}: {out.stderr.strip()}")
-    rows, path, line, header = [], None, 0, False
-    for text in out.stdout.split("\n"):
-        if text.startswith("diff --git "):
-            header, path = True, None
-        elif header and text.startswith("+++ "):
-            target = text[4:]
-            path = None if target == "/dev/null" else _unquote(target)[2:]
-        elif text.startswith("@@ "):
-            header = False
-            m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", text)
-            line = int(m.group(1)) if m else 0
-        elif not header and text.startswith("+") and path is not None and line:
-            rows.append((path, line, text[1:]))
-            line += 1
-    return rows
-
-
-def _unquote(path: str) -> str:
-    if path.startswith('"') and path.endswith('"'):
-        return path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
-            "latin-1").decode("utf-8", "replace")
-    return path
-
-
-def attribute(repo: str, sha: str, edits: list[_Edit],
-              added: list[tuple[str, int, str]] | None = None) -> list[tuple[str, int, int | None]]:
-    """For each added line of the commit: (path, line, index of the edit step that wrote it, or
-    None for a person). The last edit before the commit whose added lines hold it wins."""
-    real_root = os.path.realpath(repo)
-    by_path: dict[str, list[_Edit]] = {}
-    for e in edits:
-        by_path.setdefault(e.path, []).append(e)
-    out = []
-    for path, line, text in added if added is not None else added_lines(repo, sha):
-        candidates = by_path.get(os.path.join(real_root, path), [])
-        step = next((e.index for e in reversed(candidates) if text in e.lines or text.rstrip("\r") in e.lines),
-                    None)
-        out.append((path, line, step))
-    return out
-
-
-def line_ranges(attributed: list[tuple[str, int, int | None]]) -> list[tuple[str, int, int, int | None]]:
-    """Consecutive lines of one file from one step as inclusive ranges."""
-    ranges: list[list] = []
-    for path, line, step in attributed:
-        last = ranges[-1] if ranges else None
-        if last and last[0] == path and last[2] == line - 1 and last[3] == step:
-            last[2] = line
-        else:
-            ranges.append([path, line, line, step])
-    return [tuple(r) for r in ranges]
 
 
 # --- the import --------------------------------------------------------------------------------
@@ -686,7 +432,7 @@ def printed_shas(transcript: Transcript) -> set[str]:
         for e in entries:
             tur = e.get("toolUseResult")
             if isinstance(tur, dict) and (isinstance(tur.get("gitOperation"), dict) or "stdout" in tur):
-                sha, _ = _printed_sha(_Step({"kind": "tool_result"}, 0.0, 0, tool_use_result=tur))
+                sha, _ = printed_sha(tur)
                 if sha:
                     out.add(sha)
     return out
@@ -872,7 +618,7 @@ def _write_exchanges(db: sqlite_utils.Database, sid: str, claude_session: str, s
 def _parent(repo: str | None, sha: str) -> str | None:
     if not repo:
         return None
-    out = _git(repo, "rev-parse", "--verify", "-q", sha + "^")
+    out = run_git(repo, "rev-parse", "--verify", "-q", sha + "^")
     return out.stdout.strip() or None
 
 
