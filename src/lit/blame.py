@@ -375,7 +375,7 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
     """Blame `path` (at `rev`, or the working tree) and attribute each line to its step.
     git follows the file through renames either way; `moves` (-M) follows lines moved within
     the file, `copies` (-C) lines moved from other files of the same commit. Both are off by
-    default: on the benchmark's 3,000-line file they make git blame 3-4x slower."""
+    default: on the benchmark's 3,000-line file they make git blame 2-4x slower."""
     args = ["blame", "--porcelain", *(["-M"] if moves else []), *(["-C"] if copies else [])]
     if line_range:  # git checks it, and says what is wrong in one line
         args += ["-L", line_range]
