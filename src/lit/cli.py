@@ -501,6 +501,33 @@ def relink(
         typer.echo("lit: every commit with a Lit-Thread trailer has its note")
 
 
+@app.command()
+def redact(
+    db: str = DB_OPTION,
+    notes_too: bool = typer.Option(True, "--notes/--no-notes", help="Also rewrite this repository's notes."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change, change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Scrub secrets from the DB (and this repository's notes) with the current patterns, including
+    any added since in lit's config ([redact] patterns). The old bytes leave the DB file too.
+
+    Example: lit redact --dry-run
+    """
+    from lit import redact as r
+    from lit import store
+    from lit.git.run import repo_root
+
+    counts = r.scrub_db(store.connect(db, create=False), dry_run=dry_run)
+    root = repo_root(".") if notes_too else None
+    counts["notes"] = r.scrub_notes(root, dry_run=dry_run) if root else 0
+    if as_json:
+        _echo_json(counts)
+        return
+    verb = "would change" if dry_run else "changed"
+    typer.echo(f"lit: {verb} " + ", ".join(f"{n} {k}" for k, n in counts.items())
+               + ("" if root or not notes_too else " (not in a git repository: no notes)"))
+
+
 @app.command("_hook", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def hook(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Run by lit's git hooks; not for people."""

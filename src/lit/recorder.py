@@ -119,10 +119,11 @@ class Recorder:
         self._conversations: dict[str, _Conversation] = {}
         self._agent: str | None = None
         self._gates: dict[str, threading.Event] = {}
+        self._stored: set[str] = set()
         try:
             with self.db.conn:
                 self.db["sessions"].insert({
-                    "id": self.session_id, "started_at": store.now(), "argv": json.dumps(argv or []),
+                    "id": self.session_id, "started_at": store.now(), "argv": json.dumps(self._redact(list(argv or []))),
                     "cwd": self.cwd, "repo_root": self.repo_root, "head_start": self.head_start,
                     "upstream": upstream, "pid": os.getpid(), "exchanges_unrecorded": 0,
                 })
@@ -206,7 +207,7 @@ class Recorder:
         ua = _header(ex.request_headers, "user-agent")
         if protocol is None:
             if ex.request_body and len(ex.request_body) <= 256 * 1024:
-                row["request_blob"] = store.put_blob(self.db, ex.request_body, "request")
+                row["request_blob"] = store.put_blob(self.db, self._redact_bytes(ex.request_body), "request")
             with self.db.conn:
                 self.db["exchanges"].insert(row, replace=True)
             return
@@ -216,7 +217,7 @@ class Recorder:
                     "parse_error": parsed.parse_error})
         if not parsed.request_ok:
             with self.db.conn:
-                row["request_blob"] = store.put_blob(self.db, ex.request_body, "request")
+                row["request_blob"] = store.put_blob(self.db, self._redact_bytes(ex.request_body), "request")
                 self.db["exchanges"].insert(row, replace=True)
             return
         if parsed.params:
@@ -225,9 +226,9 @@ class Recorder:
         snapshot_steps: list[str] = []
         with self.db.conn:
             if parsed.system is not None:
-                row["system_hash"] = store.put_blob(self.db, store.canonical_json(parsed.system), "system")
+                row["system_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.system)), "system")
             if parsed.tools:
-                row["tools_hash"] = store.put_blob(self.db, store.canonical_json(parsed.tools), "tools")
+                row["tools_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.tools)), "tools")
             row.update({"message_key": keys[-1] if keys else None, "conversation_id": conv.id,
                         "role": conv.role})
             stored = [m.get("content") for m in parsed.messages]
@@ -288,9 +289,22 @@ class Recorder:
                 return step_id
         return None
 
+    def _redact_bytes(self, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+        """A raw body kept because it could not be parsed is still scrubbed of secrets."""
+        try:
+            body = anthropic.decode_body(body, headers or {})
+        except Exception:  # noqa: BLE001 - undecodable: kept as it came, text-redacted below
+            pass
+        text = body.decode("utf-8", "surrogateescape")
+        return self._redact(text).encode("utf-8", "surrogateescape")
+
     def _put_messages(self, messages: list[dict], keys: list[str], contents: list) -> None:
         parent, depth = None, 0
         for m, key, content in zip(messages, keys, contents, strict=True):
+            if key in self._stored:  # the history an agent resends: stored (and redacted) once
+                parent, depth = key, depth + 1
+                continue
+            self._stored.add(key)
             self.db.execute(
                 "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -335,7 +349,7 @@ class Recorder:
                 self._add_step(ex, conv, thread_id, {"kind": kind, "text": text})
                 if kind == "prompt":
                     self.db.execute("UPDATE threads SET title = ? WHERE id = ? AND title IS NULL",
-                                    [_first_line(text), thread_id])
+                                    [_first_line(self._redact(text)), thread_id])
         return answered
 
     def _ref(self, step_id: str, row: dict, block: dict) -> dict:
@@ -375,7 +389,7 @@ class Recorder:
         with self.db.conn:
             if parsed is None:
                 if ex.response_body and len(ex.response_body) <= 256 * 1024:
-                    update["response_blob"] = store.put_blob(self.db, ex.response_body, "response")
+                    update["response_blob"] = store.put_blob(self.db, self._redact_bytes(ex.response_body, ex.response_headers), "response")
                 self.db["exchanges"].update(ex.id, update)
                 self.summary.exchanges += 1
                 return
@@ -385,7 +399,7 @@ class Recorder:
             if parsed.error and not parsed.response_ok:
                 update["error"] = update["error"] or json.dumps(parsed.error)[:1000]
             if parsed.parse_error and ex.response_body:
-                update["response_blob"] = store.put_blob(self.db, ex.response_body, "response")
+                update["response_blob"] = store.put_blob(self.db, self._redact_bytes(ex.response_body, ex.response_headers), "response")
             if parsed.response_ok and row and parsed.response is not None:
                 conv_id, role, message_key, thread_id = row
                 key = store.message_key(message_key, parsed.response)

@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from lit.blame import LineMap, commit_notes, db_notes, git, note_from_db, open_db, read_notes
 from lit.errors import LitError
+from lit.redact import redact_lines
 from lit.render import highlight_lines, pygments_css, template_env
 
 HUMAN = "human"  # owner of lines a person wrote (null in the line map)
@@ -215,7 +216,9 @@ def _highlight(files: list[FileDiff]) -> None:
         new_side = [ln for h in f.hunks for ln in h if ln.kind != "-"]
         old_side = [ln for h in f.hunks for ln in h if ln.kind == "-"]
         for side in (new_side, old_side):
-            for ln, html in zip(side, highlight_lines(lexer_path, [x.text for x in side]), strict=True):
+            # The page may be shared: secrets in the code itself are hidden there too.
+            texts = redact_lines([x.text for x in side])
+            for ln, html in zip(side, highlight_lines(lexer_path, texts), strict=True):
                 ln.html = html
 
 
