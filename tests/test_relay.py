@@ -363,3 +363,22 @@ def test_stopping_with_a_call_in_flight_cuts_it_and_keeps_it_incomplete(upstream
     assert time.monotonic() - started < 4  # not the 10 s the stream would take
     assert outcome == ["cut"]
     assert [(e.complete, e.error) for e in sink.responses] == [(False, "lit stopped during the call")]
+
+
+def test_relays_only_to_its_upstream_never_to_a_url_the_agent_names(upstream, relay, sink):
+    """An absolute-form request target must not turn lit into an open proxy."""
+    import socket
+
+    from lit.scripted import ScriptedUpstream, text_message
+
+    upstream.replies = [text_message("ok")]
+    with ScriptedUpstream([text_message("elsewhere")]) as other:
+        s = socket.create_connection(("127.0.0.1", relay.port))
+        s.sendall(f"POST http://127.0.0.1:{other.port}/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                  "Content-Type: application/json\r\nConnection: close\r\n\r\n{}".encode())
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+        s.close()
+        assert other.requests == []
+    assert answer.startswith(b"HTTP/1.1 400") and b"absolute URLs" in answer

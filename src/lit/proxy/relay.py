@@ -213,6 +213,12 @@ class Relay:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started, t0 = time.time(), time.perf_counter()
+        if not request.raw_path.startswith("/"):
+            # An absolute-form target (`POST http://elsewhere/...`) would make lit an open proxy:
+            # it relays to its configured upstreams only.
+            return web.Response(status=400, content_type="application/json", body=error_body(
+                "lit: the relay forwards paths to its upstream only, not absolute URLs",
+                "invalid_request_error"))
         body = await request.read()
         self._seq += 1
         self.exchanges += 1
