@@ -132,6 +132,9 @@ def test_from_the_db_when_a_commit_has_no_note(story, tmp_path):
     assert line["class"] == "w-l w-add"
     assert f"#step-{story.steps['lines']}" in page.hrefs()
     assert "Also count lines, like wc -l." in page.all_text  # the prompt
+    # How the thread ended: the agent's last text, after its last tool call, is a row too.
+    assert "Done: <code>count_lines()</code> is in." in html
+    assert html.index("Done: <code>") > html.index(f'id="step-{story.steps["lines"]}"')
 
 
 def test_the_db_is_preferred_to_the_note_it_has_every_step(story, tmp_path):

@@ -178,14 +178,25 @@ def note_from_db(db, thread: dict) -> dict:
     results = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_result" and s.get("tool_use_id")}
     prompts, note_steps = [], {}
     why: list[str] = []
+    last_said: dict | None = None  # the last thinking/text step since the last tool call
     prompt_id = None
+
+    def answer() -> None:
+        # Reasoning no tool call follows (the agent's answer before the next prompt, or at the
+        # end): kept as a text step, so a page shows how the thread ended.
+        if why and last_said is not None:
+            note_steps[last_said["id"]] = {"seq": last_said["seq"], "kind": "text", "why": "\n\n".join(why),
+                                           "prompt": prompt_id}
+
     for s in steps:
         if s["kind"] == "prompt":
+            answer()
             prompts.append({"step": s["id"], "text": s.get("text") or ""})
-            prompt_id, why = s["id"], []
+            prompt_id, why, last_said = s["id"], [], None
         elif s["kind"] in ("thinking", "text"):
             if s.get("text"):
                 why.append(s["text"])
+                last_said = s
         elif s["kind"] == "tool_call":
             result = results.get(s.get("tool_use_id"))
             note_steps[s["id"]] = {
@@ -194,7 +205,8 @@ def note_from_db(db, thread: dict) -> dict:
                 "result": (result.get("text") or "")[:500] if result else None,
                 "is_error": bool(result and result.get("is_error")),
             }
-            why = []
+            why, last_said = [], None
+    answer()
     files: dict[str, list] = {}
     commit = thread.get("commit_sha")
     if commit:
