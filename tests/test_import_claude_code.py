@@ -174,6 +174,25 @@ def test_notes_carry_the_line_maps_so_blame_works_without_the_db(committed, tmp_
         ("step", "Write", notes_thread), ("step", "Write", notes_thread), ("human", None, notes_thread)]
 
 
+def test_a_secret_in_the_transcript_reaches_neither_the_db_nor_the_notes(committed, tmp_path):
+    repo, home, folder = committed
+    key = "sk-ant-api03-" + "Zq8" * 30 + "-AA"  # shaped like a real key
+    path = next(folder.glob("*.jsonl"))
+    text = path.read_text()
+    assert text.count(json.dumps(mt.PROMPT)) >= 1
+    path.write_text(text.replace(json.dumps(mt.PROMPT), json.dumps(f"{mt.PROMPT} The API key is {key}.")))
+    proc = lit(lit_env(tmp_path, home), repo, "import", "claude-code")
+    assert proc.returncode == 0, proc.stderr
+    db = store.connect(tmp_path / "lit.db")
+    prompt = db.execute("SELECT text FROM steps WHERE kind = 'prompt' ORDER BY created_at LIMIT 1").fetchone()[0]
+    assert prompt.endswith("The API key is [REDACTED:anthropic-key].")
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+    assert key.encode() not in stored
+    notes = subprocess.run(["git", "log", "-p", "refs/notes/lit"], cwd=repo, capture_output=True, text=True).stdout
+    assert "REDACTED" in notes and key not in notes
+
+
 def test_importing_twice_adds_nothing(committed, tmp_path):
     repo, home, folder = committed
     first = check_import(tmp_path, repo, home, folder)
