@@ -171,10 +171,9 @@ def _json_or(value: str | None) -> Any:
         return value
 
 
-def note_from_db(db, thread: dict) -> dict:
-    """A note-shaped dict (the contract's format) for a thread in the DB, so blame and weave read
-    one shape. Unlike a note it holds every tool call of the thread, not only the cited ones."""
-    steps = list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread["id"]]))
+def _note_steps(steps: list[dict]) -> tuple[list[dict], dict[str, dict]]:
+    """The prompts and note steps of one thread's steps (in order): each tool call with the
+    reasoning since the previous one, and the agent's closing words as a text step."""
     results = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_result" and s.get("tool_use_id")}
     prompts, note_steps = [], {}
     why: list[str] = []
@@ -207,6 +206,20 @@ def note_from_db(db, thread: dict) -> dict:
             }
             why, last_said = [], None
     answer()
+    for s in steps:  # a cited step that is neither a tool call nor closing words
+        note_steps.setdefault(s["id"], {"seq": s["seq"], "kind": s["kind"], "why": s.get("text") or "",
+                                        "_uncited": True})
+    return prompts, note_steps
+
+
+def note_from_db(db, thread: dict) -> dict:
+    """A note-shaped dict (the contract's format) for a thread in the DB, so blame and weave read
+    one shape. Unlike a note it holds every tool call of the thread, not only the cited ones; and
+    steps of earlier threads that the line map cites (a line written before one commit but
+    committed in the next)."""
+    steps = list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread["id"]]))
+    prompts, note_steps = _note_steps(steps)
+    cited_elsewhere: set[str] = set()
     files: dict[str, list] = {}
     commit = thread.get("commit_sha")
     if commit:
@@ -214,10 +227,25 @@ def note_from_db(db, thread: dict) -> dict:
                             " ORDER BY path, line_start", [commit]):
             files.setdefault(row["path"], []).append([row["line_start"], row["line_end"], row["step_id"]])
             sid = row["step_id"]
-            if sid and sid not in note_steps:  # a cited step that is not a tool call
-                for s in steps:
-                    if s["id"] == sid:
-                        note_steps[sid] = {"seq": s["seq"], "kind": s["kind"], "why": s.get("text") or ""}
+            if sid and sid not in note_steps:
+                cited_elsewhere.add(sid)
+            elif sid:
+                note_steps[sid].pop("_uncited", None)
+    for other in {sid.rsplit(".", 1)[0] for sid in cited_elsewhere}:
+        other_prompts, other_steps = _note_steps(list(db.query(
+            "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [other])))
+        for sid in cited_elsewhere:
+            if sid in other_steps:
+                note_steps[sid] = {**other_steps[sid], "thread": other}
+                note_steps[sid].pop("_uncited", None)
+    note_steps = {k: v for k, v in note_steps.items() if not v.pop("_uncited", False)}
+    if not prompts:
+        # A thread opened after a commit continues the prompt before it: say which.
+        row = db.execute("SELECT id, text FROM steps WHERE session_id = ? AND kind = 'prompt' AND created_at <= ?"
+                         " ORDER BY created_at DESC LIMIT 1",
+                         [thread.get("session_id"), thread.get("started_at") or 0]).fetchone()
+        if row:
+            prompts = [{"step": row[0], "text": row[1] or "", "continued": True}]
     usage_row = db.execute(
         """SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
                   COALESCE(SUM(cache_creation_input_tokens), 0), COALESCE(SUM(cache_read_input_tokens), 0),
