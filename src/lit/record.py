@@ -181,8 +181,11 @@ def summary_line(summary: Summary, relay_errors: int = 0) -> str:
         line += "; not in a git repository, so commits cannot be linked"
     missed = summary.unrecorded + relay_errors
     if missed:
-        why = summary.problems[0] if summary.problems else "see `lit sessions`"
+        why = next((p for p in summary.problems if not p.startswith("snapshot:")), None) or "see `lit sessions`"
         line += f"; {missed} not recorded ({why})"
+    if summary.snapshot_failures:
+        why = next((p for p in summary.problems if p.startswith("snapshot:")), "")
+        line += f"; {summary.snapshot_failures} snapshots failed, so their lines count as a person's ({why})"
     return line
 
 

@@ -88,6 +88,7 @@ class Summary:
     steps: int = 0
     unrecorded: int = 0
     problems: list[str] = field(default_factory=list)
+    snapshot_failures: int = 0  # turns whose working tree could not be captured (lines then count as a person's)
     threads: list[tuple[str, str | None, str]] = field(default_factory=list)  # (id, commit, status)
     repo_root: str | None = None
 
@@ -435,17 +436,19 @@ class Recorder:
         from lit.git import snapshot  # noqa: PLC0415 - git linkage is optional for recording
 
         thread_id = store.current_thread(self.db, self.session_id)
-        snapshot.record_snapshot(self.db, self.repo_root, self.session_id, thread_id, reason, step_ids)
+        try:
+            snapshot.record_snapshot(self.db, self.repo_root, self.session_id, thread_id, reason, step_ids)
+        except Exception as e:  # noqa: BLE001 - the exchange is recorded; only the attribution suffers
+            self.summary.snapshot_failures += 1
+            if len(self.summary.problems) < 5:
+                self.summary.problems.append(f"snapshot: {type(e).__name__}: {e}")
 
     def _on_finish(self, exit_code: int | None) -> None:
-        try:
-            if self.snapshots:
-                self._snapshot("end", [])
-                from lit.git import snapshot  # noqa: PLC0415
+        if self.snapshots:
+            self._snapshot("end", [])
+            from lit.git import snapshot  # noqa: PLC0415
 
-                snapshot.forget_index(self.repo_root, self.session_id)
-        except Exception as e:  # noqa: BLE001
-            self._problem(f"end snapshot: {e}")
+            snapshot.forget_index(self.repo_root, self.session_id)
         _, head_end = git_info(self.cwd) if self.repo_root else (None, None)
         with self.db.conn:
             for thread_id, in self.db.execute(
