@@ -65,6 +65,23 @@ def _load_request(body: bytes, p: ParsedExchange) -> dict | None:
     return data
 
 
+def _request_done(p: ParsedExchange, data: dict, messages: list[dict], system: str | None,
+                  context: set[str]) -> ParsedExchange:
+    p.messages, p.system = messages, system
+    p.tools = data.get("tools") if isinstance(data.get("tools"), list) else None
+    p.params = {k: v for k, v in data.items() if k not in context}
+    p.request_ok = True
+    return p
+
+
+def _decoded(body: bytes, headers: dict[str, str], p: ParsedExchange) -> bytes | None:
+    try:
+        return decode_body(body, headers)
+    except Exception as e:  # noqa: BLE001 - any decoding failure is a parse error, never a crash
+        p.parse_error = _join(p.parse_error, f"response: cannot decode ({e})")
+        return None
+
+
 # --- Chat Completions ----------------------------------------------------------------------------
 
 
@@ -113,20 +130,13 @@ def parse_chat_request(body: bytes) -> ParsedExchange:
                 {"type": "text", "text": c.get("text", "")} if c.get("type") == "text" else c
                 for c in content or [] if isinstance(c, dict)]
             out.append({"role": "user", "content": blocks})
-    p.messages = out
-    p.system = "\n\n".join(system_parts) if system_parts else None
-    p.tools = data.get("tools") if isinstance(data.get("tools"), list) else None
-    p.params = {k: v for k, v in data.items() if k not in _CHAT_CONTEXT}
-    p.request_ok = True
-    return p
+    return _request_done(p, data, out, "\n\n".join(system_parts) if system_parts else None, _CHAT_CONTEXT)
 
 
 def parse_chat_response(body: bytes, headers: dict[str, str], status: int | None,
                         p: ParsedExchange) -> ParsedExchange:
-    try:
-        raw = decode_body(body, headers)
-    except Exception as e:  # noqa: BLE001
-        p.parse_error = _join(p.parse_error, f"response: cannot decode ({e})")
+    raw = _decoded(body, headers, p)
+    if raw is None:
         return p
     if "text/event-stream" in _header(headers, "content-type").lower():
         return _assemble_chat_stream(raw, p)
@@ -255,20 +265,14 @@ def parse_responses_request(body: bytes) -> ParsedExchange:
             add("assistant", {"type": "thinking", "thinking": _text_of(item.get("summary"))})
         else:
             add("user", {k: v for k, v in item.items() if k != "id"})
-    p.messages = out
-    p.system = data.get("instructions") if isinstance(data.get("instructions"), str) else None
-    p.tools = data.get("tools") if isinstance(data.get("tools"), list) else None
-    p.params = {k: v for k, v in data.items() if k not in _RESPONSES_CONTEXT}
-    p.request_ok = True
-    return p
+    instructions = data.get("instructions") if isinstance(data.get("instructions"), str) else None
+    return _request_done(p, data, out, instructions, _RESPONSES_CONTEXT)
 
 
 def parse_responses_response(body: bytes, headers: dict[str, str], status: int | None,
                              p: ParsedExchange) -> ParsedExchange:
-    try:
-        raw = decode_body(body, headers)
-    except Exception as e:  # noqa: BLE001
-        p.parse_error = _join(p.parse_error, f"response: cannot decode ({e})")
+    raw = _decoded(body, headers, p)
+    if raw is None:
         return p
     if "text/event-stream" in _header(headers, "content-type").lower():
         response, items = None, {}
