@@ -150,7 +150,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "parent_key": str,
             "depth": int,
             "role": str,
-            "content": bytes,  # zlib of the JSON (cache_control stripped); see message_content()
+            "content": bytes,  # zlib of the JSON (cache_control stripped); see unpack_content() and message_chain()
             "created_at": float,
         },
         pk="key",
