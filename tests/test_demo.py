@@ -1,0 +1,92 @@
+"""`lit demo` end to end in a temporary directory: the shipped recording replays, the agent
+commits under lit record, and the commit carries its trailer, its note, its blame and its page.
+Also: the shipped recording itself replays turn for turn for examples/agent.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit import demo, replay
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    home = tmp_path / "home"
+    home.mkdir()
+    e = {**os.environ, "HOME": str(home), "LIT_DB": str(tmp_path / "unused.db"), "GIT_CONFIG_NOSYSTEM": "1"}
+    for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "LIT_AGENT_MODEL"):
+        e.pop(name, None)
+    return e
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_shipped_recording_is_small_and_names_nothing_of_this_machine():
+    path = demo.demo_thread_file()
+    text = path.read_text()
+    assert path.stat().st_size < 200_000
+    assert str(Path.home()) not in text and str(Path(__file__).resolve().parent.parent) not in text
+    recording = replay.load(str(path))
+    kinds = {b["type"] for t in recording.turns for b in t.response["content"]}
+    assert kinds == {"thinking", "text", "tool_use"}
+    assert len(recording.turns) >= 8
+    calls = [b["input"].get("command", "") for t in recording.turns for b in t.response["content"]
+             if b["type"] == "tool_use" and b["name"] == "run_shell"]
+    assert any("git commit" in c for c in calls)
+
+
+def test_lit_demo_end_to_end(tmp_path: Path, env: dict):
+    target = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "lit", "demo", str(target)], env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = proc.stdout
+    repo = target / "tools"
+
+    # the agent really ran: its files, its passing tests, its commit on top of the seed commit
+    assert "def count(text):" in (repo / "wordcount.py").read_text()
+    assert "len(text.split())" in (repo / "wordcount.py").read_text()
+    tests = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=repo, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stderr
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert subjects == ["Add wordcount.py, a wc-like line, word and character counter, with tests",
+                        "Start the tools repository"]
+
+    # linked: the trailer names a thread of the demo's DB, the note carries the line map
+    thread = git(repo, "log", "-1", "--format=%(trailers:key=Lit-Thread,valueonly)").strip()
+    assert len(thread) == 12
+    note = json.loads(git(repo, "notes", "--ref=lit", "show", "HEAD"))
+    assert note["thread"] == thread and note["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert set(note["files"]) >= {"wordcount.py", "test_wordcount.py", "README.md"}
+    assert f"linked to thread {thread}" in out
+
+    # blame: the fixed line is the edit's, the rest of the module the write's
+    assert "$ lit blame wordcount.py" in out
+    blame_lines = out.split("$ lit blame wordcount.py", 1)[1]
+    assert "len(text.split())" in blame_lines and "def main(argv=None):" in blame_lines
+
+    # the page and the PR description, where the summary says they are
+    page = target / "wordcount-commit.html"
+    assert f"woven page    {page}" in out
+    html = page.read_text()
+    assert "Add wordcount.py" in html and "split()" in html
+    pr = (target / "PR.md").read_text()
+    assert "wordcount" in pr
+    assert f"export LIT_DB={target / 'lit.db'}" in out
+
+
+def test_lit_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path, env: dict):
+    (tmp_path / "keep.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "lit", "demo", str(tmp_path)], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == f"lit: {tmp_path} is not an empty directory: give lit demo a new or empty one\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "keep.txt"]
