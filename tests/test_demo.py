@@ -82,6 +82,18 @@ def test_lit_demo_end_to_end(tmp_path: Path, env: dict):
     assert "wordcount" in pr
     assert f"export LIT_DB={target / 'lit.db'}" in out
 
+    # the thread travels: exported by its commit, imported into another DB, blame reads the same
+    other = {**env, "LIT_DB": str(tmp_path / "other.db")}
+    demo_db = {**env, "LIT_DB": str(target / "lit.db")}
+    lit = [sys.executable, "-m", "lit"]
+    subprocess.run([*lit, "export", "HEAD", "-o", str(tmp_path / "t.jsonl")], cwd=repo, env=demo_db, check=True)
+    imported = subprocess.run([*lit, "import", str(tmp_path / "t.jsonl")], env=other, capture_output=True,
+                              text=True, check=True)
+    assert imported.stdout.startswith(f"lit import: thread {thread}: added rows: sessions 1,")
+    blames = [subprocess.run([*lit, "blame", "wordcount.py", "--json"], cwd=repo, env=e, capture_output=True,
+                             text=True, check=True).stdout for e in (demo_db, other)]
+    assert blames[0] == blames[1] and thread in blames[0]
+
 
 def test_lit_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path, env: dict):
     (tmp_path / "keep.txt").write_text("mine")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,20 @@ class ImportSummary:
 
 def resolve_thread(db: sqlite_utils.Database, ref: str) -> dict:
     thread = store.find_thread(db, ref)
+    if thread is None and (sha := _git_commit(ref)):  # HEAD, a branch, a tag: the thread of its commit
+        thread = store.find_thread(db, sha)
     if thread is None:
-        raise LitError(f"no thread {ref!r} in the lit DB (give a thread id, a prefix of one, or a commit SHA)")
+        raise LitError(f"no thread {ref!r} in the lit DB (give a thread id, a prefix of one, or a commit)")
     return thread
+
+
+def _git_commit(rev: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None
 
 
 def conversation_ids(db: sqlite_utils.Database, thread_id: str) -> list[str]:
