@@ -1,5 +1,5 @@
 """lit replay serves a recorded thread as an upstream, and lit export / import carry a thread
-between DBs. The recording is a real run of examples/agent.py against a scripted upstream."""
+between DBs. The recording is `lit record` of examples/agent.py against a scripted model."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anthropic
 import pytest
 
 from lit import portable, store
-from lit.proxy.anthropic import message_to_sse
-from lit.proxy.exchange import Exchange
-from lit.recorder import Recorder
 from lit.replay import Replay, load
 from lit.scripted import ScriptedUpstream, text_message, tool_message
 
@@ -48,38 +44,15 @@ def agent(repo: Path, url: str, prompt: str = PROMPT) -> subprocess.CompletedPro
                           text=True, timeout=60)
 
 
-class _Upstream(ScriptedUpstream):
-    """Keeps each complete message it answered, to hand the recorder what went over the wire."""
-
-    def __init__(self, replies):
-        super().__init__(replies)
-        self.answers: list[dict] = []
-
-    def _complete(self, reply, body):
-        message = super()._complete(reply, body)
-        self.answers.append(message)
-        return message
-
-
 def record(db_path: Path, repo: Path) -> str:
-    """Run the agent and record its exchanges in db_path; returns the thread id."""
-    rec = Recorder(db_path, argv=["python", "examples/agent.py", PROMPT], cwd=str(repo),
-                   upstream="scripted", snapshots=False)
-    with _Upstream(SCRIPT) as up:
-        proc = agent(repo, up.url)
+    """`lit record` of the agent against the scripted model; returns the thread id."""
+    env = {**os.environ, "LIT_DB": str(db_path), "ANTHROPIC_API_KEY": FAKE_KEY, "HOME": str(repo.parent)}
+    with ScriptedUpstream(SCRIPT) as up:
+        proc = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--",
+                               sys.executable, str(AGENT), PROMPT], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    for seq, (req, message) in enumerate(zip(up.requests, up.answers, strict=True), start=1):
-        ex = Exchange(id=f"{rec.session_id}.{seq}", session_id=rec.session_id, seq=seq, method=req["method"],
-                      path=req["path"], query=req["query"], request_headers=req["headers"],
-                      request_body=req["body"], started_at=time.time())
-        rec.request(ex)
-        ex.status, ex.streamed, ex.complete = 200, True, True
-        ex.response_headers = {"content-type": "text/event-stream"}
-        ex.response_body = b"".join(message_to_sse(message))
-        rec.response(ex)
-    summary = rec.finish(0)
-    assert summary.unrecorded == 0, summary.problems
-    return summary.threads[0][0]
+    return store.connect(db_path).execute("SELECT thread_id FROM steps WHERE kind = 'prompt'").fetchone()[0]
 
 
 @pytest.fixture(scope="module")
