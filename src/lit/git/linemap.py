@@ -37,12 +37,24 @@ class LineMap:
 
 def changed_lines(repo: str | os.PathLike, commit: str) -> dict[str, list[int]]:
     """New-side line numbers added or changed by `commit`, per path (renames followed)."""
+    return _changes(repo, commit)[0]
+
+
+def _changes(repo: str | os.PathLike, commit: str) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """changed_lines, and the committed blob of each path (one git call)."""
     parent = git(["rev-parse", "--verify", "-q", commit + "^"], repo, check=False) or EMPTY_TREE
-    out = git(["diff", "-U0", "--no-color", "--no-ext-diff", "-M", parent, commit], repo)
+    out = git(["diff", "--raw", "-p", "-U0", "--no-abbrev", "--no-color", "--no-ext-diff", "-M", parent, commit],
+              repo)
     files: dict[str, list[int]] = {}
+    blobs: dict[str, str] = {}
     path = None
     for line in out.splitlines():
-        if line.startswith("+++ "):
+        if line.startswith(":"):
+            meta, _, names = line.partition("\t")
+            fields = meta.split()
+            if len(fields) >= 4:
+                blobs[_unquote(names.split("\t")[-1])] = fields[3]
+        elif line.startswith("+++ "):
             target = line[4:]
             path = None if target == "/dev/null" else _unquote(target)[2:]
             if path is not None:
@@ -52,7 +64,21 @@ def changed_lines(repo: str | os.PathLike, commit: str) -> dict[str, list[int]]:
             if m:
                 start, count = int(m.group(1)), int(m.group(2) if m.group(2) is not None else 1)
                 files[path].extend(range(start, start + count))
-    return {p: lines for p, lines in files.items() if lines}
+    return {p: lines for p, lines in files.items() if lines}, blobs
+
+
+def _chain_blobs(repo: str | os.PathLike, tip: str) -> dict[str, list[tuple[str, str]]]:
+    """path -> [(snapshot, blob)] newest first, for every change the chain made after its start."""
+    out = git(["log", "--format=%x00%H", "--raw", "--no-abbrev", "--no-renames", tip], repo)
+    chain: dict[str, list[tuple[str, str]]] = {}
+    commit = ""
+    for line in out.splitlines():
+        if line.startswith("\x00"):
+            commit = line[1:]
+        elif line.startswith(":"):
+            meta, _, name = line.partition("\t")
+            chain.setdefault(_unquote(name), []).append((commit, meta.split()[3]))
+    return chain
 
 
 def _unquote(name: str) -> str:
@@ -95,7 +121,7 @@ def compute(repo: str | os.PathLike, commit: str, chain_tip: str | None,
     `choose_step(snapshot_commit, path)` names the step a snapshot's change to `path` is owed to
     (None: a person, or the chain's start)."""
     lm = LineMap(commit=commit)
-    changed = changed_lines(repo, commit)
+    changed, blobs = _changes(repo, commit)
     if not changed:
         return lm
     if chain_tip is None:
@@ -104,9 +130,19 @@ def compute(repo: str | os.PathLike, commit: str, chain_tip: str | None,
     tree = git(["rev-parse", commit + "^{tree}"], repo)
     synthetic = git(["commit-tree", tree, "-p", chain_tip], repo, env=IDENTITY,
                     input="lit: the committed tree over the session's snapshots\n")
+    chain = None
     for path, lines in changed.items():
+        rev = synthetic
+        if blobs.get(path):
+            if chain is None:
+                chain = _chain_blobs(repo, chain_tip)
+            history = chain.get(path, [])
+            if history and history[0][1] != blobs[path]:
+                # Staged earlier, changed since (`git add`, then more edits): the snapshot that
+                # holds exactly the committed file is where its lines are blamed, not the tip.
+                rev = next((c for c, b in history if b == blobs[path]), synthetic)
         try:
-            origins = blame_origins(repo, synthetic, path, lines)
+            origins = blame_origins(repo, rev, path, lines)
         except Exception:  # noqa: BLE001 - a file blame cannot read (binary, odd name) is a person's
             origins = {}
         per_line = []

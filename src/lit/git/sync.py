@@ -61,7 +61,8 @@ def sync(repo: str | os.PathLike, remote: str = "origin", *, push: bool = True) 
                            capture_output=True, text=True)
     result.fetched = fetch.returncode == 0
     if not result.fetched and "couldn't find remote ref" not in fetch.stderr:
-        raise LitError(f"git fetch {remote} failed: {fetch.stderr.strip().splitlines()[-1] if fetch.stderr.strip() else ''}")
+        said = fetch.stderr.strip().splitlines()
+        raise LitError(f"git fetch {remote} failed: {said[-1] if said else fetch.returncode}")
     if result.fetched:
         local = git(["rev-parse", "--verify", "-q", notes.NOTES_REF], repo, check=False)
         if not local:
