@@ -50,9 +50,20 @@ def _private_index(repo_root: str | os.PathLike, session_id: str) -> Path:
 
 def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
     """The working tree as a tree object (untracked files included, ignored ones not)."""
-    env = {"GIT_INDEX_FILE": str(_private_index(repo_root, session_id))}
-    git(["add", "-A", "--", "."], repo_root, env=env)
-    return git(["write-tree"], repo_root, env=env)
+    index = _private_index(repo_root, session_id)
+    env = {"GIT_INDEX_FILE": str(index)}
+    for attempt in range(50):
+        try:
+            # ":/" is the whole worktree even when repo_root is a subdirectory of it.
+            git(["add", "-A", "--", ":/"], repo_root, env=env)
+            return git(["write-tree"], repo_root, env=env)
+        except GitError as e:
+            # The recorder and a hook process may snapshot at once: the private index is locked
+            # for the few milliseconds the other one holds it.
+            if "remove the file manually" not in str(e) or attempt == 49:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
 
 
 def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids: list[str] | tuple = (),
@@ -61,11 +72,13 @@ def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids
 
     Returns (commit, tree, new): `new` is False when nothing changed since the previous snapshot
     (then the previous commit is returned and no commit is made, except for the chain's start)."""
-    tree = write_tree(repo_root, session_id)
     ref = snapshot_ref(session_id)
     for _ in range(20):  # the recorder and a hook may snapshot at once: compare-and-swap the ref
         head = git(["log", "-1", "--format=%H %T", ref, "--"], repo_root, check=False).split()
         parent = head[0] if head else None
+        # The tree is read after the ref: a snapshot that loses the race reads the tree again,
+        # so the tip never holds an older tree than its parent.
+        tree = write_tree(repo_root, session_id)
         if head and head[1] == tree and reason != "start":
             return parent, tree, False
         body = f"lit snapshot ({reason}) of session {session_id}\n\n{message}".rstrip() + "\n"

@@ -1,0 +1,144 @@
+"""Snapshots on real repositories: what they capture, and that the user's git state is untouched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from lit import store
+from lit.git import snapshot
+
+
+def sh(cmd: list[str], cwd: Path) -> str:
+    return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(path: Path, *, commit: bool = True) -> Path:
+    path.mkdir(parents=True)
+    sh(["git", "init", "-q", "-b", "main"], path)
+    sh(["git", "config", "user.email", "dev@example.com"], path)
+    sh(["git", "config", "user.name", "Dev"], path)
+    if commit:
+        (path / ".gitignore").write_text("build/\n*.log\n")
+        (path / "a.py").write_text("a = 1\n")
+        (path / "old.txt").write_text("old\n")
+        sh(["git", "add", "."], path)
+        sh(["git", "commit", "-q", "-m", "init"], path)
+    return path
+
+
+def files_of(repo: Path, commit: str) -> set[str]:
+    return set(sh(["git", "ls-tree", "-r", "--name-only", commit], repo).split())
+
+
+def user_state(repo: Path) -> tuple:
+    return (sh(["git", "status", "--porcelain=v2", "--branch"], repo), sh(["git", "diff", "--cached"], repo),
+            sh(["git", "stash", "list"], repo), sh(["git", "ls-files", "--stage"], repo))
+
+
+def test_captures_the_working_tree_and_leaves_the_users_git_alone(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "a.py").write_text("stashed\n")
+    sh(["git", "stash", "-q"], repo)
+    (repo / "a.py").write_text("a = 2\n")
+    sh(["git", "add", "a.py"], repo)  # staged
+    (repo / "a.py").write_text("a = 3\n")  # and changed again, unstaged
+    (repo / "new.py").write_text("untracked\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.o").write_bytes(b"\x7fELF")
+    (repo / "debug.log").write_text("ignored\n")
+    (repo / "logo.png").write_bytes(bytes(range(256)))
+    sh(["git", "mv", "old.txt", "renamed.txt"], repo)
+    before = user_state(repo)
+
+    commit, tree, new = snapshot.take(repo, "s1", reason="start")
+    assert new and user_state(repo) == before
+    assert files_of(repo, commit) == {".gitignore", "a.py", "new.py", "logo.png", "renamed.txt"}
+    assert sh(["git", "show", f"{commit}:a.py"], repo) == "a = 3\n"
+    blob = subprocess.run(["git", "show", f"{commit}:logo.png"], cwd=repo, capture_output=True).stdout
+    assert blob == bytes(range(256))
+    assert sh(["git", "rev-parse", "refs/lit/snapshots/s1"], repo).strip() == commit
+
+    (repo / "new.py").unlink()
+    before = user_state(repo)
+    second, _, new = snapshot.take(repo, "s1", reason="turn", step_ids=["t.3", "t.4"])
+    assert new and "new.py" not in files_of(repo, second)
+    assert sh(["git", "rev-parse", second + "^"], repo).strip() == commit  # a chain
+    assert "Lit-Steps: t.3 t.4" in sh(["git", "log", "-1", "--format=%B", second], repo)
+    assert user_state(repo) == before
+    # Nothing changed: no new commit.
+    assert snapshot.take(repo, "s1", reason="turn") == (second, files_tree(repo, second), False)
+
+
+def files_tree(repo: Path, commit: str) -> str:
+    return sh(["git", "rev-parse", commit + "^{tree}"], repo).strip()
+
+
+def test_from_a_subdirectory_with_no_commit_yet(tmp_path):
+    repo = make_repo(tmp_path / "repo", commit=False)
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "m.py").write_text("x\n")
+    (repo / "top.py").write_text("y\n")
+    commit, _, _ = snapshot.take(repo / "pkg", "s2", reason="start")
+    assert files_of(repo, commit) == {"pkg/m.py", "top.py"}
+    assert sh(["git", "status", "--porcelain"], repo) == "?? pkg/\n?? top.py\n"
+
+
+def test_in_a_linked_worktree(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    wt = tmp_path / "wt"
+    sh(["git", "worktree", "add", "-q", str(wt), "-b", "feature"], repo)
+    (wt / "feature.py").write_text("f\n")
+    commit, _, _ = snapshot.take(wt, "s3", reason="start")
+    assert "feature.py" in files_of(wt, commit)
+    assert sh(["git", "status", "--porcelain"], repo) == ""
+    # The private index lives in the worktree's own git dir; the ref is shared by the repository.
+    assert (Path(sh(["git", "rev-parse", "--absolute-git-dir"], wt).strip()) / "lit" / "index-s3").exists()
+    assert sh(["git", "rev-parse", "refs/lit/snapshots/s3"], repo).strip() == commit
+
+
+def test_two_processes_snapshotting_at_once_keep_one_chain(tmp_path):
+    """The recorder's thread and a hook process both take snapshots: the ref is compare-and-swapped."""
+    repo = make_repo(tmp_path / "repo")
+    snapshot.take(repo, "s4", reason="start")
+    errors: list[Exception] = []
+
+    def worker(n: int) -> None:
+        for i in range(6):
+            (repo / f"w{n}-{i}.txt").write_text(f"{n} {i}\n")
+            try:
+                snapshot.take(repo, "s4", reason="turn", step_ids=[f"t.{n}{i}"])
+            except Exception as e:  # noqa: BLE001 - collected for the assertion
+                errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    tip = snapshot.latest(repo, "s4")
+    chain = sh(["git", "rev-list", "--parents", tip], repo).splitlines()
+    assert all(len(line.split()) <= 2 for line in chain)  # linear: one parent each
+    assert {f"w{n}-{i}.txt" for n in range(3) for i in range(6)} <= files_of(repo, tip)
+
+
+def test_record_snapshot_keeps_a_row(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    db = store.connect(tmp_path / "lit.db")
+    session = store.new_id()
+    db["sessions"].insert({"id": session, "started_at": store.now(), "repo_root": str(repo)})
+    thread = store.open_thread(db, session, str(repo))
+    start = snapshot.record_snapshot(db, repo, session, thread, "start")
+    (repo / "a.py").write_text("a = 5\n")
+    turn = snapshot.record_snapshot(db, repo, session, thread, "turn", [f"{thread}.2"])
+    rows = list(db.query("SELECT seq, commit_sha, reason, step_ids, thread_id FROM snapshots ORDER BY seq"))
+    assert [(r["seq"], r["commit_sha"], r["reason"], r["step_ids"]) for r in rows] == [
+        (1, start, "start", "[]"), (2, turn, "turn", f'["{thread}.2"]')]
+    assert db["threads"].get(thread)["base_snapshot"] == start
+    assert snapshot.record_snapshot(db, None, session, thread, "turn") is None  # outside a repository
+    snapshot.forget_index(repo, session)
+    assert not (repo / ".git" / "lit" / f"index-{session}").exists()
+    assert os.listdir(repo / ".git" / "lit") == []
