@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,3 +194,49 @@ def test_errors_a_user_can_make_are_one_line(recorded, tmp_path):
         proc = subprocess.run([sys.executable, "-m", "lit", *args], env=env, capture_output=True, text=True,
                               cwd=tmp_path)
         assert proc.returncode == 1 and proc.stderr.strip() == message
+
+
+def test_claude_code_replays_its_own_recorded_thread(tmp_path, claude_code):
+    """The real Claude Code CLI, recorded by lit record against a scripted model, then run again
+    against `lit replay` of that thread: same calls, same file, no mismatch."""
+    from lit.scripted import text_message
+
+    prompt, content = "Create greeting.txt saying hello.", "hello from Claude Code\n"
+    repo = tmp_path / "project"
+
+    def model(body: dict) -> dict:
+        last = (body.get("messages") or [{}])[-1].get("content")
+        if isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last):
+            return text_message("Created greeting.txt.")
+        return tool_message("Write", {"file_path": str(repo / "greeting.txt"), "content": content},
+                            thinking="One file, one line.", tool_id="toolu_01GREETING")
+
+    def claude(upstream: str, db: Path) -> subprocess.CompletedProcess:
+        shutil.rmtree(repo, ignore_errors=True)
+        home = tmp_path / "home"
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir()
+        git_repo(repo)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
+        env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY, "LIT_DB": str(db),
+                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
+                    "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1"})
+        return subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", upstream, "--", str(claude_code),
+                               "-p", prompt, "--permission-mode", "bypassPermissions", "--output-format", "json"],
+                              cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=120)
+
+    with ScriptedUpstream(model) as up:
+        first = claude(up.url, tmp_path / "first.db")
+    assert first.returncode == 0, first.stderr[-2000:]
+    thread = store.connect(tmp_path / "first.db").execute(
+        "SELECT thread_id FROM steps WHERE kind = 'prompt'").fetchone()[0]
+    with Replay(thread, db_path=tmp_path / "first.db") as server:
+        again = claude(server.url, tmp_path / "second.db")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert server.mismatches == [] and server.served == [1, 2]
+    assert json.loads(again.stdout)["result"] == "Created greeting.txt."
+    assert (repo / "greeting.txt").read_text() == content
+    second = store.connect(tmp_path / "second.db")
+    assert [r[0] for r in second.execute("SELECT tool_use_id FROM steps WHERE kind = 'tool_call'")] == [
+        "toolu_01GREETING"]

@@ -141,6 +141,8 @@ def install(repo: str | os.PathLike) -> list[str]:
     current = git(["config", "--get-all", "notes.rewriteRef"], repo, check=False).splitlines()
     if NOTES_REF not in current:
         git(["config", "--add", "notes.rewriteRef", NOTES_REF], repo)
+        # Remembered so that uninstall removes only what install added.
+        git(["config", "lit.addedRewriteRef", "true"], repo)
     return done
 
 
@@ -157,7 +159,9 @@ def uninstall(repo: str | os.PathLike) -> list[str]:
             removed.append(name)
             if chained.exists():
                 chained.rename(hook)
-    git(["config", "--unset-all", "notes.rewriteRef", "^refs/notes/lit$"], repo, check=False)
+    if git(["config", "--bool", "lit.addedRewriteRef"], repo, check=False) == "true":
+        git(["config", "--unset-all", "notes.rewriteRef", "^refs/notes/lit$"], repo, check=False)
+        git(["config", "--unset", "lit.addedRewriteRef"], repo, check=False)
     return removed
 
 

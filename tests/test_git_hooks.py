@@ -1,0 +1,124 @@
+"""lit's git hooks: the user's own hooks keep working (and keep refusing), install is idempotent,
+uninstall puts back exactly what was there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lit.git import hooks
+
+
+def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, check=check, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    sh(["git", "init", "-q", "-b", "main"], path)
+    sh(["git", "config", "user.email", "dev@example.com"], path)
+    sh(["git", "config", "user.name", "Dev"], path)
+    return path
+
+
+def user_hook(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    hook = folder / name
+    hook.write_text("#!/bin/sh\n" + body + "\n")
+    hook.chmod(0o755)
+    return hook
+
+
+def commit(repo: Path, name: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    (repo / name).write_text(name + "\n")
+    sh(["git", "add", name], repo, env)
+    return sh(["git", "commit", "-q", "-m", f"add {name}"], repo, env, check=False)
+
+
+@pytest.fixture
+def session(tmp_path):
+    folder = hooks.make_session_hooks(None)
+    env = {"LIT_DB": str(tmp_path / "lit.db"), "LIT_SESSION": "000000000000", "GIT_CONFIG_COUNT": "1",
+           "GIT_CONFIG_KEY_0": "user.signingkey", "GIT_CONFIG_VALUE_0": "ABC123"}
+    env.update(hooks.session_env(env, folder))
+    yield folder, env
+    hooks.remove_session_hooks(folder)
+
+
+def test_session_hooks_run_the_users_hooks_and_keep_their_refusals(tmp_path, session):
+    folder, env = session
+    repo = make_repo(tmp_path / "repo")
+    user = repo / ".git" / "hooks"
+    user_hook(user, "pre-commit", 'grep -q forbidden "$(git diff --cached --name-only)" 2>/dev/null && '
+                                  '{ echo "pre-commit: forbidden" >&2; exit 1; }; exit 0')
+    user_hook(user, "commit-msg", 'grep -q WIP "$1" && { echo "commit-msg: no WIP" >&2; exit 1; }; exit 0')
+    user_hook(user, "post-commit", 'echo ran >> .git/post-commit-ran')
+
+    refused = commit(repo, "forbidden", env)
+    assert refused.returncode != 0 and "pre-commit: forbidden" in refused.stderr
+    (repo / "forbidden").unlink()
+    sh(["git", "rm", "-q", "--cached", "forbidden"], repo)
+    (repo / "ok.txt").write_text("ok\n")
+    sh(["git", "add", "ok.txt"], repo, env)
+    wip = sh(["git", "commit", "-q", "-m", "WIP"], repo, env, check=False)
+    assert wip.returncode != 0 and "commit-msg: no WIP" in wip.stderr
+    assert commit(repo, "fine.txt", env).returncode == 0
+    assert (repo / ".git" / "post-commit-ran").read_text() == "ran\n"
+    # The user's own GIT_CONFIG_* entry is kept beside lit's.
+    assert sh(["git", "config", "user.signingkey"], repo, env).stdout.strip() == "ABC123"
+    assert sh(["git", "config", "core.hooksPath"], repo, env).stdout.strip() == str(folder)
+    assert sh(["git", "config", "notes.rewriteRef"], repo, env).stdout.strip() == "refs/notes/lit"
+
+
+def test_the_users_hooks_path_is_found_under_lits_override(tmp_path, session, monkeypatch):
+    folder, env = session
+    repo = make_repo(tmp_path / "repo")
+    sh(["git", "config", "core.hooksPath", "githooks"], repo)
+    user_hook(repo / "githooks", "pre-commit", 'echo "husky says no" >&2; exit 1')
+    refused = commit(repo, "a.txt", env)
+    assert refused.returncode != 0 and "husky says no" in refused.stderr
+    for key, value in env.items():  # as inside the child of lit record
+        monkeypatch.setenv(key, value)
+    assert hooks.user_hooks_dir(repo) == repo / "githooks"
+
+
+def test_install_is_idempotent_and_uninstall_restores_exactly(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    user = repo / ".git" / "hooks"
+    mine = user_hook(user, "post-commit", "echo mine >> .git/mine")
+    mine.chmod(0o750)
+    before = (mine.read_bytes(), mine.stat().st_mode)
+    env = {"LIT_DB": str(tmp_path / "lit.db")}
+
+    assert hooks.install(repo) == list(hooks.LIT_HOOKS)
+    assert hooks.install(repo) == list(hooks.LIT_HOOKS)  # twice: the same
+    assert hooks.installed(repo)
+    assert (user / "post-commit.lit-chained").read_bytes() == before[0]
+    assert sh(["git", "config", "--get-all", "notes.rewriteRef"], repo).stdout.split() == ["refs/notes/lit"]
+    assert commit(repo, "a.txt", env).returncode == 0
+    assert (repo / ".git" / "mine").read_text() == "mine\n"  # the chained hook still runs
+
+    hooks.uninstall(repo)
+    assert not hooks.installed(repo)
+    assert (mine.read_bytes(), mine.stat().st_mode) == before
+    assert not (user / "prepare-commit-msg").exists() and not (user / "post-commit.lit-chained").exists()
+    assert sh(["git", "config", "--get-all", "notes.rewriteRef"], repo, check=False).stdout == ""
+
+
+def test_uninstall_keeps_a_rewrite_ref_the_user_had_set(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    sh(["git", "config", "notes.rewriteRef", "refs/notes/lit"], repo)
+    hooks.install(repo)
+    hooks.uninstall(repo)
+    assert sh(["git", "config", "--get-all", "notes.rewriteRef"], repo).stdout.split() == ["refs/notes/lit"]
+
+
+def test_session_hook_scripts_carry_no_path_of_this_machine_in_the_repo():
+    # Generated at run time (so the python path is right), never committed.
+    assert not list((Path(hooks.__file__).parent).glob("*-commit*"))
+    text = hooks.session_script("post-commit")
+    assert "-m lit _hook post-commit" in text
