@@ -16,14 +16,34 @@ from lit.errors import LitError
 
 
 def sessions(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
-    return list(db.query(
+    rows = list(db.query(
         """SELECT s.id, s.started_at, s.ended_at, s.argv, s.cwd, s.repo_root, s.agent, s.exit_code,
-                  s.exchanges_unrecorded,
+                  s.exchanges_unrecorded, s.pid,
                   (SELECT COUNT(*) FROM exchanges e WHERE e.session_id = s.id) AS exchanges,
                   (SELECT COUNT(*) FROM threads t WHERE t.session_id = s.id) AS threads,
                   (SELECT COUNT(*) FROM steps st JOIN threads t ON st.thread_id = t.id
                     WHERE t.session_id = s.id) AS steps
            FROM sessions s ORDER BY s.started_at DESC LIMIT ?""", [limit]))
+    for r in rows:
+        r["state"] = session_state(r)
+    return rows
+
+
+def session_state(row: dict) -> str:
+    """ended; running (its lit is alive); or interrupted: lit was killed before it could close the
+    session (what it recorded until then is all there)."""
+    if row.get("ended_at"):
+        return "ended"
+    pid = row.get("pid")
+    if pid:
+        try:
+            os.kill(pid, 0)
+            return "running"
+        except PermissionError:
+            return "running"
+        except OSError:
+            pass
+    return "interrupted"
 
 
 def threads(db: sqlite_utils.Database, *, repo: str | None = None, limit: int = 20) -> list[dict]:
@@ -91,7 +111,8 @@ def render_sessions(rows: list[dict]) -> str:
     body = []
     for r in rows:
         argv = " ".join(json.loads(r["argv"] or "[]"))
-        body.append([r["id"], ago(r["started_at"]), "" if r["exit_code"] is None else str(r["exit_code"]),
+        exit_code = str(r["exit_code"]) if r["exit_code"] is not None else r.get("state", "")
+        body.append([r["id"], ago(r["started_at"]), exit_code if exit_code != "ended" else "",
                      str(r["exchanges"]), str(r["threads"]), str(r["steps"]),
                      os.path.basename(r["repo_root"] or "") or "-", argv])
     return table(body, ["SESSION", "STARTED", "EXIT", "EXCHANGES", "THREADS", "STEPS", "REPO", "COMMAND"])

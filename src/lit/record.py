@@ -31,6 +31,7 @@ OPENAI_PREFIX = "/openai"  # the child's OpenAI clients reach the relay under th
 # writer holds it; at 1 ms the relay gets it back promptly (measured with a busy writer: a 10 MB
 # stream 1.5-2x faster, time to first byte 15 ms -> 5 ms).
 SWITCH_INTERVAL = 0.001
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -78,6 +79,29 @@ def find_command(argv: list[str], env: Mapping[str, str]) -> str:
     if not found:
         raise LitError(f"{name}: command not found", exit_code=127)
     return found
+
+
+def _die_with_lit() -> Callable[[], None] | None:
+    """On Linux, a function for the child to run before exec so that it gets SIGTERM if lit
+    itself is killed (SIGKILL, the OOM killer): an agent whose relay is gone cannot do anything
+    useful, and must not be left running orphaned. Looked up here, before the fork, so that the
+    child only makes one libc call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # noqa: PLC0415 - only on Linux, only for lit record
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # lit died between the fork and the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
 
 
 def exit_code_of(returncode: int) -> int:
@@ -149,7 +173,8 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
     try:
         try:
-            child = subprocess.Popen(argv, executable=executable, env=env)
+            # Popen from this (the main) thread: the parent-death signal follows the thread that forked.
+            child = subprocess.Popen(argv, executable=executable, env=env, preexec_fn=_die_with_lit())
         except OSError as e:
             code = 127 if isinstance(e, FileNotFoundError) else 126
             raise LitError(f"{argv[0]}: {e.strerror or e}", exit_code=code) from e
@@ -183,6 +208,9 @@ def summary_line(summary: Summary, relay_errors: int = 0) -> str:
     if missed:
         why = next((p for p in summary.problems if not p.startswith("snapshot:")), None) or "see `lit sessions`"
         line += f"; {missed} not recorded ({why})"
+    unclosed = next((p for p in summary.problems if p.startswith("the session was not closed")), None)
+    if unclosed and not missed:
+        line += f"; {unclosed}"
     if summary.snapshot_failures:
         why = next((p for p in summary.problems if p.startswith("snapshot:")), "")
         line += f"; {summary.snapshot_failures} snapshots failed, so their lines count as a person's ({why})"

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import queue
+import sqlite3
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ KEPT_RESPONSE_HEADERS = ("content-type", "content-encoding", "request-id", "retr
 
 
 def kept_response_headers(headers: dict[str, str], status: int | None) -> dict[str, str]:
-    """The response headers worth a row each call; rate-limit headers only when the call failed."""
-    return {k: v for k, v in headers.items()
+    """The response headers worth a row each call; rate-limit headers only when the call failed.
+    Names in lower case (as HTTP/2 sends them), so a query needs no guess at their case."""
+    return {k.lower(): v for k, v in headers.items()
             if k.lower() in KEPT_RESPONSE_HEADERS or (status or 0) >= 400 and "ratelimit" in k.lower()}
 
 
@@ -185,10 +187,16 @@ class Recorder:
                         self.db["sessions"].update(self.session_id, {"port": item[1]})
                 elif kind == "finish":
                     self._on_finish(item[1])
-                    return
             except Exception as e:  # noqa: BLE001 - recording failures are counted, never raised
-                self._problem(f"{kind}: {type(e).__name__}: {e}")
+                why = (f"cannot write {self.db_path}: {e}" if isinstance(e, sqlite3.OperationalError)
+                       else f"{kind}: {type(e).__name__}: {e}")
+                if kind == "finish":  # the session stays open in the DB; no exchange was lost here
+                    self.summary.problems.append(f"the session was not closed: {why}")
+                else:
+                    self._problem(why)
                 log.debug("recording failed", exc_info=True)
+            if kind == "finish":  # even when closing the session failed (a full disk): lit must exit
+                return
 
     def _problem(self, text: str) -> None:
         self.summary.unrecorded += 1

@@ -7,8 +7,9 @@ A reply is one of:
   API would, JSON or SSE; on /v1/chat/completions and /v1/responses the same message is answered
   in OpenAI's shapes, so one script serves both kinds of client;
 - `{"status": 529, "body": {...} | b"...", "headers": {...}}`: an error or any raw answer;
-- `{"chunks": [b"...", ...], "delay": 0.01, "reset_after": 3, "headers": {...}}`: raw bytes
-  streamed chunk by chunk (malformed streams, mid-stream resets);
+- `{"chunks": [b"...", ...], "delay": 0.01, "reset_after": 3, "stall_after": 2, "stall": 60,
+  "headers": {...}}`: raw bytes streamed chunk by chunk (malformed streams, mid-stream resets, a
+  stream that goes silent for `stall` seconds after `stall_after` chunks);
 - a callable taking the request's JSON and returning one of the above.
 """
 
@@ -58,6 +59,7 @@ class ScriptedUpstream:
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
         self._count = 0
+        self.hung_up: list[float] = []  # when a client left in the middle of a stalled stream
 
     @property
     def url(self) -> str:
@@ -174,11 +176,23 @@ class ScriptedUpstream:
                 if request.transport:
                     request.transport.abort()  # a reset mid-stream, as a failing upstream does
                 return resp
+            if i == reply.get("stall_after") and not await self._stall(request, reply.get("stall", 60.0)):
+                return resp
             await resp.write(chunk)
             if delay:
                 await asyncio.sleep(delay)
         await resp.write_eof()
         return resp
+
+    async def _stall(self, request: web.Request, seconds: float) -> bool:
+        """Say nothing for `seconds`; False (and the time noted) if the client hangs up meanwhile."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if request.transport is None or request.transport.is_closing():
+                self.hung_up.append(time.monotonic())
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
@@ -188,3 +202,4 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
             return True
         time.sleep(interval)
     return predicate()
+
