@@ -140,6 +140,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         env = {**os.environ, "HOME": tmp, "LIT_DB": str(tmp_path / "none.db"), "NO_COLOR": "1"}
+        # As a user runs lit: pip installs it with its bytecode compiled (and the warm-up run writes
+        # it for an editable install); some sandboxes turn that off, which costs ~30 ms a start.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         t = time.perf_counter()
         blame_dir = tmp_path / "blame"
         init(blame_dir)

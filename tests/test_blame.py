@@ -207,3 +207,26 @@ def test_a_damaged_db_is_one_line(story, tmp_path):
                           text=True, cwd=story.repo)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "lit DB" in proc.stderr
+
+
+def test_git_blame_started_before_the_imports_is_used_only_for_the_same_call(story):
+    from lit import prefetch
+
+    expected = [(bl.line, bl.step, bl.kind) for bl in blame_module.blame("wordcount.py").lines]
+    # `lit blame wordcount.py`: git blame starts at once, and blame() takes that very process.
+    prefetch.start(["blame", "wordcount.py"])
+    started = prefetch._pending[2]
+    assert [(bl.line, bl.step, bl.kind) for bl in blame_module.blame("wordcount.py").lines] == expected
+    assert started.returncode == 0 and prefetch._pending is None
+    # Started for one call, asked for another: the early process is stopped unused and the
+    # answer is the one asked for.
+    prefetch.start(["blame", "no-such-file.py"])
+    started = prefetch._pending[2]
+    assert [(bl.line, bl.step, bl.kind) for bl in blame_module.blame("wordcount.py").lines] == expected
+    assert started.returncode is not None and prefetch._pending is None
+    # Options that change the call, or --help, start nothing.
+    for argv in (["blame", "wordcount.py", "-L", "1,2"], ["blame", "--rev", "HEAD~1", "wordcount.py"],
+                 ["blame", "--help"], ["blame", "wordcount.py", "--db", "x.db"], ["weave", "HEAD"]):
+        prefetch.start(argv)
+        assert prefetch._pending is None, argv
+

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lit import prefetch
 from lit.errors import LitError
 from lit.render import terminal_safe
 
@@ -416,17 +417,16 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
     git follows the file through renames either way; `moves` (-M) follows lines moved within
     the file, `copies` (-C) lines moved from other files of the same commit. Both are off by
     default: on the benchmark's 3,000-line file they make git blame 2-4x slower."""
-    args = ["blame", "--porcelain", *(["-M"] if moves else []), *(["-C"] if copies else [])]
-    if line_range:  # git checks it, and says what is wrong in one line
-        args += ["-L", line_range]
-    if rev:
-        args.append(rev)
-    args += ["--", path]
-    # git blame is most of the time: list the notes while it runs.
-    try:
-        proc = subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError as e:
-        raise LitError("git is not installed (lit needs git on PATH)") from e
+    # git checks -L and REV, and says what is wrong in one line.
+    args = prefetch.blame_args(path, line_range=line_range, rev=rev, moves=moves, copies=copies)
+    # git blame is most of the time: it may be running already (see prefetch.py); list the notes
+    # while it runs.
+    proc = prefetch.take(args, cwd)
+    if proc is None:
+        try:
+            proc = subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError as e:
+            raise LitError("git is not installed (lit needs git on PATH)") from e
     listing = notes_listing(cwd)
     out, err = proc.communicate()
     if proc.returncode:
@@ -481,12 +481,14 @@ class Group:
 def groups(lines: list[BlameLine]) -> list[Group]:
     """Consecutive lines from the same step (or the same commit, for lines without a step)."""
     out: list[Group] = []
+    last = None
     for bl in lines:
         key = (bl.commit, bl.step, bl.kind)
-        if out and (out[-1].first.commit, out[-1].first.step, out[-1].first.kind) == key:
+        if key == last:
             out[-1].lines.append(bl)
         else:
             out.append(Group([bl]))
+            last = key
     return out
 
 
@@ -559,6 +561,8 @@ def render(lines: list[BlameLine], *, color: bool = False, width: int | None = N
             gutter = f"{_paint(short, 'sha', color)} ({_cut(bl.author, 16)} {date})"
         if gutter:
             out.append(gutter)
-        for x in g.lines:
-            out.append(f"  {_paint(str(x.line).rjust(numw), 'dim', color)} │ {x.text}")
+        if color:
+            out += [f"  {_paint(str(x.line).rjust(numw), 'dim', color)} │ {x.text}" for x in g.lines]
+        else:
+            out += [f"  {x.line:>{numw}} │ {x.text}" for x in g.lines]
     return "\n".join(out)
