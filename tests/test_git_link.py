@@ -89,7 +89,8 @@ def test_the_agents_commit_gets_trailer_note_and_line_map(tmp_path):
     assert row["status"] == "bound" and row["commit_sha"] == note["commit"]
     # The line map is in the DB too, for Datasette and for blame without notes.
     rows = list(store.connect(db).query("SELECT path, line_start, line_end, step_id FROM line_map"))
-    assert {(r["line_start"], r["line_end"], r["step_id"]) for r in rows} == {(1, 1, write), (2, 3, edit), (4, 4, write)}
+    assert {(r["line_start"], r["line_end"], r["step_id"]) for r in rows} == {
+        (1, 1, write), (2, 3, edit), (4, 4, write)}
 
 
 def test_a_person_commits_after_the_session_with_hooks_installed(tmp_path):
@@ -207,7 +208,8 @@ def test_layouts(tmp_path, layout):
         (main / "old.py").write_text("x = 1\n")
         sh(["git", "add", "."], main)
         sh(["git", "commit", "-q", "-m", "assets"], main)
-        replies.append(tool_message("run_shell", {"command": "git mv old.py new.py && printf '\\x00\\x01' >> logo.bin"}))
+        replies.append(tool_message("run_shell",
+                                    {"command": "git mv old.py new.py && printf '\\x00\\x01' >> logo.bin"}))
     replies += [tool_message("run_shell", {"command": "git add -A && git commit -q -m work"}), text_message("ok")]
     run_agent(cwd, replies, db)
     head = sh(["git", "rev-parse", "HEAD"], cwd).strip()

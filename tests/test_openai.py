@@ -79,5 +79,5 @@ def test_an_openai_agent_is_recorded_as_steps(tmp_path, api, stream):
     assert [ln["why"] for ln in lines] == ["A greet function in its own module keeps the CLI thin."] * 2
     assert {ln["step"] for ln in lines} == {s["id"] for s in db.query(
         "SELECT id FROM steps WHERE kind = 'tool_call' AND tool_name = 'write_file'")}
-    raw = db_path.read_bytes() + (Path(str(db_path) + "-wal").read_bytes() if Path(str(db_path) + "-wal").exists() else b"")
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
     assert FAKE_OPENAI_KEY.encode() not in raw

@@ -139,7 +139,8 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
     head = [
         bold(f"thread {detail['id']}") + f"  ({detail['status']}"
         + (f", commit {detail['commit_sha'][:12]}" if detail.get("commit_sha") else "") + ")",
-        f"session {detail['session_id']}  started {ago(detail['started_at'])}  models {', '.join(detail['models']) or '-'}",
+        f"session {detail['session_id']}  started {ago(detail['started_at'])}"
+        f"  models {', '.join(detail['models']) or '-'}",
         f"{detail['exchanges']} exchanges, {u['input_tokens']} input + {u['output_tokens']} output tokens"
         f" ({u['cache_read_input_tokens']} cache read)",
         "",
@@ -162,7 +163,8 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
             out.extend(indent + "  " + line for line in (s.get("text") or "").splitlines())
         elif s["kind"] in ("thinking", "text"):
             text = s.get("text") or "(redacted)"
-            out.append(f"{indent}{dim(s['id'])} {label}: {dim(_clip(text, width - 30)) if s['kind'] == 'thinking' else _clip(text, width - 26)}")
+            shown = dim(_clip(text, width - 30)) if s["kind"] == "thinking" else _clip(text, width - 26)
+            out.append(f"{indent}{dim(s['id'])} {label}: {shown}")
         else:
             out.append(f"{indent}{dim(s['id'])} {label}: {_clip(s.get('raw') or '', width - 30)}")
     return "\n".join(out)

@@ -18,7 +18,6 @@ digest of the threads (`llm_summary`); any failure there falls back to the deter
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit.blame import first_sentence, git, open_db, read_notes
+from lit.blame import _json_or, first_sentence, git, open_db, read_notes
 from lit.errors import LitError
 
 GITHUB_LIMIT = 65_536  # characters GitHub takes in a pull request body
@@ -171,15 +170,6 @@ _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 def _clean_prompt(text: str) -> str:
     # Claude Code appends reminders to user turns; they are the harness talking, not the person.
     return _REMINDER.sub("", text or "").strip()
-
-
-def _json_or(value: str | None) -> Any:
-    if not value:
-        return {}
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def _line_counts(files: dict) -> dict[str, int]:

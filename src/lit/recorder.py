@@ -126,7 +126,8 @@ class Recorder:
         try:
             with self.db.conn:
                 self.db["sessions"].insert({
-                    "id": self.session_id, "started_at": store.now(), "argv": json.dumps(self._redact(list(argv or []))),
+                    "id": self.session_id, "started_at": store.now(),
+                    "argv": json.dumps(self._redact(list(argv or []))),
                     "cwd": self.cwd, "repo_root": self.repo_root, "head_start": self.head_start,
                     "upstream": upstream, "pid": os.getpid(), "exchanges_unrecorded": 0,
                 })
@@ -235,7 +236,8 @@ class Recorder:
         snapshot_steps: list[str] = []
         with self.db.conn:
             if parsed.system is not None:
-                row["system_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.system)), "system")
+                row["system_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.system)),
+                                                    "system")
             if parsed.tools:
                 row["tools_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.tools)), "tools")
             row.update({"message_key": keys[-1] if keys else None, "conversation_id": conv.id,
@@ -398,7 +400,7 @@ class Recorder:
         with self.db.conn:
             if parsed is None:
                 if ex.response_body and len(ex.response_body) <= 256 * 1024:
-                    update["response_blob"] = store.put_blob(self.db, self._redact_bytes(ex.response_body, ex.response_headers), "response")
+                    update["response_blob"] = self._response_blob(ex)
                 self.db["exchanges"].update(ex.id, update)
                 self.summary.exchanges += 1
                 return
@@ -408,7 +410,7 @@ class Recorder:
             if parsed.error and not parsed.response_ok:
                 update["error"] = update["error"] or json.dumps(parsed.error)[:1000]
             if parsed.parse_error and ex.response_body:
-                update["response_blob"] = store.put_blob(self.db, self._redact_bytes(ex.response_body, ex.response_headers), "response")
+                update["response_blob"] = self._response_blob(ex)
             if parsed.response_ok and row and parsed.response is not None:
                 conv_id, role, message_key, thread_id = row
                 key = store.message_key(message_key, parsed.response)
@@ -432,6 +434,9 @@ class Recorder:
                      store.pack_content(self._redact(content)), store.now()])
             self.db["exchanges"].update(ex.id, update)
         self.summary.exchanges += 1
+
+    def _response_blob(self, ex: Exchange) -> str:
+        return store.put_blob(self.db, self._redact_bytes(ex.response_body, ex.response_headers), "response")
 
     def _seen_response(self, key: str, exchange_id: str) -> bool:
         # Within this session only: a replayed run elsewhere answers with the very same messages.

@@ -119,7 +119,7 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
             scrubbed = r.obj(value)
             if scrubbed != value:
                 update("messages", "key", key, {"content": store.pack_content(scrubbed)})
-        for h, kind, content in db.execute("SELECT hash, kind, content FROM blobs").fetchall():
+        for h, _kind, content in db.execute("SELECT hash, kind, content FROM blobs").fetchall():
             data = content if isinstance(content, bytes) else str(content).encode()
             text = data.decode("utf-8", "surrogateescape")
             new_text = r.text(text)

@@ -146,7 +146,8 @@ class ScriptedUpstream:
             if not stream:
                 return web.json_response(encode[0](message, message["model"]), headers=headers)
             return await self._stream_raw(
-                request, {"chunks": encode[1](message, message["model"]), "delay": reply.get("delay", self.chunk_delay)},
+                request, {"chunks": encode[1](message, message["model"]),
+                          "delay": reply.get("delay", self.chunk_delay)},
                 {**headers, "content-type": "text/event-stream"})
         if stream:
             chunks = message_to_sse(message)
