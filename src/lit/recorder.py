@@ -234,7 +234,7 @@ class Recorder:
             row["params"] = json.dumps(self._redact(parsed.params), sort_keys=True)
         conv, new_messages, keys = self._place(parsed)
         snapshot_steps: list[str] = []
-        with self.db.conn:
+        with store.write_transaction(self.db):  # steps are written: see write_transaction
             if parsed.system is not None:
                 row["system_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.system)),
                                                     "system")
@@ -397,7 +397,7 @@ class Recorder:
         parsed = self._parsed.pop(ex.id, None)
         row = self.db.execute("SELECT conversation_id, role, message_key, thread_id FROM exchanges"
                               " WHERE id = ?", [ex.id]).fetchone()
-        with self.db.conn:
+        with store.write_transaction(self.db):  # steps are written: see write_transaction
             if parsed is None:
                 if ex.response_body and len(ex.response_body) <= 256 * 1024:
                     update["response_blob"] = self._response_blob(ex)

@@ -23,7 +23,8 @@ import secrets
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,33 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
 
 
 # --- writes shared by the recorder and the hooks ----------------------------------------------
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One transaction that takes the write lock first (BEGIN IMMEDIATE, waiting for other writers
+    up to the busy timeout), for writes that other processes may be making to the same DB.
+
+    `with db.conn:` is not enough: sqlite-utils' insert and update open their own deferred BEGIN,
+    and preparing an INSERT into steps makes FTS5 read its config first (the first time in each
+    connection). If another process commits between that read and the write, SQLite answers
+    "database is locked" at once (SQLITE_BUSY_SNAPSHOT: the busy timeout does not apply), and the
+    exchange is lost. Inside this transaction sqlite-utils nests savepoints instead."""
+    conn = db.conn
+    if conn.in_transaction:  # already in one: part of it
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # a full disk can fail this too: the first error is the one to say
+                pass
+        raise
 
 
 def put_blob(db: sqlite_utils.Database, content: bytes | str, kind: str) -> str:
