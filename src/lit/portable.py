@@ -247,7 +247,7 @@ def import_rows(db: sqlite_utils.Database, rows: list[tuple[str, dict]]) -> tupl
     added: dict[str, int] = {}
     present: dict[str, int] = {}
     columns = {t: set(db[t].columns_dict) for t in TABLES}
-    with db.conn:
+    with store.write_transaction(db):
         for table, row in rows:
             if table not in columns:
                 continue  # a table of a newer lit: ignore rather than fail

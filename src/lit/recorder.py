@@ -124,7 +124,7 @@ class Recorder:
         self._gates: dict[str, threading.Event] = {}
         self._stored: set[str] = set()
         try:
-            with self.db.conn:
+            with store.write_transaction(self.db):
                 self.db["sessions"].insert({
                     "id": self.session_id, "started_at": store.now(),
                     "argv": json.dumps(self._redact(list(argv or []))),
@@ -184,7 +184,7 @@ class Recorder:
                 elif kind == "snapshot":
                     self._snapshot(item[1], item[2])
                 elif kind == "port":
-                    with self.db.conn:
+                    with store.write_transaction(self.db):
                         self.db["sessions"].update(self.session_id, {"port": item[1]})
                 elif kind == "finish":
                     self._on_finish(item[1])
@@ -218,7 +218,7 @@ class Recorder:
         if protocol is None:
             if ex.request_body and len(ex.request_body) <= 256 * 1024:
                 row["request_blob"] = store.put_blob(self.db, self._redact_bytes(ex.request_body), "request")
-            with self.db.conn:
+            with store.write_transaction(self.db):
                 self.db["exchanges"].insert(row, replace=True)
             return
         parsed = PARSERS[protocol][0](ex.request_body)
@@ -226,7 +226,7 @@ class Recorder:
         row.update({"protocol": parsed.protocol, "model": parsed.model, "streamed": int(parsed.stream),
                     "parse_error": parsed.parse_error})
         if not parsed.request_ok:
-            with self.db.conn:
+            with store.write_transaction(self.db):
                 row["request_blob"] = store.put_blob(self.db, self._redact_bytes(ex.request_body), "request")
                 self.db["exchanges"].insert(row, replace=True)
             return
@@ -463,7 +463,7 @@ class Recorder:
 
             snapshot.forget_index(self.repo_root, self.session_id)
         _, head_end = git_info(self.cwd) if self.repo_root else (None, None)
-        with self.db.conn:
+        with store.write_transaction(self.db):
             for thread_id, in self.db.execute(
                     "SELECT id FROM threads WHERE session_id = ? AND status = 'open'",
                     [self.session_id]).fetchall():

@@ -108,7 +108,7 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
             sets = ", ".join(f"[{c}] = ?" for c in values)
             db.execute(f"UPDATE [{table}] SET {sets} WHERE [{pk}] = ?", [*values.values(), key])
 
-    with db.conn:
+    with store.write_transaction(db):
         for row in db.query("SELECT id, text, tool_input, raw FROM steps"):
             new = {c: r.text(row[c]) for c in ("text", "tool_input", "raw") if row[c]}
             new = {c: v for c, v in new.items() if v != row[c]}
@@ -134,7 +134,7 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
             if r.text(title) != title:
                 update("threads", "id", tid, {"title": r.text(title)})
     if not dry_run and any(changed.values()):
-        with db.conn:
+        with store.write_transaction(db):
             db.execute("INSERT INTO steps_fts(steps_fts) VALUES('rebuild')")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("VACUUM")

@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 
 import sqlite_utils
 
+from lit import store
 from lit.git.run import EMPTY_TREE, git
 from lit.git.snapshot import IDENTITY
 
@@ -191,7 +192,7 @@ def step_chooser(db: sqlite_utils.Database):
 
 
 def save(db: sqlite_utils.Database, lm: LineMap, thread_id: str | None) -> None:
-    with db.conn:
+    with store.write_transaction(db):
         db.execute("DELETE FROM line_map WHERE commit_sha = ?", [lm.commit])
         db["line_map"].insert_all(
             ({"commit_sha": lm.commit, "path": path, "line_start": s, "line_end": e, "step_id": step,

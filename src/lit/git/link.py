@@ -126,7 +126,7 @@ def bind(db: sqlite_utils.Database, repo: str, commit: str, thread_id: str,
     lm = linemap.compute(repo, commit, tip, linemap.step_chooser(db))
     linemap.save(db, lm, thread_id)
     now = store.now()
-    with db.conn:
+    with store.write_transaction(db):
         db.execute("UPDATE threads SET status = 'bound', commit_sha = ?, bound_at = ?,"
                    " ended_at = COALESCE(ended_at, ?) WHERE id = ?", [commit, now, now, thread_id])
         if session_id and session_id == thread["session_id"] and thread["status"] == "open":
@@ -147,7 +147,7 @@ def post_commit(db: sqlite_utils.Database, repo: str, session_id: str | None) ->
 def post_rewrite(db: sqlite_utils.Database, repo: str, pairs: str) -> int:
     """`old new` lines from git: the threads and line maps follow their commits."""
     moved = 0
-    with db.conn:
+    with store.write_transaction(db):
         for line in pairs.splitlines():
             parts = line.split()
             if len(parts) < 2:

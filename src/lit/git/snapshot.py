@@ -105,7 +105,7 @@ def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | No
     if not new:
         return None
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE session_id = ?", [session_id]).fetchone()[0]
-    with db.conn:
+    with store.write_transaction(db):
         db["snapshots"].insert({
             "session_id": session_id, "thread_id": thread_id, "seq": seq, "commit_sha": commit, "tree_sha": tree,
             "reason": reason, "step_ids": json.dumps(list(step_ids)), "taken_at": store.now(),

@@ -486,7 +486,7 @@ def import_transcript(db: sqlite_utils.Database, transcript: Transcript, *,
         return result
     redact = _redactor()
     version = first.get("version")
-    with db.conn:
+    with store.write_transaction(db):
         if not known:
             db["sessions"].insert({
                 "id": sid, "started_at": steps[0].at or store.now(), "argv": json.dumps(["claude"]), "cwd": cwd,
