@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lit.errors import LitError
+from lit.git.run import run as run_git
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -48,7 +49,7 @@ def agent_file() -> Path:
 
 
 def git(repo: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    proc = run_git(args, repo)
     if check and proc.returncode != 0:
         raise LitError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
     return proc.stdout.strip()

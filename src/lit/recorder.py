@@ -13,13 +13,13 @@ import logging
 import os
 import queue
 import sqlite3
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from lit import store
 from lit.proxy import anthropic, openai
+from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
 
 log = logging.getLogger("lit.recorder")
@@ -72,15 +72,9 @@ def kept_response_headers(headers: dict[str, str], status: int | None) -> dict[s
 def git_info(cwd: str) -> tuple[str | None, str | None]:
     """(repository root, HEAD sha) for cwd; (None, None) outside a repository."""
     try:
-        root = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True,
-                              text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+        return repo_and_head(cwd)
+    except GitError:
         return None, None
-    if root.returncode != 0:
-        return None, None
-    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=cwd,
-                          capture_output=True, text=True, timeout=10)
-    return root.stdout.strip(), (head.stdout.strip() or None)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 import sqlite_utils
 
 from lit import store
-from lit.git.run import EMPTY_TREE, git
+from lit.git.run import EMPTY_TREE, git, unquote
 from lit.git.snapshot import IDENTITY
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
@@ -54,10 +54,10 @@ def _changes(repo: str | os.PathLike, commit: str) -> tuple[dict[str, list[int]]
             meta, _, names = line.partition("\t")
             fields = meta.split()
             if len(fields) >= 4:
-                blobs[_unquote(names.split("\t")[-1])] = fields[3]
+                blobs[unquote(names.split("\t")[-1])] = fields[3]
         elif line.startswith("+++ "):
             target = line[4:]
-            path = None if target == "/dev/null" else _unquote(target)[2:]
+            path = None if target == "/dev/null" else unquote(target)[2:]
             if path is not None:
                 files.setdefault(path, [])
         elif line.startswith("@@") and path is not None:
@@ -78,15 +78,8 @@ def _chain_blobs(repo: str | os.PathLike, tip: str) -> dict[str, list[tuple[str,
             commit = line[1:]
         elif line.startswith(":"):
             meta, _, name = line.partition("\t")
-            chain.setdefault(_unquote(name), []).append((commit, meta.split()[3]))
+            chain.setdefault(unquote(name), []).append((commit, meta.split()[3]))
     return chain
-
-
-def _unquote(name: str) -> str:
-    if name.startswith('"') and name.endswith('"'):
-        return name[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
-            "latin-1").decode("utf-8", "replace")
-    return name
 
 
 def blame_origins(repo: str | os.PathLike, rev: str, path: str, lines: list[int]) -> dict[int, str]:

@@ -1,4 +1,6 @@
-"""Running git: one small helper, so every call has the same error handling and environment."""
+"""Running git: the one module that starts a git process, so every call has the same argv rules,
+error handling and environment. Imports nothing of lit's but its errors: `lit blame` imports it
+before anything else and its start-up time counts against git blame's."""
 
 from __future__ import annotations
 
@@ -10,32 +12,111 @@ from pathlib import Path
 from lit.errors import LitError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+NOT_INSTALLED = "git is not installed (lit needs git on PATH)"
 
 
 class GitError(LitError):
     pass
 
 
-def git(args: Sequence[str], cwd: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-        input: str | bytes | None = None, check: bool = True, text: bool = True) -> str:
-    """Run git; its stdout (stripped of the final newline). GitError with git's own words."""
-    full_env = None
-    if env is not None:
-        full_env = {**os.environ, **env}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=full_env, input=input, capture_output=True, text=text)
+def _env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if env is None else {**os.environ, **env}
+
+
+def run(args: Sequence[str], cwd: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None,
+        input: str | bytes | None = None, text: bool = True, timeout: float | None = None
+        ) -> subprocess.CompletedProcess:
+    """Run git and return what it did, whatever its exit code (the caller reads returncode).
+    GitError only when git cannot run at all (not installed, no such directory, timed out)."""
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, env=_env(env), input=input, capture_output=True,
+                              text=text, errors="replace" if text else None, timeout=timeout)
+    except FileNotFoundError as e:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise GitError(f"no such directory: {cwd}") from e
+        raise GitError(NOT_INSTALLED) from e
+    except NotADirectoryError as e:
+        raise GitError(f"not a directory: {cwd}") from e
+    except subprocess.TimeoutExpired as e:
+        raise GitError(f"git {args[0]} took more than {timeout:g} s") from e
+
+
+def _failure(args: Sequence[str], stderr: str | bytes, code: int) -> GitError:
+    err = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
+    lines = err.strip().splitlines()
+    return GitError(f"git {args[0]} failed: {lines[-1] if lines else code}")
+
+
+def git(args: Sequence[str], cwd: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None,
+        input: str | bytes | None = None, check: bool = True, text: bool = True,
+        timeout: float | None = None) -> str | bytes:
+    """Run git; its stdout (text: stripped of the final newline; bytes as git wrote them).
+    GitError with git's own last line when it fails and `check`."""
+    proc = run(args, cwd, env=env, input=input, text=text, timeout=timeout)
     if check and proc.returncode != 0:
-        err = proc.stderr if text else proc.stderr.decode("utf-8", "replace")
-        raise GitError(f"git {args[0]} failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+        raise _failure(args, proc.stderr, proc.returncode)
     out = proc.stdout
     if text and out.endswith("\n"):
         out = out[:-1]
     return out
 
 
-def repo_root(cwd: str | os.PathLike) -> Path | None:
+def start(args: Sequence[str], cwd: str | os.PathLike | None = None) -> subprocess.Popen:
+    """Start git without waiting for it (stdout and stderr as bytes); `finish` collects it. Lets a
+    caller do other work while git runs (lit blame lists the notes meanwhile)."""
+    try:
+        return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError as e:
+        raise GitError(NOT_INSTALLED) from e
+
+
+def finish(proc: subprocess.Popen, args: Sequence[str]) -> bytes:
+    """The stdout of a process from `start`; GitError with git's own words if it failed."""
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise _failure(args, err, proc.returncode)
+    return out
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a process from `start` that is no longer wanted, and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
+_C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13,
+              ord('"'): 34, ord("\\"): 92}
+
+
+def unquote(path: str) -> str:
+    """A path as git prints it: C-quoted ("a\\tb", "caf\\303\\251") when it holds unusual bytes."""
+    if len(path) < 2 or not (path.startswith('"') and path.endswith('"')):
+        return path
+    raw = path[1:-1].encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 92 and i + 1 < len(raw):  # a backslash
+            nxt = raw[i + 1]
+            octal = raw[i + 1:i + 4]
+            if len(octal) == 3 and all(48 <= b <= 55 for b in octal):
+                out.append(int(octal, 8) & 0xFF)
+                i += 4
+                continue
+            out.append(_C_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+def repo_root(cwd: str | os.PathLike | None) -> Path | None:
     try:
         return Path(git(["rev-parse", "--show-toplevel"], cwd))
-    except (GitError, OSError):
+    except GitError:
         return None
 
 
@@ -44,6 +125,20 @@ def git_dir(cwd: str | os.PathLike) -> Path:
     return Path(git(["rev-parse", "--absolute-git-dir"], cwd))
 
 
-def rev(cwd: str | os.PathLike, name: str) -> str | None:
-    out = git(["rev-parse", "--verify", "-q", name + "^{commit}"], cwd, check=False)
+def rev(cwd: str | os.PathLike | None, name: str) -> str | None:
+    """The commit `name` names (a SHA, HEAD, main~2, a tag), or None."""
+    if not name or name.startswith("-"):
+        return None
+    try:
+        out = git(["rev-parse", "--verify", "-q", name + "^{commit}"], cwd, check=False)
+    except GitError:
+        return None
     return out or None
+
+
+def repo_and_head(cwd: str | os.PathLike) -> tuple[str | None, str | None]:
+    """(repository root, HEAD sha) for cwd; (None, None) outside a repository."""
+    root = repo_root(cwd)
+    if root is None:
+        return None, None
+    return str(root), rev(cwd, "HEAD")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lit.errors import LitError
+from lit.git.run import run, unquote
 
 EDIT_TOOLS = ("Write", "Edit", "MultiEdit")
 GIT_COMMIT = re.compile(r"\bgit\b(?:\s+-[Cc]\s+\S+|\s+--?[\w-]+(?:=\S+)?)*\s+commit\b")
@@ -49,8 +50,7 @@ class Commit:
 
 
 def run_git(repo: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-c", "core.quotePath=false", *args], cwd=repo, capture_output=True,
-                          text=True, errors="replace", timeout=60)
+    return run(["-c", "core.quotePath=false", *args], repo, timeout=60)
 
 
 def commit_message(command: str) -> str | None:
@@ -249,7 +249,7 @@ def added_lines(repo: str, sha: str) -> list[tuple[str, int, str]]:
             header, path = True, None
         elif header and text.startswith("+++ "):
             target = text[4:]
-            path = None if target == "/dev/null" else _unquote(target)[2:]
+            path = None if target == "/dev/null" else unquote(target)[2:]
         elif text.startswith("@@ "):
             header = False
             m = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", text)
@@ -258,13 +258,6 @@ def added_lines(repo: str, sha: str) -> list[tuple[str, int, str]]:
             rows.append((path, line, text[1:]))
             line += 1
     return rows
-
-
-def _unquote(path: str) -> str:
-    if path.startswith('"') and path.endswith('"'):
-        return path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
-            "latin-1").decode("utf-8", "replace")
-    return path
 
 
 def attribute(repo: str, sha: str, edits: list[Edit],
