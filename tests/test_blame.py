@@ -78,7 +78,7 @@ def test_line_range_rev_and_json_schema(story):
     rows = json.loads(out.output)
     assert rows == [{
         "line": 5, "commit": story.commits["write"], "path": "wordcount.py", "orig_line": 5, "thread": T1,
-        "step": story.steps["edit"], "kind": "step", "tool": "Edit",
+        "step": story.steps["edit"], "kind": "step", "tool": "Edit", "model": "claude-sonnet-4-6",
         "why": "Splitting on a single space counts runs of spaces as words.", "source": "note",
         "author": "Lit Agent", "author_time": "2026-11-28T19:40:00Z", "text": "    return len(text.split())"}]
 

@@ -172,6 +172,25 @@ def _json_or(value: str | None) -> Any:
         return value
 
 
+def _imported(step: dict) -> dict:
+    """A step read from another tool's records (lit.importers.attribution keeps
+    `{"imported": FORMAT, "agent": TOOL}` in its raw column): its source and agent, so readers can
+    say the source recorded no reasoning for it. {} for lit's own steps."""
+    raw = step.get("raw")
+    if not raw or '"imported"' not in raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("imported"), str):
+        return {}
+    out = {"imported": data["imported"][:40]}
+    if isinstance(data.get("agent"), str):
+        out["agent"] = data["agent"][:200]
+    return out
+
+
 def _note_steps(steps: list[dict]) -> tuple[list[dict], dict[str, dict]]:
     """The prompts and note steps of one thread's steps (in order): each tool call with the
     reasoning since the previous one, and the agent's closing words as a text step."""
@@ -199,17 +218,22 @@ def _note_steps(steps: list[dict]) -> tuple[list[dict], dict[str, dict]]:
                 last_said = s
         elif s["kind"] == "tool_call":
             result = results.get(s.get("tool_use_id"))
+            imported = _imported(s)
             note_steps[s["id"]] = {
-                "seq": s["seq"], "kind": "tool_call", "tool": s.get("tool_name"),
+                "seq": s["seq"], "kind": "tool_call", "tool": s.get("tool_name") or imported.get("agent"),
                 "input": _json_or(s.get("tool_input")), "why": "\n\n".join(why), "prompt": prompt_id,
                 "result": (result.get("text") or "")[:500] if result else None,
                 "is_error": bool(result and result.get("is_error")),
+                **({"model": s["model"]} if s.get("model") else {}), **imported,
             }
             why, last_said = [], None
     answer()
     for s in steps:  # a cited step that is neither a tool call nor closing words
+        imported = _imported(s)
         note_steps.setdefault(s["id"], {"seq": s["seq"], "kind": s["kind"], "why": s.get("text") or "",
-                                        "_uncited": True})
+                                        "_uncited": True, **({"model": s["model"]} if s.get("model") else {}),
+                                        **({**imported, "tool": s.get("tool_name") or imported.get("agent")}
+                                           if imported else {})})
     return prompts, note_steps
 
 
@@ -259,7 +283,9 @@ def note_from_db(db, thread: dict) -> dict:
         "session": thread.get("session_id"),
         "commit": commit,
         "agent": agent_row[0] if agent_row else None,
-        "models": sorted(filter(None, (usage_row[4] or "").split(","))),
+        "models": sorted(set(filter(None, (usage_row[4] or "").split(","))) | {
+            m for (m,) in db.execute("SELECT DISTINCT model FROM steps WHERE thread_id = ? AND model IS NOT NULL"
+                                     " AND raw LIKE '%\"imported\"%'", [thread["id"]]).fetchall()}),
         "started_at": _iso(thread.get("started_at")),
         "ended_at": _iso(thread.get("bound_at") or thread.get("ended_at")),
         "usage": {"input_tokens": usage_row[0], "output_tokens": usage_row[1],
@@ -374,6 +400,8 @@ class BlameLine:
     why: str = ""
     tool: str | None = None
     source: str | None = None  # where lit read the thread: note | db | trailer
+    model: str | None = None  # the model that wrote the step, where the record says
+    imported: str | None = None  # the format the step was imported from (git-ai, agent-trace)
 
 
 def parse_porcelain(data: bytes) -> list[BlameLine]:
@@ -435,7 +463,7 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
     lines = parse_porcelain(out)
     notes = commit_notes({bl.commit for bl in lines}, cwd=cwd, db_path=db_path, listing=listing)
     maps = {commit: LineMap(note) for commit, note in notes.items()}
-    whys: dict[str, tuple[str, str | None]] = {}
+    whys: dict[str, tuple[str, str | None, str | None, str | None]] = {}
     for bl in lines:
         if bl.commit == ZERO_SHA:
             bl.kind = "uncommitted"
@@ -453,15 +481,21 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
             bl.kind, bl.step = "step", step
             if step not in whys:  # once per step, not per line
                 info = (note.get("steps") or {}).get(step) or {}
-                whys[step] = (first_sentence(info.get("why")), info.get("tool"))
-            bl.why, bl.tool = whys[step]
+                models = note.get("models") or []
+                why = first_sentence(info.get("why"))
+                if not why and info.get("imported"):
+                    why = f"no reasoning recorded in the source ({info['imported']})"
+                whys[step] = (why, info.get("tool"), info.get("model") or (models[0] if len(models) == 1 else None),
+                              info.get("imported"))
+            bl.why, bl.tool, bl.model, bl.imported = whys[step]
     return Blame(lines, notes)
 
 
 def to_json(lines: list[BlameLine]) -> list[dict]:
     """The `lit blame --json` schema (documented in README.md): one object per line."""
     return [{"line": bl.line, "commit": bl.commit, "path": bl.orig_path, "orig_line": bl.orig_line,
-             "thread": bl.thread, "step": bl.step, "kind": bl.kind, "tool": bl.tool, "why": bl.why or None,
+             "thread": bl.thread, "step": bl.step, "kind": bl.kind, "tool": bl.tool, "model": bl.model,
+             "why": bl.why or None,
              "source": bl.source, "author": bl.author, "author_time": _iso(bl.author_time), "text": bl.text}
             for bl in lines]
 
@@ -537,7 +571,9 @@ def render(lines: list[BlameLine], *, color: bool = False, width: int | None = N
         short = bl.commit[:8]
         if bl.kind == "step":
             thread, _, seq = (bl.step or "").partition(".")
-            label = f"step {seq}" + (f" {bl.tool}" if bl.tool else "")
+            label = terminal_safe(f"step {seq}" + (f" {bl.tool}" if bl.tool else "")
+                                  + (f" ({bl.model or 'model not recorded'}, from {bl.imported})"
+                                     if bl.imported else ""))
             head = f"{short} {thread} {label}"
             why = _cut(terminal_safe(bl.why), max(width - len(head) - 3, 10)) if bl.why else ""
             out.append(f"{_paint(short, 'sha', color)} {_paint(thread, 'thread', color)} "

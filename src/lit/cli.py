@@ -104,19 +104,36 @@ def replay(
 
 @app.command()
 def export(
-    thread: str = typer.Argument(..., help="The thread: its id, an id prefix, or the SHA of its commit."),
+    thread: str = typer.Argument(..., help="The thread: its id, an id prefix, or the SHA of its commit. "
+                                 "With --format agent-trace: a commit (REV) or a range (A..B)."),
     output: str = typer.Option("-", "--output", "-o", help="The .jsonl file to write ('-': stdout)."),
     db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+    fmt: str = typer.Option("lit", "--format", help="lit (a thread, for lit import and lit replay) or "
+                            "agent-trace (one Agent Trace record per commit, JSON Lines)."),
+    write: bool = typer.Option(False, "--write", help="With --format agent-trace: append the records to "
+                               ".agent-trace/traces.jsonl in the repository (each record once)."),
 ) -> None:
-    """Write a thread and its conversation to a portable JSONL file (for lit import and lit replay).
+    """Write a thread and its conversation to a portable JSONL file (for lit import and lit replay),
+    or the line maps of commits as Agent Trace records.
 
-    Example: lit export 3f9c0a1b2c4d -o wordcount.jsonl
+    \b
+    Examples:
+      lit export 3f9c0a1b2c4d -o wordcount.jsonl
+      lit export main~5..main --format agent-trace --write
     """
     import dataclasses
     import json
 
     from lit import portable, store
+
+    if fmt == "agent-trace":
+        _export_agent_trace(thread, output, db, write)
+        return
+    if fmt != "lit":
+        fail(f"unknown format {fmt!r}: lit or agent-trace")
+    if write:
+        fail("--write goes with --format agent-trace")
 
     database = store.connect(db, create=False)
     summary = portable.export_thread(database, thread, sys.stdout if output == "-" else output)
@@ -128,6 +145,35 @@ def export(
         rows = ", ".join(f"{t} {n}" for t, n in summary.rows.items())
         typer.echo(f"lit export: thread {summary.thread} -> {'stdout' if output == '-' else output} "
                    f"({summary.bytes / 1024:.0f} kB; rows: {rows})", err=True)
+
+
+def _export_agent_trace(rev: str, output: str, db: str | None, write: bool) -> None:
+    from lit.formats import agent_trace
+    from lit.git.run import repo_root
+
+    root = repo_root(".")
+    if root is None:
+        fail("not in a git repository (Agent Trace records name the commits of one)")
+    result = agent_trace.export(root, rev, db)
+    for commit, why in result.skipped:
+        typer.echo(f"lit export: {commit[:10]}: no record ({why})", err=True)
+    if not result.records:
+        fail(f"no commit of {rev} has a line map lit knows")
+    if write:
+        path, added = agent_trace.append(root, result.records)
+        typer.echo(f"lit export: {added} of {len(result.records)} records added to "
+                   f"{path.relative_to(root)}" + ("" if added == len(result.records) else " (the others were there)"))
+        return
+    text = agent_trace.to_jsonl(result.records)
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        fail(f"cannot write {output}: {e.strerror or e}")
+    typer.echo(f"lit export: {len(result.records)} Agent Trace records -> {output}", err=True)
 
 
 @app.command()
@@ -148,20 +194,25 @@ def demo(
 
 @app.command("import")
 def import_(
-    file: str = typer.Argument(..., help="A file written by lit export, or the word claude-code."),
+    file: str = typer.Argument(..., help="A file written by lit export, or one of the words claude-code, "
+                               "agent-trace, git-ai."),
     path: str = typer.Argument(None, help="With claude-code: a transcript (.jsonl) or a folder of them "
-                               "(default: this repository's sessions under ~/.claude/projects)."),
+                               "(default: this repository's sessions under ~/.claude/projects). With agent-trace: "
+                               "a file of records ('-': stdin). With git-ai: the commits (default: HEAD)."),
     db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was added (per table, or per session) as JSON."),
 ) -> None:
-    """Add an exported thread to the DB, or import Claude Code's own transcripts as sessions
-    (threads bound to the commits they made, with line maps). Importing twice adds nothing.
+    """Add an exported thread to the DB, import Claude Code's own transcripts as sessions (threads
+    bound to the commits they made, with line maps), or another tool's line attribution: Agent
+    Trace records, git-ai's notes (refs/notes/ai). Importing twice adds nothing.
 
     \b
     Examples:
       lit import wordcount.jsonl
       lit import claude-code
       lit import claude-code ~/.claude/projects/-home-me-app/0b6c2a9e-5f1d-4c57-9a43-2f1e8d7c6b5a.jsonl
+      lit import agent-trace .agent-trace/traces.jsonl
+      lit import git-ai main~20..main
     """
     import dataclasses
     import json
@@ -171,8 +222,11 @@ def import_(
     if file == "claude-code":
         _import_claude_code(path, db, as_json)
         return
+    if file in ("agent-trace", "git-ai"):
+        _import_attribution(file, path, db, as_json)
+        return
     if path is not None:
-        fail(f"unexpected argument {path!r}: lit import FILE, or lit import claude-code [PATH]")
+        fail(f"unexpected argument {path!r}: lit import FILE, or lit import claude-code|agent-trace|git-ai [...]")
     summary = portable.import_file(store.connect(db), file)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(summary)))
@@ -180,6 +234,41 @@ def import_(
     added = ", ".join(f"{t} {n}" for t, n in summary.added.items())
     typer.echo(f"lit import: thread {summary.thread}: "
                + (f"added rows: {added}" if added else "already in the DB, nothing added"))
+
+
+def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: bool) -> None:
+    from lit import store
+    from lit.git.run import repo_root
+    from lit.importers import agent_trace, git_ai
+
+    root = repo_root(".")
+    if root is None:
+        fail(f"not in a git repository ({fmt} attribution is imported into the commits of one)")
+    if fmt == "agent-trace":
+        if source is None:
+            fail("lit import agent-trace FILE: name the file of records ('-' reads stdin)")
+        result = agent_trace.import_records(store.connect(db), root, source)
+    else:
+        result = git_ai.import_range(store.connect(db), root, source or "HEAD")
+    for warning in result.warnings:
+        typer.echo(f"lit import: warning: {warning}", err=True)
+    if as_json:
+        _echo_json({"added": [{"thread": t.id, "commit": t.commit, "agent": t.agent, "steps": len(t.steps),
+                               "lines": sum(e - s + 1 for rs in t.line_map.values() for s, e, _ in rs)}
+                              for t in result.added],
+                    "present": result.present, "skipped": [list(x) for x in result.skipped]})
+        return
+    for t in result.added:
+        lines = sum(e - s + 1 for rs in t.line_map.values() for s, e, _ in rs)
+        models = sorted({s.model for s in t.steps if s.model})
+        typer.echo(f"lit import: {fmt}: thread {t.id} -> commit {t.commit[:7]}: {t.agent or 'agent'}"
+                   + (f" ({', '.join(models)})" if models else "") + f", {lines} lines in the line map")
+    said = f"{len(result.added)} threads added"
+    if result.present:
+        said += f", {len(result.present)} already in the DB"
+    if result.skipped:
+        said += f", {len(result.skipped)} left out"
+    typer.echo(f"lit import: {fmt}: {said}")
 
 
 def _import_claude_code(path: str | None, db: str | None, as_json: bool) -> None:
@@ -480,7 +569,8 @@ def relink(
     db: str = DB_OPTION,
 ) -> None:
     """Restore notes from `Lit-Thread:` trailers where they were lost (a squash merge on a host,
-    a cherry-pick), from the DB or from the thread's note on its original commit.
+    a cherry-pick), from the DB or from the thread's note on its original commit; a commit with no
+    trailer left is matched by content with the threads whose commits no branch reaches.
 
     Example: lit relink main~20..main
     """
@@ -497,7 +587,12 @@ def relink(
         typer.echo(f"{commit[:10]}  thread {thread}  relinked")
     for commit, thread in result.missing:
         typer.echo(f"{commit[:10]}  thread {thread}  not found (in neither the DB nor a note)")
-    if not result.relinked and not result.missing:
+    for m in result.by_content:
+        for t in m.threads:
+            typer.echo(f"{m.commit[:10]}  thread {t.thread}  relinked by content (no trailer): {t.found} of its "
+                       f"{t.lines} lines found ({100 * t.found // max(t.lines, 1)}%); was on {t.was[:10]}")
+        typer.echo(f"{m.commit[:10]}  {m.explained} of its {m.added} added lines given to those threads' steps")
+    if not result.relinked and not result.missing and not result.by_content:
         typer.echo("lit: every commit with a Lit-Thread trailer has its note")
 
 

@@ -207,7 +207,9 @@ def _thread_from_db(db, thread: dict, commit: str) -> _Thread:
                         "AND (thread_id = ? OR thread_id IS NULL) ORDER BY path, line_start", [commit, thread["id"]]):
         files.setdefault(row["path"], []).append([row["line_start"], row["line_end"], row["step_id"]])
     models = [r[0] for r in db.execute("SELECT DISTINCT model FROM exchanges WHERE thread_id = ? AND model IS NOT NULL"
-                                       " ORDER BY model", [thread["id"]]).fetchall()]
+                                       " ORDER BY model", [thread["id"]]).fetchall()] or [
+        r[0] for r in db.execute("SELECT DISTINCT model FROM steps WHERE thread_id = ? AND model IS NOT NULL"
+                                 " ORDER BY model", [thread["id"]]).fetchall()]  # a thread imported from a trace
     return _Thread(thread["id"], "db", models, prompts, calls, _line_counts(files))
 
 

@@ -497,6 +497,40 @@ def next_step_seq(db: sqlite_utils.Database, thread_id: str) -> int:
     return row[0] + 1
 
 
+def put_imported_threads(db: sqlite_utils.Database, sessions: list[dict], threads: list[dict], steps: list[dict],
+                         line_map: list[dict]) -> list[str]:
+    """Threads read from another tool's records (lit.importers.attribution), each with its steps
+    and line map, in one transaction. A thread the DB has already is left as it is (its id comes
+    from the source, so importing twice adds nothing); returns the ids of the threads added."""
+    added: list[str] = []
+    with write_transaction(db):
+        for row in sessions:
+            db["sessions"].insert(row, ignore=True)
+        for row in threads:
+            if db.execute("SELECT 1 FROM threads WHERE id = ?", [row["id"]]).fetchone():
+                continue
+            db["threads"].insert(row)
+            added.append(row["id"])
+        new = set(added)
+        columns = {c for row in steps for c in row}
+        db["steps"].insert_all(({c: row.get(c) for c in columns} for row in steps if row["thread_id"] in new),
+                               ignore=True)
+        db["line_map"].insert_all(row for row in line_map if row["thread_id"] in new)
+    return added
+
+
+def rebind_threads(db: sqlite_utils.Database, commit: str, thread_ids: list[str], line_map: list[dict]) -> None:
+    """Bind threads to `commit` (found by content: a squash merge lost their trailers) and give the
+    commit the line map that was found, in one transaction."""
+    with write_transaction(db):
+        t = now()
+        for tid in thread_ids:
+            db.execute("UPDATE threads SET status = 'bound', commit_sha = ?, bound_at = ? WHERE id = ?",
+                       [commit, t, tid])
+        db.execute("DELETE FROM line_map WHERE commit_sha = ?", [commit])
+        db["line_map"].insert_all(line_map)
+
+
 # --- reads the commands share ------------------------------------------------------------------
 
 

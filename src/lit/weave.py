@@ -334,7 +334,10 @@ def build_rows(chapter: Chapter) -> list[Row]:
         rows[sid] = Row(
             anchor=f"step-{sid}", kind="tool_call" if tool else "step",
             title=f"Step {s.get('seq') or _seq(sid)}" + (f": {tool}" if tool else f" ({s.get('kind', 'step')})"),
-            prose=s.get("why") or "", tool=tool, target=_target(s.get("input")),
+            prose=s.get("why") or (f"*No reasoning recorded in the source ({s['imported']}"
+                                   + (f", model {s['model']}" if s.get("model") else "") + ").*"
+                                   if s.get("imported") else ""),
+            tool=tool, target=_target(s.get("input")),
             input_json=json.dumps(s.get("input"), ensure_ascii=False, indent=2) if s.get("input") else "",
             result=s.get("result"), is_error=bool(s.get("is_error")), seq=s.get("seq") or _seq(sid))
     human = Row(anchor=f"human-{chapter.anchor}", kind="human", title="Written by a person",

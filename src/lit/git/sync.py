@@ -109,6 +109,7 @@ def _show(repo: str | os.PathLike, ref: str, commit: str) -> dict | None:
 class RelinkResult:
     relinked: list[tuple[str, str]] = field(default_factory=list)  # (commit, thread)
     missing: list[tuple[str, str]] = field(default_factory=list)  # trailer names a thread lit doesn't have
+    by_content: list = field(default_factory=list)  # lit.git.relink_content.ContentMatch: no trailer left
 
 
 def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range: str = "HEAD") -> RelinkResult:
@@ -123,11 +124,14 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
     have = {line.split()[1] for line in git(["notes", "--ref", notes.NOTES_REF, "list"], repo,
                                           check=False).splitlines() if len(line.split()) == 2}
     by_thread = _notes_by_thread(repo, have)
+    untagged = []
     for line in log.splitlines():
         if "\x00" not in line:
             continue
         commit, trailers = line.split("\x00", 1)
         threads = [t.strip() for t in trailers.split("\x01") if t.strip()]
+        if not threads and commit not in have:
+            untagged.append(commit)
         if not threads or commit in have:
             continue
         tid = threads[0]
@@ -142,6 +146,9 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
             notes.write(repo, commit, note)
             done = True
         (result.relinked if done else result.missing).append((commit, tid))
+    from lit.git import relink_content
+
+    result.by_content = relink_content.relink(repo, db, untagged)
     return result
 
 

@@ -1,0 +1,210 @@
+"""Relinking by content: a commit that lost every trailer (a host that rewrites squash messages)
+is matched, line by line, with the threads whose commits are gone from every branch.
+
+The added lines of a commit with no `Lit-Thread:` trailer and no note are hashed (the murmur3
+`content_hash` of lit.formats.agent_trace, one line at a time) and looked up among the lines the
+line maps give to steps of threads not bound to a reachable commit (their commit is on no branch
+or tag any more, as after a squash merge and a deleted branch). Lines too short to say anything
+(blank, a brace, `end`: under 4 characters) are matched only in a file of the same path. A thread
+is bound to the commit when most of its lines (more than half, and at least 3 or all it wrote)
+are among the commit's added lines; the commit gets a line map (each added line to the step whose
+line it is, else a person's) and a note, and the result says how sure it is: how many of the
+thread's lines were found, and how many of the commit's added lines they explain.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from lit import store
+from lit.formats.agent_trace import content_hash, file_lines
+from lit.git import notes
+from lit.git.run import git
+from lit.importers.commits import added_lines
+
+MIN_CHARS = 4  # a line shorter than this (stripped) proves nothing on its own
+MIN_LINES = 3
+
+
+@dataclass
+class ThreadMatch:
+    thread: str
+    was: str  # the commit it was bound to
+    found: int  # its lines found among the commit's added lines
+    lines: int  # the lines its steps wrote there
+
+
+@dataclass
+class ContentMatch:
+    commit: str
+    threads: list[ThreadMatch] = field(default_factory=list)
+    added: int = 0  # the commit's added lines
+    explained: int = 0  # of them, lines given to a step of a matched thread
+
+    @property
+    def sure(self) -> str:
+        t = self.threads[0]
+        return (f"{t.found} of its {t.lines} lines found ({100 * t.found // max(t.lines, 1)}%), "
+                f"{self.explained} of the commit's {self.added} added lines "
+                f"({100 * self.explained // max(self.added, 1)}%)")
+
+
+@dataclass
+class _Candidate:
+    thread: str
+    commit: str
+    files: dict[str, list[list]]  # path -> [[start, end, step id | None]]
+    note: dict | None = None
+
+
+def _key(text: str) -> str:
+    return content_hash([text.rstrip("\r")])
+
+
+def _time(repo: str | os.PathLike, commit: str) -> int:
+    out = git(["log", "-1", "--format=%ct", commit], repo, check=False)
+    return int(out) if out.isdigit() else 0
+
+
+def _reachable(repo: str | os.PathLike) -> set[str]:
+    out = git(["rev-list", "--branches", "--tags", "--remotes", "HEAD"], repo, check=False)
+    return set(out.split())
+
+
+def candidates(repo: str | os.PathLike, db: sqlite_utils.Database | None, reachable: set[str]) -> list[_Candidate]:
+    """Threads bound to commits no branch or tag reaches, from the DB and from the notes."""
+    found: dict[str, _Candidate] = {}
+    if db is not None:
+        for tid, commit in db.execute("SELECT id, commit_sha FROM threads WHERE status = 'bound'"
+                                      " AND commit_sha IS NOT NULL").fetchall():
+            if commit in reachable:
+                continue
+            files: dict[str, list[list]] = {}
+            for path, start, end, step in db.execute(
+                    "SELECT path, line_start, line_end, step_id FROM line_map WHERE commit_sha = ?"
+                    " AND step_id LIKE ? ORDER BY path, line_start", [commit, tid + ".%"]).fetchall():
+                files.setdefault(path, []).append([start, end, step])
+            if files:
+                found[tid] = _Candidate(tid, commit, files)
+    listing = git(["notes", "--ref", notes.NOTES_REF, "list"], repo, check=False)
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or parts[1] in reachable:
+            continue
+        note = notes.read(repo, parts[1])
+        if not note or not isinstance(note.get("thread"), str) or note["thread"] in found:
+            continue
+        files = {p: [r for r in rs if isinstance(r, list) and len(r) == 3 and isinstance(r[2], str)]
+                 for p, rs in (note.get("files") or {}).items() if isinstance(rs, list)}
+        files = {p: rs for p, rs in files.items() if rs}
+        if files:
+            found[note["thread"]] = _Candidate(note["thread"], parts[1], files, note)
+    return list(found.values())
+
+
+def match(repo: str | os.PathLike, commit: str, pool: list[_Candidate]) -> tuple[ContentMatch, list]:
+    """How the added lines of `commit` match the candidates' lines; (result, line map rows)."""
+    index: dict[str, list[tuple[str, str, str]]] = {}  # hash -> [(thread, step, path)]
+    written: dict[str, set[tuple[str, str]]] = {}  # thread -> {(path, hash)} of the lines its steps wrote
+    for c in pool:
+        contents = file_lines(repo, c.commit, c.files)
+        for path, ranges in c.files.items():
+            lines = contents.get(path)
+            if lines is None:
+                continue
+            for start, end, step in ranges:
+                for n in range(max(start, 1), min(end, len(lines)) + 1):
+                    h = _key(lines[n - 1])
+                    index.setdefault(h, []).append((c.thread, step, path))
+                    if len(lines[n - 1].strip()) >= MIN_CHARS:
+                        written.setdefault(c.thread, set()).add((path, h))
+    added = added_lines(str(repo), commit)
+    result = ContentMatch(commit, added=len(added))
+    found: dict[str, set[tuple[str, str]]] = {}
+    per_line: list[tuple[str, int, list[tuple[str, str, str]], bool]] = []
+    for path, n, text in added:
+        h = _key(text)
+        hits = index.get(h, [])
+        long = len(text.strip()) >= MIN_CHARS
+        if long:
+            for tid, _step, p in hits:
+                found.setdefault(tid, set()).add((p, h))
+        per_line.append((path, n, hits, long))
+    by_commit = {c.thread: c.commit for c in pool}
+    for tid, lines in written.items():
+        hit = len(found.get(tid, set()) & lines)
+        if hit * 2 > len(lines) and hit >= min(MIN_LINES, len(lines)):
+            result.threads.append(ThreadMatch(tid, by_commit[tid], hit, len(lines)))
+    result.threads.sort(key=lambda t: (-t.found, t.thread))
+    bound = [t.thread for t in result.threads]
+    rows = []
+    for path, n, hits, long in per_line:
+        mine = [(tid, step) for tid, step, p in hits if tid in bound and (long or p == path)]
+        if mine:
+            tid, step = min(mine, key=lambda m: bound.index(m[0]))
+            result.explained += 1
+        else:
+            tid, step = (bound[0] if bound else None), None
+        if rows and rows[-1]["path"] == path and rows[-1]["line_end"] == n - 1 and rows[-1]["step_id"] == step:
+            rows[-1]["line_end"] = n
+        else:
+            rows.append({"commit_sha": commit, "path": path, "line_start": n, "line_end": n, "step_id": step,
+                         "thread_id": tid})
+    return result, rows
+
+
+def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, commits: list[str]) -> list[ContentMatch]:
+    """Bind the threads found by content to each of `commits` (no trailer, no note), oldest first."""
+    if not commits:
+        return []
+    reachable = _reachable(repo)
+    pool = candidates(repo, db, reachable)
+    if not pool:
+        return []
+    # A commit made before every candidate cannot hold their work: its diff is not read.
+    since = min(_time(repo, c.commit) for c in pool)
+    done: list[ContentMatch] = []
+    for commit in reversed(commits):  # git log gives newest first
+        if not pool:
+            break
+        if _time(repo, commit) < since:
+            continue
+        if db is not None and db.execute("SELECT 1 FROM threads WHERE commit_sha = ?", [commit]).fetchone():
+            continue
+        result, rows = match(repo, commit, pool)
+        if not result.threads:
+            continue
+        tids = [t.thread for t in result.threads]
+        in_db = db is not None and all(db.execute("SELECT 1 FROM threads WHERE id = ?", [t]).fetchone()
+                                       for t in tids)
+        if in_db:
+            store.rebind_threads(db, commit, tids, rows)
+            notes.write(repo, commit, notes.build(db, tids[0], commit))
+        else:
+            notes.write(repo, commit, _note_from_notes(commit, tids, pool, rows))
+        pool = [c for c in pool if c.thread not in tids]  # one thread, one commit
+        done.append(result)
+    return done
+
+
+def _note_from_notes(commit: str, tids: list[str], pool: list[_Candidate], rows: list[dict]) -> dict:
+    """Without the DB: the first thread's note, with the commit's new line map and the steps the
+    other threads' notes give for it."""
+    by_thread = {c.thread: c for c in pool}
+    first = by_thread[tids[0]]
+    note = dict(first.note or {"version": 1, "thread": tids[0], "prompts": [], "steps": {}})
+    steps = {}
+    for tid in tids:
+        steps.update((by_thread[tid].note or {}).get("steps") or {})
+    files: dict[str, list[list]] = {}
+    for r in rows:
+        files.setdefault(r["path"], []).append([r["line_start"], r["line_end"], r["step_id"]])
+    cited = {r["step_id"] for r in rows if r["step_id"]}
+    note.update({"commit": commit, "files": files, "steps": {k: v for k, v in steps.items() if k in cited},
+                 "relinked_from": first.commit})
+    if len(tids) > 1:
+        note["merged_threads"] = sorted(tids[1:])
+    return note
