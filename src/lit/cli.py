@@ -162,7 +162,7 @@ def _export_agent_trace(rev: str, output: str, db: str | None, write: bool) -> N
     if write:
         path, added = agent_trace.append(root, result.records)
         typer.echo(f"lit export: {added} of {len(result.records)} records added to "
-                   f"{path.relative_to(root)}" + ("" if added == len(result.records) else " (the others were there)"))
+                   f"{path.relative_to(root)}" + ("" if added == len(result.records) else " (it had the others)"))
         return
     text = agent_trace.to_jsonl(result.records)
     if output == "-":

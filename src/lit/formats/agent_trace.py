@@ -271,8 +271,9 @@ def export(repo: str | os.PathLike, rev: str, db_path: str | None = None) -> Exp
             result.skipped.append((commit, "no thread"))
             continue
         if not note.get("files"):
-            result.skipped.append((commit, f"thread {note.get('thread')} has no line map"
-                                   + (" (only its trailer)" if note.get("source") == "trailer" else "")))
+            result.skipped.append((commit, f"thread {note.get('thread')}: "
+                                   + ("only its trailer, no line map" if note.get("source") == "trailer"
+                                      else "no line map")))
             continue
         step_ids = {r[2] for rs in note["files"].values() if isinstance(rs, list)
                     for r in rs if isinstance(r, list) and len(r) == 3 and isinstance(r[2], str)}
