@@ -21,12 +21,10 @@ from lit import store
 from lit.proxy import anthropic, openai
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
+from lit.redact import redact_headers, redact_query
 
 log = logging.getLogger("lit.recorder")
 
-# Header names whose values are never stored, in any table or log.
-SECRET_HEADERS = {"x-api-key", "authorization", "proxy-authorization", "cookie", "set-cookie",
-                  "anthropic-api-key", "openai-api-key", "api-key", "x-goog-api-key"}
 # Tool inputs that start a subagent: its first user message is this field of the call.
 SUBAGENT_PROMPT_FIELDS = ("prompt", "task", "description")
 # Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
@@ -49,14 +47,8 @@ def _redactor():
 
 
 def sanitize_headers(headers: dict[str, str]) -> dict[str, str]:
-    out = {}
-    for k, v in headers.items():
-        name = k.lower()
-        if name in SECRET_HEADERS or any(w in name for w in ("token", "secret", "api-key", "apikey")):
-            out[k] = "[REDACTED]"
-        else:
-            out[k] = v
-    return out
+    """Headers as stored: a secret header's value (x-api-key, X-Auth, Cookie...) never is."""
+    return redact_headers(headers)
 
 
 KEPT_RESPONSE_HEADERS = ("content-type", "content-encoding", "request-id", "retry-after", "x-should-retry")
@@ -202,7 +194,7 @@ class Recorder:
         protocol = openai.protocol_for(ex.method, ex.path)
         row: dict[str, Any] = {
             "id": ex.id, "session_id": ex.session_id, "seq": ex.seq, "started_at": ex.started_at,
-            "method": ex.method, "path": ex.path, "query": ex.query, "complete": 0,
+            "method": ex.method, "path": ex.path, "query": redact_query(ex.query), "complete": 0,
             "request_headers": store.put_blob(self.db, store.canonical_json(sanitize_headers(ex.request_headers)),
                                               "headers"),
             "request_bytes": len(ex.request_body),
@@ -383,7 +375,8 @@ class Recorder:
     def _on_response(self, ex: Exchange) -> None:
         update: dict[str, Any] = {
             "status": ex.status, "streamed": int(ex.streamed), "complete": int(ex.complete),
-            "error": ex.error, "ttfb_ms": ex.ttfb_ms, "duration_ms": ex.duration_ms,
+            "error": self._redact(ex.error) if ex.error else ex.error,
+            "ttfb_ms": ex.ttfb_ms, "duration_ms": ex.duration_ms,
             "response_headers": json.dumps(kept_response_headers(ex.response_headers, ex.status)),
             "response_bytes": len(ex.response_body),
             "request_id": _header(ex.response_headers, "request-id") or None,

@@ -1,73 +1,382 @@
-"""Secrets out of everything lit writes: the DB, the notes and the pages.
+"""Secrets out of everything lit writes: the DB, the notes, the pages, the PR text and the terminal.
 
-Each pattern names a kind of secret; a match becomes `[REDACTED:kind]`. Redaction is idempotent
-(a redacted text contains nothing a pattern matches) and keeps JSON structure (only string values
-change). Users add patterns in lit's config (`[redact] patterns = ["..."]`).
+Two kinds of rule, as the secret scanners people trust have them (gitleaks, detect-secrets):
+provider patterns, whose prefix says what they are (`sk-ant-`, `ghp_`, `AKIA`, a JWT's `eyJ`), and
+keyword rules for everything else: a value given to a name that says it is secret (`DB_PASSWORD=`,
+`"api_key": "..."`, `--password=`, `X-Auth:`, `?key=`), kept only when the value looks like a
+credential and not like code (`token_count = 3`, `password_field = forms.CharField()` survive).
+Both are alternatives of ONE regular expression, so a text is scanned once; a text holding none of
+the rules' hints (lowercased) is not scanned at all. A match becomes `[REDACTED:kind]`; the name,
+quote and `=` before a labelled value are kept. Redaction is idempotent and keeps JSON structure.
+
+`Redactor.text` and `Redactor.obj` are pure functions of their input (for one Redactor): a caller
+may cache their result by the content's hash, keyed with `Redactor.fingerprint`.
+Users add patterns in lit's config (`[redact] patterns = ["..."]`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-# (kind, pattern). Ordered: the more specific first, since an earlier match is not rescanned.
-PATTERNS: list[tuple[str, str]] = [
-    ("private-key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-                    r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"),
-    ("anthropic-key", r"\bsk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_\-]{20,}"),
-    ("openai-key", r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|\bsk-[A-Za-z0-9]{32,}\b"),
-    ("github-token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{50,}\b"),
-    ("slack-token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}\b|\bxapp-\d-[A-Za-z0-9\-]{10,}\b"),
-    ("slack-webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+"),
-    ("aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
-    ("aws-secret-key", r"(?i)(aws_secret_access_key[\"']?\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
-    ("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}\b"),
-    ("stripe-key", r"\b(?:sk|rk)_live_[0-9a-zA-Z]{20,}\b"),
-    ("bearer-token", r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/\-]{20,}=*"),
-    # A quoted value given to a name that says it is secret (code, JSON, YAML)...
-    ("password", r"(?i)\b((?:password|passwd|secret|api_key|apikey|access_token|auth_token|client_secret)"
-                 r"[\"']?\s*[=:]\s*[\"'])[^\"'\s\[]{8,}(?=[\"'])"),
-    # ...and an environment-style assignment (.env files, `export` lines).
-    ("password", r"(?m)^(\s*(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|SECRET|API_KEY|TOKEN)\s*=\s*)[^\s\"'\[$]{8,}"),
-]
 MARK = "[REDACTED:{}]"
-# Cheap prefilter: text with none of these substrings cannot match any built-in pattern.
-_HINTS = ("PRIVATE KEY", "sk-", "gh", "github_pat_", "xox", "xapp-", "hooks.slack", "AKIA", "ASIA", "ABIA",
-          "ACCA", "aws_secret", "AWS_SECRET", "AIza", "_live_", "earer", "EARER", "assw", "ASSW", "ecret",
-          "ECRET", "pi_key", "PI_KEY", "pikey", "PIKEY", "_token", "_TOKEN")
+
+# Each rule: (kind, triggers, pattern, check). The triggers are lowercase literals: one scan of the
+# lowercased text finds them all at once, and a rule's pattern is then tried only where one of its
+# triggers starts (`match`, never a scan of its own). A pattern starts with its trigger.
+# Provider patterns: the whole match is the secret.
+PROVIDERS: list[tuple[str, tuple[str, ...], str]] = [
+    ("private-key", ("-----begin",), r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+                                      r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\Z)"),
+    ("anthropic-key", ("sk-",), r"\bsk-ant-[a-z]{2,8}\d{2}-[\w-]{20,}"),
+    ("openai-key", ("sk-",), r"\bsk-(?:proj|svcacct|admin|None)-[\w-]{20,}|\bsk-[A-Za-z0-9]{32,}(?![\w-])"),
+    ("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{50,})"),
+    ("gitlab-token", ("glpat-",), r"\bglpat-[\w-]{20,}"),
+    ("slack-token", ("xox", "xapp-"), r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}"),
+    ("slack-webhook", ("hooks.slack.com/",), r"hooks\.slack\.com/services/[A-Za-z0-9/_-]+"),
+    ("aws-access-key", ("akia", "asia", "abia", "acca", "a3t"), r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
+    ("google-api-key", ("aiza",), r"\bAIza[\w-]{35}"),
+    ("stripe-key", ("sk_live_", "rk_live_", "sk_test_", "rk_test_", "whsec_"),
+     r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{20,}|\bwhsec_[0-9a-zA-Z]{24,}"),
+    ("npm-token", ("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("pypi-token", ("pypi-",), r"\bpypi-AgE[\w-]{50,}"),
+    ("huggingface-token", ("hf_",), r"\bhf_[A-Za-z]{34}\b"),
+    ("sendgrid-key", ("sg.",), r"\bSG\.[\w-]{22}\.[\w-]{43}\b"),
+    ("jwt", ("eyj",), r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*=*"),
+]
+
+# Keyword rules: only the value (group `v`) is the secret, and a check decides from the match and
+# the text around it (the name before the keyword) whether it is one.
+_KW = (r"(?P<kw>(?i:pass(?:word|wd|phrase)?|secrets?|token|keys?|auth(?:ori[sz]ation)?|credentials?|cookie"
+       r"|signature|sig))")
+_KW_TRIGGERS = ("pass", "secret", "token", "key", "auth", "credential", "cookie", "sig")
+_Q = r"\\?[\"'`]"  # a quote, maybe escaped inside JSON text
+CONTEXTUAL: list[tuple[str, tuple[str, ...], str]] = [
+    ("bearer-token", ("bearer",), r"(?i:bearer)[ \t]+(?P<v>[\w.~+/-]{16,}=*)"),
+    # scheme://user:password@host (also with \/ as JSON escapes it)
+    ("url-password", ("://", r":\/\/"), r":\\?/\\?/[^\s:/@\"'\\<>]{1,100}:(?P<v>[^\s/@\"'\\<>]{1,200})@"),
+    # name = "value", name: 'value', "name": "value", name := `value` (code, JSON, YAML, .env)
+    ("secret", _KW_TRIGGERS, _KW + r"(?:" + _Q + r")?[ \t]*(?::[ \t]*[A-Za-z_][\w\[\]., |]*?[ \t]*)?"
+                             r"(?:=|:=|:|=>)[ \t]*" + _Q + r"(?P<v>[^\"'`\\\r\n]{1,300})" + _Q),
+    # NAME=value (.env, a shell line), --password=value, ?api_key=value
+    ("secret", _KW_TRIGGERS, _KW + r"(?P<suffix>[A-Z0-9_]*)=(?P<v>[^\s\"'`\\&;,)#<>]{1,300})"),
+    # --password value
+    ("secret", _KW_TRIGGERS, _KW + r"[ \t]+(?P<v>[^\s\"'`\\;,)-][^\s\"'`\\;,)]{0,300})"),
+    # X-Auth: value, Authorization: Basic value, Cookie: a=b (HTTP headers in any text)
+    ("auth-header", _KW_TRIGGERS, _KW + r"[ \t]*:[ \t]*(?:(?P<scheme>Basic|Bearer|Token|Digest|Negotiate"
+                                  r"|[A-Z]{2,}[\w-]*)[ \t]+)?(?P<v>[^\s\"'`\\,;]{4,300}(?:;[ \t]*[^\s\"'`\\,;]+)*)"),
+]
+# An AWS secret access key on its own has no trigger: 40 base64 characters, found by a scan of
+# their own (a character class, as fast as the trigger scan), then checked for randomness.
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+# How much a name says "secret", by its ending. 3: any value but a placeholder or a field name is
+# one (even `letmein`); 2: a value with a digit or a symbol in it is one (`API_KEY = "cygwin"` is
+# not); 1: the word is as often an ordinary one (`sort_key`, `token`), so the value must look random.
+SECRET_NAMES = ("password", "passwd", "passphrase", "secret", "secrets", "credential", "credentials",
+                "client_secret")
+KEY_NAMES = ("api_key", "apikey", "access_key", "secret_key", "private_key", "auth_key", "auth_token",
+             "access_token", "refresh_token", "id_token", "session_token", "bot_token", "x_auth",
+             "authorization", "authorisation", "signing_key", "master_key", "encryption_key")
+_PLACEHOLDER = re.compile(r"(?i)^(?:[\[$<{%]|\*+$|x+$|\.+$|(?:none|null|nil|true|false|undefined|changeme|"
+                          r"example|redacted|required|optional|string|str|bytes|int|env|stdin|-)$)")
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?|[a-z]+(?:-[a-z]+)*|[A-Z_][A-Z0-9_]*")
+_SECRET_WORDS = ("pass", "secret", "token", "key", "auth", "cred", "cookie", "sig")
+
+
+def _entropy(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in (s.count(ch) for ch in set(s)))
+
+
+def looks_random(value: str, min_len: int = 12) -> bool:
+    """A generated credential, not a word, a number, a file name or an identifier."""
+    if len(value) < min_len or not re.fullmatch(r"[A-Za-z0-9+/=_~%-]+", value):
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    return has_digit and has_alpha and _entropy(value) >= 3.0
+
+
+def _name_before(s: str, start: int) -> tuple[str, int]:
+    """The name that ends at `start` (letters, digits, `_`, `-`, `.`), and where it begins."""
+    i = start
+    while i > 0 and start - i < 80 and (s[i - 1].isalnum() or s[i - 1] in "_-."):
+        i -= 1
+    if i > 0 and s[i - 1] == "\\" and s[i] in "nrt":  # after a \n in JSON text
+        i += 1
+    return s[i:start], i
+
+
+def _strength(name: str) -> int:
+    """3, 2, 1 (see SECRET_NAMES), or 0: not a secret's name."""
+    n = name.lower().replace("-", "_").replace(".", "_")
+    if n.endswith(SECRET_NAMES):
+        return 3
+    if n.endswith(KEY_NAMES) or name.isupper() and n.endswith(("_key", "_keys", "_token", "_auth")):
+        return 2
+    return 1 if n.endswith(("token", "key", "keys", "auth", "sig", "signature", "cookie")) else 0
+
+
+def _plausible(value: str, strength: int) -> bool:
+    """Is `value`, given to a name of this strength, a secret rather than code or a placeholder?"""
+    v = value.strip()
+    if not v or "[REDACTED:" in v or _PLACEHOLDER.match(v):
+        return False
+    if strength <= 1:
+        return strength == 1 and looks_random(v)
+    if sum(c.isalnum() for c in v) < 2:
+        return False
+    if len(v) < 4 or any(c.isspace() for c in v) or re.fullmatch(r"[\d.]+", v):
+        return False
+    if not any(c.isdigit() for c in v):
+        # A field or setting named after the secret (`password_field = "password"`), a constant
+        # (`KEY = OTHER_KEY`), or for a key's name, a plain word (`BYTES_KEY = 'cygwin'`).
+        if _IDENT.fullmatch(v) and (any(w in v.lower() for w in _SECRET_WORDS) or v.isupper()):
+            return False
+        if strength == 2 and re.fullmatch(r"[a-z_.-]+", v):
+            return False
+    return True
+
+
+# --- the checks of the keyword rules: the kind to redact as, or None ---------------------------
+
+
+def _check_bearer(m: re.Match, s: str, v: str) -> str | None:
+    return "bearer-token" if looks_random(v, 16) or len(v) >= 24 else None
+
+
+def _check_url(m: re.Match, s: str, v: str) -> str | None:
+    if _PLACEHOLDER.match(v) or v.lower() in ("pass", "password", "passwd", "pwd", "pw", "secret", "token"):
+        return None  # https://user:pass@host in documentation
+    return "url-password"
+
+
+def _check_quoted(m: re.Match, s: str, v: str) -> str | None:
+    prefix, _ = _name_before(s, m.start())
+    name = prefix + m.group("kw")
+    if name.isupper() and s.startswith("=", m.end("kw")):
+        v = v.replace(" ", "_")  # X_SECRET="two words" in a .env file: spaces and all
+    return _kind(name) if _plausible(v, _strength(name)) else None
+
+
+def _check_assigned(m: re.Match, s: str, v: str) -> str | None:
+    suffix = m.group("suffix") or ""
+    prefix, begin = _name_before(s, m.start())
+    name = prefix + m.group("kw") + suffix
+    if "[REDACTED:" in v or _PLACEHOLDER.match(v):
+        return None
+    if begin >= 1 and s[begin - 1] in "?&" and not suffix:  # ?api_key=... in a URL
+        strength = _strength(name)
+        return "query-secret" if strength >= 2 and len(v) >= 4 or looks_random(v, 8) else None
+    if re.fullmatch(r"[\d.]{1,9}", v):
+        return None
+    bare = name.lstrip("-")
+    if name.startswith("-") or begin >= 1 and s[begin - 1] == "-":  # --password=value
+        strength = _strength(bare)
+        ok = not suffix and (strength >= 2 and _plausible(v, strength) or strength == 1 and looks_random(v, 8))
+        return _kind(bare) if ok else None
+    if bare.isupper() and bare[:1].isalpha():
+        # An environment variable (.env, `export`, `env X=... cmd`): its value is the secret when
+        # the name says so (SECRET_KEY_BASE too), else when it looks random (CACHE_KEY=...).
+        base = prefix + m.group("kw")
+        strength = max(_strength(base), _strength(bare))
+        if strength >= 2:
+            return _kind(bare) if _plausible(v, strength) else None
+        return _kind(bare) if looks_random(v, 8) else None
+    # a lowercase name=value is as often code (`connect(password=pw)`): only random values
+    return _kind(name) if not suffix and _strength(name) >= 1 and looks_random(v) else None
+
+
+def _check_flag(m: re.Match, s: str, v: str) -> str | None:
+    name, begin = _name_before(s, m.start())
+    if not name.startswith("-"):
+        return None
+    bare = (name + m.group("kw")).lstrip("-")
+    strength = _strength(bare)
+    if re.fullmatch(r"[a-z]+", v):  # "the --password option" in prose
+        return None
+    return _kind(bare) if strength >= 2 and _plausible(v, strength) or strength == 1 and looks_random(v) else None
+
+
+def _check_header(m: re.Match, s: str, v: str) -> str | None:
+    prefix, begin = _name_before(s, m.start())
+    name = (prefix + m.group("kw")).lower()
+    if "[REDACTED" in v or _PLACEHOLDER.match(v):
+        return None
+    if name in ("cookie", "set-cookie"):  # cookies are secrets when their values look generated
+        pairs = [p.split("=", 1)[-1].strip('"') for p in re.split(r";\s*", v)]
+        return "auth-header" if any(looks_random(p) for p in pairs) else None
+    if s.startswith(" =", m.end("v")) or "[" in v:  # `authorization: Optional[str] = None`
+        return None
+    signature = name.endswith(("sig", "signature"))
+    header = "-" in name.strip("-") and not name.startswith("-") or name in ("authorization", "proxy-authorization")
+    if header and not signature and (_strength(name) >= 1 or "auth" in name):
+        # a credential, not a word: `Authorization: Bearer skips CSRF` is prose
+        return None if len(v) < 6 or re.fullmatch(r"[A-Za-z][a-z]+", v) else "auth-header"
+    # `password: str` is an annotation; YAML's `token: <random>` still counts
+    return "secret" if not signature and _strength(name) >= 1 and looks_random(v) else None
+
+
+def _kind(name: str) -> str:
+    return "password" if "pass" in name.lower() else "secret"
+
+
+_CHECKS: list[Callable[[re.Match, str, str], str | None]] = [
+    _check_bearer, _check_url, _check_quoted, _check_assigned, _check_flag, _check_header]
+Rule = tuple[str, re.Pattern, Callable[[re.Match, str, str], str | None] | None]  # check None: a provider's
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled() -> tuple[re.Pattern, dict[str, list[Rule]]]:
+    """The trigger scan, and the rules to try where each trigger starts (compiled on first use:
+    a command that never redacts does not pay for it)."""
+    rules: list[Rule] = [(kind, re.compile(p), None) for kind, _, p in PROVIDERS] + [
+        (kind, re.compile(p), check) for (kind, _, p), check in zip(CONTEXTUAL, _CHECKS, strict=True)]
+    by_trigger: dict[str, list[Rule]] = {}
+    for i, (_, triggers, _) in enumerate(PROVIDERS + CONTEXTUAL):
+        for t in triggers:
+            by_trigger.setdefault(t, []).append(rules[i])
+    # Grouped by first character, so that the scan skips every other character in C.
+    groups: dict[str, list[str]] = {}
+    for t in sorted(by_trigger, key=len, reverse=True):
+        groups.setdefault(t[0], []).append(re.escape(t[1:]))
+    scan = re.compile("|".join(f"{re.escape(c)}(?:{'|'.join(rest)})" if any(rest) else re.escape(c)
+                               for c, rest in groups.items()))
+    return scan, by_trigger
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+_NEWLINE_AFTER = re.compile(r"(?:\r?\n|(?:\\r)?\\n)[A-Za-z0-9/+=]{32}")
+_NEWLINE_BEFORE = re.compile(r"[A-Za-z0-9/+=]{32}(?:\r?\n|(?:\\r)?\\n)$|base64,$")
+
+
+def _in_base64_block(s: str, start: int, end: int) -> bool:
+    """A line of wrapped base64 (an attachment, an image), not a key: base64 on the next or the
+    previous line (real newlines, or escaped in JSON text), or a data URL."""
+    return bool(_NEWLINE_AFTER.match(s, end) or _NEWLINE_BEFORE.search(s[max(0, start - 40):start]))
+
+
+_SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[/+]")
+
+
+def _check_aws_secret(v: str) -> bool:
+    # Random base64 splits into many case/digit runs (12 or more in 99.99% of keys); a 40-letter
+    # CamelCase name (`BetaAsyncAbstractComputerToolset20260801`) into a few words.
+    return (any(c.isupper() for c in v) and any(c.islower() for c in v) and any(c.isdigit() for c in v)
+            and v.count("/") <= 4 and len(_SEGMENT.findall(v)) >= 12)
+
+
+def find(s: str) -> list[tuple[int, int, str]]:
+    """The secrets in `s`: (start, end, kind), in order, not overlapping."""
+    low = s.lower()
+    if len(low) != len(s):  # a few non-ASCII letters change length when lowercased
+        low = s.translate(_ASCII_LOWER)
+    found: list[tuple[int, int, str]] = []
+    pos = 0
+    triggers, rules_of = _compiled()
+    search = triggers.search
+    while (t := search(low, pos)) is not None:
+        at = t.start()
+        pos = at + 1
+        for kind, rx, check in rules_of[t.group()]:
+            m = rx.match(s, at)
+            if m is None:
+                continue
+            if check is None:
+                found.append((at, m.end(), kind))
+                pos = m.end()
+                break
+            kind = check(m, s, m.group("v"))
+            if kind:
+                found.append((m.start("v"), m.end("v"), kind))
+                pos = m.end("v")
+                break
+    for m in _AWS_SECRET.finditer(s):
+        if _check_aws_secret(m.group()) and not _in_base64_block(s, m.start(), m.end()) \
+                and not any(a <= m.start() < b for a, b, _ in found):
+            found.append((m.start(), m.end(), "aws-secret-key"))
+    if len(found) > 1:
+        found.sort()
+    return found
+
+
+def _scan(s: str) -> str:
+    found = find(s)
+    if not found:
+        return s
+    out: list[str] = []
+    last = 0
+    for start, end, kind in found:
+        if start < last:
+            continue
+        out.append(s[last:start])
+        out.append(MARK.format(kind))
+        last = end
+    out.append(s[last:])
+    return "".join(out)
 
 
 class Redactor:
+    """Built-in rules plus `extra` patterns (each match of one becomes `[REDACTED:custom]`)."""
+
     def __init__(self, extra: Iterable[str] = ()):
-        self.rules = [(kind, re.compile(p)) for kind, p in PATTERNS]
-        self.extra = [("custom", re.compile(p)) for p in extra]
+        self.extra = [re.compile(p) for p in extra]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Changes when the rules do: part of the key of a cache of redacted content."""
+        import hashlib  # noqa: PLC0415 - 20 ms to import, for the recorder only
+
+        rules = [p for _, _, p in PROVIDERS + CONTEXTUAL] + ["--"] + [p.pattern for p in self.extra]
+        return hashlib.sha256("\n".join(rules).encode()).hexdigest()[:16]
 
     def text(self, s: str) -> str:
         if not s:
             return s
-        if any(h in s for h in _HINTS):
-            for kind, rx in self.rules:
-                s = rx.sub(lambda m, k=kind: _replace(m, k), s)
-        for kind, rx in self.extra:
-            s = rx.sub(lambda m, k=kind: _replace(m, k), s)
+        s = _scan(s)
+        for rx in self.extra:
+            s = rx.sub(MARK.format("custom"), s)
         return s
 
     def obj(self, value: Any) -> Any:
+        """Every string in a JSON value; a string under a key that names a secret (`"password"`,
+        `"X-Auth"`) is redacted whole when it is plausibly one."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: self.obj(v) for k, v in value.items()}
+            out = {}
+            for k, v in value.items():
+                if isinstance(v, str) and isinstance(k, str) and v and (strength := _strength(k)) \
+                        and _plausible(v, strength):
+                    out[k] = MARK.format(_kind(k))
+                else:
+                    out[k] = self.obj(v)
+            return out
         if isinstance(value, list):
             return [self.obj(v) for v in value]
         return value
 
+    def headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """HTTP headers to keep: a value whose header name says secret is dropped whole."""
+        return {k: "[REDACTED]" if is_secret_header(k) else self.text(v) for k, v in headers.items()}
 
-def _replace(m: re.Match, kind: str) -> str:
-    # Patterns with a group keep it (the `=` and quote before a labelled secret).
-    prefix = m.group(1) if m.re.groups and m.group(1) else ""
-    return prefix + MARK.format(kind)
+
+# Header names whose values are never kept, whatever they hold.
+SECRET_HEADERS = {"x-api-key", "authorization", "proxy-authorization", "cookie", "set-cookie",
+                  "anthropic-api-key", "openai-api-key", "api-key", "x-goog-api-key"}
+
+
+def is_secret_header(name: str) -> bool:
+    n = name.lower()
+    return n in SECRET_HEADERS or n.endswith("key") or any(
+        w in n for w in ("token", "secret", "apikey", "auth", "password", "passwd", "cookie", "signature"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,6 +398,18 @@ def redact_obj(value: Any) -> Any:
     return default().obj(value)
 
 
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return default().headers(headers)
+
+
+def redact_query(query: str | None) -> str | None:
+    """A URL's query string (without its `?`): `key=...&api_key=...` values that are secrets."""
+    return default().text("?" + query)[1:] if query else query
+
+
+def fingerprint() -> str:
+    """Changes when the rules do (a user's new pattern): part of a cache key for redacted content."""
+    return default().fingerprint
 # --- `lit redact`: re-scrub what was written before a pattern existed ----------------------------
 
 
