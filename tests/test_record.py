@@ -322,3 +322,31 @@ def test_ctrl_c_at_the_terminal_reaches_the_child_once(tmp_path):
             lit.kill()
         os.close(master)
     assert (tmp_path / "interrupts").read_text() == "terminal"
+
+
+def test_an_upstream_url_with_credentials_is_never_stored_or_shown(tmp_path):
+    proc = lit_record(["--upstream", "http://gateway-user:hunter2-secret@127.0.0.1:9", "--", sys.executable, "-c",
+                       CALL], cwd=tmp_path, env=lit_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("502 ") and "http://***@127.0.0.1:9 unreachable" in proc.stdout
+    assert "hunter2" not in proc.stdout + proc.stderr
+    db = store.connect(tmp_path / "lit.db", create=False)
+    assert db.execute("SELECT upstream FROM sessions").fetchone()[0] == "http://***@127.0.0.1:9"
+    assert b"hunter2" not in db_bytes(tmp_path / "lit.db") and b"gateway-user" not in db_bytes(tmp_path / "lit.db")
+
+
+def test_what_a_killed_lit_left_behind_is_cleaned_at_the_next_start(tmp_path):
+    repo = git_repo(tmp_path / "repo")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs: the lit that was killed
+    for name, pid in (("lit-hooks-killed", gone.pid), ("lit-hooks-running", os.getpid())):
+        (tmp / name).mkdir()
+        (tmp / name / ".lit-pid").write_text(str(pid))
+    (repo / ".git" / "lit").mkdir()
+    (repo / ".git" / "lit" / "index-0123456789ab").write_bytes(b"DIRC")  # a session not in the DB
+    proc = lit_record(["--", "true"], cwd=repo, env=lit_env(tmp_path, TMPDIR=str(tmp)))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == ["lit-hooks-running"]
+    assert list((repo / ".git" / "lit").glob("index-*")) == []

@@ -243,3 +243,24 @@ def test_the_same_run_recorded_twice_gives_two_full_threads(tmp_path):
     db = store.connect(tmp_path / "lit.db")
     counts = [r[0] for r in db.execute("SELECT COUNT(*) FROM steps GROUP BY thread_id")]
     assert counts == [4, 4]
+
+
+def test_a_request_too_deep_to_parse_is_recorded_and_said(rec, tmp_path):
+    from lit.record import summary_line
+
+    deep = b'{"messages": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    ex = Exchange(id=f"{rec.session_id}.1", session_id=rec.session_id, seq=1, method="POST", path="/v1/messages",
+                  query="", request_headers={"content-type": "application/json"}, request_body=deep,
+                  started_at=time.time())
+    rec.request(ex)
+    ex.status, ex.complete, ex.response_headers = 200, True, {"content-type": "application/json"}
+    ex.response_body = b'{"type": "error"}'
+    rec.response(ex)
+    summary = rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    (row,) = db.query("SELECT parse_error, complete, request_blob FROM exchanges")
+    assert row["parse_error"] == "request: JSON nested too deeply to read" and row["complete"] == 1
+    assert store.get_blob(db, row["request_blob"]) == deep  # kept raw
+    assert (summary.exchanges, summary.unrecorded, summary.unreadable) == (1, 0, 1)
+    assert summary_line(summary).endswith(
+        "; 1 request kept raw, not read into steps (exchange 1: request: JSON nested too deeply to read)")

@@ -22,6 +22,7 @@ from lit.scripted import ScriptedUpstream, text_message, tool_message, wait_for
 
 MODEL = "claude-sonnet-4-6"
 HI = [{"role": "user", "content": "hi"}]
+JSON = {"content-type": "application/json"}
 
 
 def raw(url: str, method: str = "POST", path: str = "/v1/messages", body: bytes | None = None,
@@ -137,7 +138,7 @@ def test_each_chunk_reaches_the_agent_before_the_upstream_sends_the_next(upstrea
     upstream.replies = [{"chunks": chunks()}]
 
     async def agent() -> bytes:
-        async with aiohttp.ClientSession() as s, s.post(relay.url + "/v1/messages", data=b"{}") as resp:
+        async with aiohttp.ClientSession() as s, s.post(relay.url + "/v1/messages", data=b"{}", headers=JSON) as resp:
             first = await resp.content.readany()
             agent_has_first.set()
             return first + await resp.content.read()
@@ -162,7 +163,7 @@ def test_compressed_answers_pass_through_still_compressed(upstream, relay, sink)
     payload = gzip.compress(json.dumps(message("squeezed")).encode())
     upstream.replies = [{"status": 200, "body": payload,
                          "headers": {"content-encoding": "gzip", "content-type": "application/json"}}]
-    status, headers, body = raw(relay.url, body=b"{}", headers={"accept-encoding": "gzip"})
+    status, headers, body = raw(relay.url, body=b"{}", headers={"accept-encoding": "gzip", **JSON})
     assert headers["content-encoding"] == "gzip" and body == payload
     assert lower(upstream.requests[-1]["headers"])["accept-encoding"] == "gzip"
     assert wait_for(lambda: sink.responses) and sink.responses[0].response_body == payload
@@ -241,7 +242,7 @@ def test_a_reset_mid_stream_cuts_the_agent_too(upstream, relay, sink):
     # A raw client sees what arrived before the cut, then no clean end of the body.
     host, port = relay.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("POST", "/v1/messages", body=b"{}")
+    conn.request("POST", "/v1/messages", body=b"{}", headers=JSON)
     resp = conn.getresponse()
     with pytest.raises(http.client.IncompleteRead) as cut:
         resp.read()
@@ -271,7 +272,7 @@ def test_when_the_agent_hangs_up_the_upstream_call_ends_with_it(upstream, relay,
 
     async def read_one_chunk_and_leave() -> bytes:
         async with aiohttp.ClientSession() as s:
-            resp = await s.post(relay.url + "/v1/messages", data=b"{}")
+            resp = await s.post(relay.url + "/v1/messages", data=b"{}", headers=JSON)
             first = await resp.content.readany()
             resp.close()
             return first
@@ -382,3 +383,78 @@ def test_relays_only_to_its_upstream_never_to_a_url_the_agent_names(upstream, re
         s.close()
         assert other.requests == []
     assert answer.startswith(b"HTTP/1.1 400") and b"absolute URLs" in answer
+
+
+# --- only a local agent may write into a thread --------------------------------------------------
+
+
+def send(port: int, head: str, body: bytes = b"") -> bytes:
+    """A request written byte by byte (so Host, Origin and the lengths are exactly as given)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LOCALHOST:{port}"])
+def test_a_loopback_host_with_the_relays_port_is_answered(upstream, relay, sink, host):
+    upstream.replies = [text_message("local")]
+    answer = send(relay.port, f"POST /v1/messages HTTP/1.1\nHost: {host.format(port=relay.port)}\n"
+                              "Content-Type: application/json\nContent-Length: 2\nConnection: close\n", b"{}")
+    assert answer.startswith(b"HTTP/1.1 200") and b"local" in answer
+    assert wait_for(lambda: sink.responses)
+
+
+@pytest.mark.parametrize("head,why", [
+    # DNS rebinding: the page's own name (or another port) in Host.
+    ("Host: evil.example:{port}\nContent-Type: application/json", b"answers only Host 127.0.0.1:"),
+    ("Host: 127.0.0.1:1\nContent-Type: application/json", b"answers only Host 127.0.0.1:"),
+    ("Content-Type: application/json", None),  # no Host at all: HTTP/1.1 requires it
+    ("Host: 127.0.0.1:{port}\nHost: evil.example\nContent-Type: application/json", None),
+    # A cross-site POST from a page: the browser adds Origin; a no-preflight body is text/plain.
+    ("Host: 127.0.0.1:{port}\nOrigin: https://evil.example\nContent-Type: application/json", b"web pages"),
+    ("Host: 127.0.0.1:{port}\nOrigin: null\nContent-Type: application/json", b"web pages"),
+    ("Host: 127.0.0.1:{port}\nContent-Type: text/plain", b"JSON request bodies only, not text/plain"),
+    ("Host: 127.0.0.1:{port}\nContent-Type: application/x-www-form-urlencoded", b"JSON request bodies only"),
+    ("Host: 127.0.0.1:{port}\nContent-Type: multipart/form-data; boundary=x", b"JSON request bodies only"),
+    ("Host: 127.0.0.1:{port}", b"JSON request bodies only"),
+])
+def test_a_request_a_web_page_could_send_is_refused_and_not_recorded(upstream, relay, sink, head, why):
+    upstream.replies = [text_message("must not be asked")]
+    prompt = b'{"model": "x", "messages": [{"role": "user", "content": "forged prompt"}]}'
+    answer = send(relay.port, "POST /v1/messages HTTP/1.1\n" + head.format(port=relay.port)
+                  + f"\nContent-Length: {len(prompt)}\nConnection: close\n", prompt)
+    status, _, rest = answer.partition(b"\r\n")
+    if why is None:  # malformed HTTP: refused before lit's own checks
+        assert status in (b"HTTP/1.0 400 Bad Request", b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 403 Forbidden")
+    else:
+        assert status == b"HTTP/1.1 403 Forbidden" and why in rest
+        assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["error"]["type"] == "permission_error"
+    time.sleep(0.2)
+    assert upstream.requests == [] and sink.requests == [] and sink.responses == []
+
+
+def test_a_body_past_the_cap_is_refused_before_it_is_read(upstream, relay, sink):
+    upstream.replies = [text_message("must not be asked")]
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as s:
+        # 1 GB announced, nothing sent: the answer comes at once, not after a gigabyte.
+        s.sendall(f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {1024**3}\r\n\r\n".encode())
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413") and b"64 MB" in answer
+    assert upstream.requests == [] and sink.requests == []
+
+
+def test_an_upstream_url_with_credentials_is_masked_in_what_lit_says(sink):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://gateway-user:hunter2-secret@127.0.0.1:{s.getsockname()[1]}"
+    with Relay(dead, sink) as relay:
+        status, _, body = raw(relay.url, body=b"{}")
+    assert status == 502
+    assert b"hunter2" not in body and b"gateway-user" not in body
+    assert f"lit: upstream http://***@127.0.0.1:{dead.rsplit(':', 1)[1]} unreachable".encode() in body
+    assert wait_for(lambda: sink.responses)
+    assert "hunter2" not in sink.responses[0].error and "gateway-user" not in sink.responses[0].error

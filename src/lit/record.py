@@ -20,7 +20,7 @@ from pathlib import Path
 from lit import store
 from lit.errors import LitError
 from lit.git import hooks
-from lit.proxy.relay import Relay
+from lit.proxy.relay import Relay, shown
 from lit.recorder import Recorder, Summary
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
@@ -33,6 +33,50 @@ OPENAI_PREFIX = "/openai"  # the child's OpenAI clients reach the relay under th
 SWITCH_INTERVAL = 0.001
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+HOOKS_OWNER = ".lit-pid"  # in a session's hooks folder: the pid of the lit that made it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def clean_stale(db, repo_root: str | None) -> int:
+    """What a lit killed with SIGKILL could not remove: its session's hooks folder in $TMPDIR and
+    its snapshots' private index in .git/lit/. Removed when the lit that made them is gone (or
+    its session ended); returns how many were removed."""
+    import tempfile  # noqa: PLC0415
+
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob("lit-hooks-*"):
+        try:
+            pid = int((folder / HOOKS_OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge: made by a lit that did not say whose it is
+        if not _alive(pid):
+            hooks.remove_session_hooks(folder)
+            removed += 1
+    if repo_root:
+        from lit.git.run import GitError, git_dir  # noqa: PLC0415
+
+        try:
+            indexes = list((git_dir(repo_root) / "lit").glob("index-*"))
+        except (GitError, OSError):
+            indexes = []
+        for index in indexes:
+            row = db.execute("SELECT ended_at, pid FROM sessions WHERE id = ?",
+                             [index.name.removeprefix("index-")]).fetchone()
+            if row is None or row[0] is not None or not (row[1] and _alive(row[1])):
+                index.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def resolve_upstream(upstream: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -147,7 +191,7 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     except OSError as e:
         raise LitError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from e
     try:
-        rec = Recorder(db_path, argv=list(argv), cwd=os.getcwd(), upstream=upstream_url, session_id=session_id)
+        rec = Recorder(db_path, argv=list(argv), cwd=os.getcwd(), upstream=shown(upstream_url), session_id=session_id)
     except BaseException:
         relay.stop()
         raise
@@ -155,6 +199,12 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     rec.set_port(bound)
 
     hooks_folder = hooks.make_session_hooks(rec.repo_root) if rec.repo_root else None
+    if hooks_folder:
+        (hooks_folder / HOOKS_OWNER).write_text(str(os.getpid()))
+    try:
+        clean_stale(rec.db, rec.repo_root)
+    except Exception:  # noqa: BLE001 - tidying after an earlier lit must never stop this one
+        pass
     env = child_env(os.environ, relay_url=relay.url, session_id=session_id, db_path=db_path,
                     hooks_folder=hooks_folder)
     code: int | None = None
@@ -206,11 +256,15 @@ def summary_line(summary: Summary, relay_errors: int = 0) -> str:
         line += "; not in a git repository, so commits cannot be linked"
     missed = summary.unrecorded + relay_errors
     if missed:
-        why = next((p for p in summary.problems if not p.startswith("snapshot:")), None) or "see `lit sessions`"
+        why = next((p for p in summary.problems if not p.startswith(("snapshot:", "unreadable:"))), None) \
+            or "see `lit sessions`"
         line += f"; {missed} not recorded ({why})"
     unclosed = next((p for p in summary.problems if p.startswith("the session was not closed")), None)
     if unclosed and not missed:
         line += f"; {unclosed}"
+    if summary.unreadable:
+        why = next((p for p in summary.problems if p.startswith("unreadable:")), "").removeprefix("unreadable: ")
+        line += (f"; {_count(summary.unreadable, 'request')} kept raw, not read into steps ({why})")
     if summary.snapshot_failures:
         why = next((p for p in summary.problems if p.startswith("snapshot:")), "")
         line += f"; {summary.snapshot_failures} snapshots failed, so their lines count as a person's ({why})"

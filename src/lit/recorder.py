@@ -76,6 +76,7 @@ class Summary:
     steps: int = 0
     unrecorded: int = 0
     problems: list[str] = field(default_factory=list)
+    unreadable: int = 0  # exchanges recorded with a body lit could not parse (kept raw, redacted)
     snapshot_failures: int = 0  # turns whose working tree could not be captured (lines then count as a person's)
     threads: list[tuple[str, str | None, str]] = field(default_factory=list)  # (id, commit, status)
     repo_root: str | None = None
@@ -212,6 +213,9 @@ class Recorder:
         row.update({"protocol": parsed.protocol, "model": parsed.model, "streamed": int(parsed.stream),
                     "parse_error": parsed.parse_error})
         if not parsed.request_ok:
+            self.summary.unreadable += 1
+            if len(self.summary.problems) < 5:
+                self.summary.problems.append(f"unreadable: exchange {ex.seq}: {parsed.parse_error}")
             with store.write_transaction(self.db):
                 row["request_blob"] = store.put_blob(self.db, self._redact_bytes(ex.request_body), "request")
                 self.db["exchanges"].insert(row, replace=True)

@@ -79,6 +79,9 @@ def parse_request(body: bytes, parsed: ParsedExchange | None = None) -> ParsedEx
     except (ValueError, UnicodeDecodeError) as e:
         p.parse_error = f"request: not JSON ({e})"
         return p
+    except RecursionError:
+        p.parse_error = "request: JSON nested too deeply to read"
+        return p
     if not isinstance(data, dict):
         p.parse_error = "request: JSON is not an object"
         return p

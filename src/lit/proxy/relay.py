@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import ssl
 import threading
 import time
@@ -41,8 +43,37 @@ REQUEST_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect"}
 UPSTREAM_BROKE_OFF = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
                       aiohttp.ClientOSError)
 GATE_TIMEOUT = 5.0  # seconds a snapshot may hold an answer back, at most; the agent never waits longer
-MAX_BODY = 1024**3  # the agent's request body; 20 MB requests are ordinary with images
+# The agent's request body: 20 MB requests are ordinary with images, 64 MB is far above any real
+# agent, and a body past it is refused before it is read (a 300 MB POST once took lit to 2 GB).
+MAX_BODY = 64 * 1024**2
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def refusal(headers, port: int, has_body: bool) -> str | None:
+    """Why a request may not reach the upstream, or None: the relay answers only what a local
+    agent sends. A web page the developer has open can reach 127.0.0.1 too: through DNS
+    rebinding (its Host is then the page's name), or with a no-preflight cross-site POST (its
+    browser adds Origin, and the body is text/plain or a form). Neither may write into a thread."""
+    hosts = headers.getall("host", [])
+    if len(hosts) != 1 or hosts[0].strip().lower() not in {f"{h}:{port}" for h in LOOPBACK_HOSTS} | (
+            set(LOOPBACK_HOSTS) if port == 80 else set()):
+        return f"lit: the relay answers only Host 127.0.0.1:{port}, localhost:{port} or [::1]:{port}"
+    if "origin" in headers:
+        return "lit: the relay refuses requests from web pages (an Origin header was sent)"
+    if has_body:
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if not (kind == "application/json" or kind.startswith("application/") and kind.endswith("+json")):
+            return f"lit: the relay takes JSON request bodies only, not {kind or 'a body without a content type'}"
+    return None
+
+
+def shown(url: URL | str) -> str:
+    """A URL as lit says and stores it: credentials in it (user:pass@) masked."""
+    url = URL(str(url))
+    if url.user is None and url.password is None:
+        return str(url)
+    return str(url.with_user(None)).replace("://", "://***@", 1)
 
 
 class Sink(Protocol):
@@ -83,6 +114,22 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+def _hung_up(transport) -> bool:
+    """Whether the agent's end of the connection is closed (EOF or reset waiting to be read)."""
+    if transport is None:
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 class Relay:
     """An HTTP relay on 127.0.0.1 to `upstream`, handing each exchange to `sink`.
 
@@ -105,6 +152,8 @@ class Relay:
         self.sink_problems: list[str] = []
         self._seq = 0
         self._stopping = False
+        self._in_flight: dict[str, web.Request] = {}
+        self._gone_at_stop: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +198,8 @@ class Relay:
         return self.port
 
     async def stop_async(self) -> None:
+        # Calls whose agent had hung up already are said as such, whatever lit does next.
+        self._gone_at_stop = {i for i, r in self._in_flight.items() if _hung_up(r.transport)}
         self._stopping = True
         if self._runner:
             await self._runner.cleanup()
@@ -219,6 +270,14 @@ class Relay:
             return web.Response(status=400, content_type="application/json", body=error_body(
                 "lit: the relay forwards paths to its upstream only, not absolute URLs",
                 "invalid_request_error"))
+        has_body = bool(request.content_length) or "transfer-encoding" in request.headers
+        why = refusal(request.headers, self.port, has_body)
+        if why:
+            return web.Response(status=403, content_type="application/json",
+                                body=error_body(why, "permission_error"))
+        if (request.content_length or 0) > MAX_BODY:
+            return web.Response(status=413, content_type="application/json", body=error_body(
+                f"lit: request bodies above {MAX_BODY // 1024**2} MB are refused", "request_too_large"))
         body = await request.read()
         self._seq += 1
         self.exchanges += 1
@@ -229,6 +288,7 @@ class Relay:
         # carries tool results), and the agent must not get the answer, and run its next tools,
         # before that snapshot is taken. The upstream call goes ahead meanwhile.
         gate = self._tell("request", ex)
+        self._in_flight[ex.id] = request
         drop = _dropped(request.headers, REQUEST_DROPPED)
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         # raw_path keeps the agent's own encoding of path and query (`?beta=true` and all).
@@ -280,11 +340,15 @@ class Relay:
             finally:
                 upstream.close()  # a no-op after a full read; drops the connection otherwise
         except (ConnectionError, asyncio.CancelledError) as e:
-            # The agent hung up (or lit is stopping); the upstream call ends with it.
-            ex.error = ex.error or ("lit stopped during the call" if self._stopping
-                                    else f"the agent closed the connection: {type(e).__name__}")
+            # The agent hung up, or lit is stopping; the upstream call ends with it. Which one is
+            # read from the agent's connection, not from which of the two lit noticed first: an
+            # agent killed just before lit stops shows as such.
+            ex.error = ex.error or (f"the agent closed the connection: {type(e).__name__}"
+                                    if isinstance(e, ConnectionError) or not self._stopping
+                                    or ex.id in self._gone_at_stop else "lit stopped during the call")
             raise
         finally:
+            self._in_flight.pop(ex.id, None)
             if ex.status is not None or ex.error:
                 if chunks:
                     ex.response_body = b"".join(chunks)
@@ -294,8 +358,10 @@ class Relay:
                 self._tell("response", ex)
 
     def _unreachable(self, ex: Exchange, upstream: URL, error: BaseException, t0: float) -> web.Response:
-        detail = str(error) or type(error).__name__
-        message = f"lit: upstream {upstream} unreachable: {detail}"
+        detail = (str(error) or type(error).__name__)
+        if upstream.password:
+            detail = detail.replace(upstream.password, "***")
+        message = f"lit: upstream {shown(upstream)} unreachable: {detail}"
         body = error_body(message)
         ex.status, ex.error = 502, message
         ex.response_headers = {"Content-Type": "application/json"}
