@@ -474,3 +474,61 @@ def test_relink_by_content_needs_most_of_a_threads_lines(tmp_path):
                  when=BASE_TIME + 600)
     out = lit(repo, "relink", db=db).stdout
     assert "relinked by content" not in out
+
+
+def test_relink_by_content_from_notes_alone(tmp_path):
+    """A clone with the notes and no DB: the squash commit gets a note built from the threads' notes."""
+    from lit_fixtures import add_note, make_note
+
+    db = tmp_path / "none.db"  # never created: lit works from the notes
+    repo = init_repo(tmp_path / "repo")
+    commit_files(repo, {"README.md": "parsers\n"}, "Start", when=BASE_TIME)
+    git(repo, "checkout", "-q", "-b", "feature")
+    t1 = "4d5e6f7a8b9c"
+    c1 = commit_files(repo, {"parse.py": PARSER_V2}, f"Add parsers\n\nLit-Thread: {t1}", when=BASE_TIME + 60)
+    steps = {f"{t1}.2": {"seq": 2, "kind": "tool_call", "tool": "Write", "input": {"file_path": "parse.py"},
+                         "why": "One module for both parsers.", "prompt": f"{t1}.1"}}
+    add_note(repo, c1, make_note(c1, t1, files={"parse.py": [[1, 15, f"{t1}.2"]]}, steps=steps,
+                                 prompts=[{"step": f"{t1}.1", "text": "Write the parsers."}]))
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--squash", "feature")
+    git(repo, "commit", "-q", "-m", "Parsers (#3)", when=BASE_TIME + 600)
+    squash = git(repo, "rev-parse", "HEAD")
+    git(repo, "branch", "-q", "-D", "feature")
+    out = lit(repo, "relink", db=db).stdout
+    assert f"{squash[:10]}  thread {t1}  relinked by content (no trailer): 13 of its 13 lines found (100%)" in out
+    note = json.loads(git(repo, "notes", "--ref=lit", "show", squash))
+    assert note["thread"] == t1 and note["relinked_from"] == c1 and note["files"] == {"parse.py": [[1, 15, f"{t1}.2"]]}
+    after = blame_json(repo, "parse.py", db)
+    assert {(b["kind"], b["step"], b["why"]) for b in after} == {("step", f"{t1}.2", "One module for both parsers.")}
+    assert not db.exists()
+
+
+def test_hostile_names_and_sizes_are_said_safely(tmp_path):
+    repo = init_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"a.txt": "one line here\n"}, "a")
+    evil = "src/\x1b]0;pwned\x07name.py"
+    note = (f"{evil}\n  abcd1234abcd1234 1\na.txt\n  abcd1234abcd1234 1,1-1,1-1\n"
+            + "".join("  abcd1234abcd1234 1-1\n" for _ in range(3))
+            + '---\n{"schema_version": "authorship/3.0.0", "prompts": {"abcd1234abcd1234": {"agent_id": '
+            '{"tool": "cur\\u001b[31msor", "id": "x", "model": "gpt-4\\u001b[2J"}}}}\n')
+    git(repo, "notes", "--ref=ai", "add", "-F", "-", sha, input=note)
+    db = tmp_path / "lit.db"
+    proc = lit(repo, "import", "git-ai", db=db)
+    assert "\x1b" not in proc.stdout + proc.stderr
+    assert "the commit has no such file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    got = blame_json(repo, "a.txt", db)
+    assert got[0]["kind"] == "step" and got[0]["model"] == "gpt-4\x1b[2J"  # kept as data, JSON-escaped
+    view = lit(repo, "blame", "a.txt", db=db).stdout
+    assert "\x1b" not in view and "gpt-4[2J" in view
+    # A record whose lit ids are not lit's shapes gets ids of its own; a thread id is never a path.
+    record = {"version": "0.1", "id": "r1", "timestamp": "2026-01-01T00:00:00Z",
+              "vcs": {"type": "git", "revision": sha},
+              "files": [{"path": "a.txt", "conversations": [{"contributor": {"type": "ai", "model_id": "x/y"},
+                                                             "ranges": [{"start_line": 1, "end_line": 1}]}]}],
+              "metadata": {"dev.lit": {"threads": [{"id": "../../etc"}],
+                                       "line_map": {"a.txt": [[1, 1, "../../etc.1", "../../etc"]]}}}}
+    db2 = tmp_path / "lit2.db"
+    lit(repo, "import", "agent-trace", "-", db=db2, input=json.dumps(record))
+    got = blame_json(repo, "a.txt", db2)
+    assert re.fullmatch(r"[0-9a-f]{12}", got[0]["thread"]) and got[0]["model"] == "y"

@@ -128,6 +128,8 @@ def export(
     from lit import portable, store
 
     if fmt == "agent-trace":
+        if as_json:
+            fail("--json goes with --format lit (Agent Trace records are JSON already)")
         _export_agent_trace(thread, output, db, write)
         return
     if fmt != "lit":
@@ -150,13 +152,14 @@ def export(
 def _export_agent_trace(rev: str, output: str, db: str | None, write: bool) -> None:
     from lit.formats import agent_trace
     from lit.git.run import repo_root
+    from lit.render import terminal_safe
 
     root = repo_root(".")
     if root is None:
         fail("not in a git repository (Agent Trace records name the commits of one)")
     result = agent_trace.export(root, rev, db)
     for commit, why in result.skipped:
-        typer.echo(f"lit export: {commit[:10]}: no record ({why})", err=True)
+        typer.echo(terminal_safe(f"lit export: {commit[:10]}: no record ({why})"), err=True)
     if not result.records:
         fail(f"no commit of {rev} has a line map lit knows")
     if write:
@@ -240,6 +243,7 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     from lit import store
     from lit.git.run import repo_root
     from lit.importers import agent_trace, git_ai
+    from lit.render import terminal_safe
 
     root = repo_root(".")
     if root is None:
@@ -251,7 +255,7 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     else:
         result = git_ai.import_range(store.connect(db), root, source or "HEAD")
     for warning in result.warnings:
-        typer.echo(f"lit import: warning: {warning}", err=True)
+        typer.echo(terminal_safe(f"lit import: warning: {warning}"), err=True)
     if as_json:
         _echo_json({"added": [{"thread": t.id, "commit": t.commit, "agent": t.agent, "steps": len(t.steps),
                                "lines": sum(e - s + 1 for rs in t.line_map.values() for s, e, _ in rs)}
@@ -261,8 +265,8 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     for t in result.added:
         lines = sum(e - s + 1 for rs in t.line_map.values() for s, e, _ in rs)
         models = sorted({s.model for s in t.steps if s.model})
-        typer.echo(f"lit import: {fmt}: thread {t.id} -> commit {t.commit[:7]}: {t.agent or 'agent'}"
-                   + (f" ({', '.join(models)})" if models else "") + f", {lines} lines in the line map")
+        typer.echo(terminal_safe(f"lit import: {fmt}: thread {t.id} -> commit {t.commit[:7]}: {t.agent or 'agent'}"
+                                 + (f" ({', '.join(models)})" if models else "") + f", {lines} lines in the line map"))
     said = f"{len(result.added)} threads added"
     if result.present:
         said += f", {len(result.present)} already in the DB"

@@ -64,9 +64,16 @@ def _key(text: str) -> str:
     return content_hash([text.rstrip("\r")])
 
 
-def _time(repo: str | os.PathLike, commit: str) -> int:
-    out = git(["log", "-1", "--format=%ct", commit], repo, check=False)
-    return int(out) if out.isdigit() else 0
+def _times(repo: str | os.PathLike, commits: list[str]) -> dict[str, int]:
+    """Committer time of each commit, in one git call."""
+    out = git(["log", "--no-walk=unsorted", "--stdin", "--format=%H %ct"], repo, check=False,
+              input="\n".join(dict.fromkeys(commits)) + "\n")
+    times = {}
+    for line in out.splitlines():
+        sha, _, t = line.partition(" ")
+        if t.isdigit():
+            times[sha] = int(t)
+    return times
 
 
 def _reachable(repo: str | os.PathLike) -> set[str]:
@@ -102,13 +109,23 @@ def candidates(repo: str | os.PathLike, db: sqlite_utils.Database | None, reacha
         files = {p: rs for p, rs in files.items() if rs}
         if files:
             found[note["thread"]] = _Candidate(note["thread"], parts[1], files, note)
-    return list(found.values())
+    # A commit whose objects are gone (pruned, or of another repository sharing the DB) has no lines to offer.
+    shas = sorted({c.commit for c in found.values()})
+    checked = git(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo, check=False,
+                  input="\n".join(shas) + "\n") if shas else ""
+    present = {line.split()[0] for line in checked.splitlines() if line.endswith(" commit")}
+    return [c for c in found.values() if c.commit in present]
 
 
-def match(repo: str | os.PathLike, commit: str, pool: list[_Candidate]) -> tuple[ContentMatch, list]:
-    """How the added lines of `commit` match the candidates' lines; (result, line map rows)."""
-    index: dict[str, list[tuple[str, str, str]]] = {}  # hash -> [(thread, step, path)]
-    written: dict[str, set[tuple[str, str]]] = {}  # thread -> {(path, hash)} of the lines its steps wrote
+@dataclass
+class _Index:
+    lines: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # hash -> [(thread, step, path)]
+    written: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # thread -> {(path, hash)}, long lines
+
+
+def index(repo: str | os.PathLike, pool: list[_Candidate]) -> _Index:
+    """The lines the candidates' steps wrote, by content hash (each file read once, from its commit)."""
+    out = _Index()
     for c in pool:
         contents = file_lines(repo, c.commit, c.files)
         for path, ranges in c.files.items():
@@ -118,26 +135,33 @@ def match(repo: str | os.PathLike, commit: str, pool: list[_Candidate]) -> tuple
             for start, end, step in ranges:
                 for n in range(max(start, 1), min(end, len(lines)) + 1):
                     h = _key(lines[n - 1])
-                    index.setdefault(h, []).append((c.thread, step, path))
+                    out.lines.setdefault(h, []).append((c.thread, step, path))
                     if len(lines[n - 1].strip()) >= MIN_CHARS:
-                        written.setdefault(c.thread, set()).add((path, h))
+                        out.written.setdefault(c.thread, set()).add((path, h))
+    return out
+
+
+def match(repo: str | os.PathLike, commit: str, pool: list[_Candidate], idx: _Index) -> tuple[ContentMatch, list]:
+    """How the added lines of `commit` match the candidates' lines; (result, line map rows)."""
+    open_threads = {c.thread: c.commit for c in pool}
     added = added_lines(str(repo), commit)
     result = ContentMatch(commit, added=len(added))
     found: dict[str, set[tuple[str, str]]] = {}
     per_line: list[tuple[str, int, list[tuple[str, str, str]], bool]] = []
     for path, n, text in added:
         h = _key(text)
-        hits = index.get(h, [])
+        hits = [hit for hit in idx.lines.get(h, []) if hit[0] in open_threads]
         long = len(text.strip()) >= MIN_CHARS
         if long:
             for tid, _step, p in hits:
                 found.setdefault(tid, set()).add((p, h))
         per_line.append((path, n, hits, long))
-    by_commit = {c.thread: c.commit for c in pool}
-    for tid, lines in written.items():
+    for tid, lines in idx.written.items():
+        if tid not in open_threads:
+            continue
         hit = len(found.get(tid, set()) & lines)
         if hit * 2 > len(lines) and hit >= min(MIN_LINES, len(lines)):
-            result.threads.append(ThreadMatch(tid, by_commit[tid], hit, len(lines)))
+            result.threads.append(ThreadMatch(tid, open_threads[tid], hit, len(lines)))
     result.threads.sort(key=lambda t: (-t.found, t.thread))
     bound = [t.thread for t in result.threads]
     rows = []
@@ -165,16 +189,18 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, commits: l
     if not pool:
         return []
     # A commit made before every candidate cannot hold their work: its diff is not read.
-    since = min(_time(repo, c.commit) for c in pool)
+    times = _times(repo, [c.commit for c in pool] + commits)
+    since = min(times.get(c.commit, 0) for c in pool)
+    idx = index(repo, pool)
     done: list[ContentMatch] = []
     for commit in reversed(commits):  # git log gives newest first
         if not pool:
             break
-        if _time(repo, commit) < since:
+        if times.get(commit, 0) < since:
             continue
         if db is not None and db.execute("SELECT 1 FROM threads WHERE commit_sha = ?", [commit]).fetchone():
             continue
-        result, rows = match(repo, commit, pool)
+        result, rows = match(repo, commit, pool, idx)
         if not result.threads:
             continue
         tids = [t.thread for t in result.threads]

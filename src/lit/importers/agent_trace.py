@@ -237,6 +237,7 @@ def import_records(db: sqlite_utils.Database, repo: str | os.PathLike, source: s
     if not items and not result.warnings:
         raise LitError(f"{source} holds no Agent Trace record")
     threads: list[Thread] = []
+    noted = attribution.lit_notes(repo)
     for n, record in items:
         rid = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else f"line {n}"
         try:
@@ -246,7 +247,7 @@ def import_records(db: sqlite_utils.Database, repo: str | os.PathLike, source: s
             result.skipped.append((rid[:40], str(e)))
             continue
         for t in found:
-            if attribution.lit_owned(db, t.commit):
+            if attribution.lit_owned(db, t.commit, noted):
                 result.skipped.append((t.commit, "lit's own line map"))
             else:
                 threads.append(t)

@@ -63,6 +63,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
+        message = message.replace("\r", "\\r").replace("\n", "\\n")  # one warning, one line
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(message)
         elif len(self.warnings) == MAX_WARNINGS:
@@ -107,9 +108,19 @@ def checked_ranges(ranges: Iterable[tuple[int, int]], last_line: int | None, whe
     return kept
 
 
-def lit_owned(db: sqlite_utils.Database, commit: str) -> bool:
-    """The commit has a line map lit made itself (recorded, or imported from a transcript): the
-    other tool's attribution does not replace it."""
+def lit_notes(repo: str | os.PathLike) -> set[str]:
+    """The commits with a note of lit's own (refs/notes/lit)."""
+    from lit.git.notes import NOTES_REF
+
+    out = git(["notes", "--ref", NOTES_REF, "list"], repo, check=False)
+    return {parts[1] for parts in map(str.split, out.splitlines()) if len(parts) == 2}
+
+
+def lit_owned(db: sqlite_utils.Database, commit: str, noted: set[str] = frozenset()) -> bool:
+    """The commit has a line map lit made itself (recorded, or imported from a transcript), in the
+    DB or in a note (`noted`, from lit_notes): the other tool's attribution does not replace it."""
+    if commit in noted:
+        return True
     row = db.execute("SELECT 1 FROM line_map m JOIN steps s ON s.id = m.step_id WHERE m.commit_sha = ?"
                      " AND CASE WHEN json_valid(s.raw) THEN json_extract(s.raw, '$.imported') END IS NULL"
                      " LIMIT 1", [commit]).fetchone()

@@ -349,6 +349,7 @@ def import_range(db: sqlite_utils.Database, repo: str | os.PathLike, rev_range: 
     readable = [b for _, _, b in notes if sizes.get(b, ("", 0))[0] == "blob" and sizes[b][1] <= MAX_NOTE_BYTES]
     contents = cat_file_batch(readable, cwd=repo)
     threads: list[Thread] = []
+    noted = attribution.lit_notes(repo)
     for commit, fmt, blob in notes:
         where = f"git-ai note on {commit[:12]}"
         if blob not in contents:
@@ -357,7 +358,7 @@ def import_range(db: sqlite_utils.Database, repo: str | os.PathLike, rev_range: 
                                         f"a {kind}, not a blob") + "; skipped")
             result.skipped.append((commit, "note not read"))
             continue
-        if attribution.lit_owned(db, commit):
+        if attribution.lit_owned(db, commit, noted):
             result.skipped.append((commit, "lit's own line map"))
             continue
         text = contents[blob].decode("utf-8", "replace")
