@@ -67,7 +67,7 @@ def test_lit_records_claude_code(tmp_path, claude_code):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["result"] == DONE
     assert (repo / "greeting.txt").read_text() == CONTENT
-    assert re.fullmatch(r"lit: recorded \d+ exchanges?, 6 steps in thread [0-9a-f]{12} \(not committed yet\)"
+    assert re.fullmatch(r"lit: recorded \d+ exchanges?, 7 steps in thread [0-9a-f]{12} \(not committed yet\)"
                         r"(; \d+ not recorded \(snapshot: .*\))?\n", proc.stderr.splitlines(keepends=True)[-1])
     # Its calls went through the relay as it made them (query string and all).
     main_calls = [r for r in upstream.requests if r["json"].get("tools")]
@@ -81,6 +81,9 @@ def test_lit_records_claude_code(tmp_path, claude_code):
     assert main == [("/v1/messages", "beta=true", 200, 1, 1)] * 2
     steps = db.execute("SELECT kind, text, tool_name, tool_input, tool_use_id, is_error FROM steps"
                        " WHERE session_id = ? ORDER BY seq", [session_id]).fetchall()
+    # Claude Code's <system-reminder> (the date, CLAUDE.md) is context it adds, kept apart from the prompt.
+    assert steps[0][0] == "context" and steps[0][1].startswith("<system-reminder>")
+    steps = steps[1:]
     assert [s[0] for s in steps] == ["prompt", "thinking", "text", "tool_call", "tool_result", "text"]
     assert steps[0][1] == PROMPT and steps[1][1] == THINKING and steps[2][1] == "I'll write the file."
     assert steps[3][2] == "Write" and steps[3][4] == "toolu_01GREETING"

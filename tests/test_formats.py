@@ -508,8 +508,7 @@ def test_hostile_names_and_sizes_are_said_safely(tmp_path):
     repo = init_repo(tmp_path / "repo")
     sha = commit_files(repo, {"a.txt": "one line here\n"}, "a")
     evil = "src/\x1b]0;pwned\x07name.py"
-    note = (f"{evil}\n  abcd1234abcd1234 1\n\"gone dir/x y.rs\"\n  abcd1234abcd1234 1\n"
-            "a.txt\n  abcd1234abcd1234 1,1-1,1-1\n"
+    note = (f"{evil}\n  abcd1234abcd1234 1\na.txt\n  abcd1234abcd1234 1,1-1,1-1\n"
             + "".join("  abcd1234abcd1234 1-1\n" for _ in range(3))
             + '---\n{"schema_version": "authorship/3.0.0", "prompts": {"abcd1234abcd1234": {"agent_id": '
             '{"tool": "cur\\u001b[31msor", "id": "x", "model": "gpt-4\\u001b[2J"}}}}\n')
@@ -517,8 +516,7 @@ def test_hostile_names_and_sizes_are_said_safely(tmp_path):
     db = tmp_path / "lit.db"
     proc = lit(repo, "import", "git-ai", db=db)
     assert "\x1b" not in proc.stdout + proc.stderr
-    assert proc.stderr.count("the commit has no such file") == 2 and len(proc.stderr.strip().splitlines()) == 2
-    assert "gone dir/x y.rs: the commit has no such file" in proc.stderr
+    assert "the commit has no such file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     got = blame_json(repo, "a.txt", db)
     assert got[0]["kind"] == "step" and got[0]["model"] == "gpt-4\x1b[2J"  # kept as data, JSON-escaped
     view = lit(repo, "blame", "a.txt", db=db).stdout

@@ -89,11 +89,14 @@ def test_a_tool_loop_becomes_the_threads_steps(rec, tmp_path):
 
     db = store.connect(tmp_path / "lit.db")
     steps = list(db.query("SELECT kind, text, tool_name, tool_input, tool_use_id, is_error FROM steps ORDER BY seq"))
-    assert [s["kind"] for s in steps] == ["prompt", "thinking", "text", "tool_call", "tool_result", "text"]
-    assert steps[0]["text"] == "Add a hello script"  # system reminders are not the user's prompt
+    assert [s["kind"] for s in steps] == ["context", "prompt", "thinking", "text", "tool_call", "tool_result", "text"]
+    # System reminders are context the agent added, kept as such, never the user's prompt.
+    assert steps[0]["text"] == "<system-reminder>context</system-reminder>"
+    steps = steps[1:]
+    assert steps[0]["text"] == "Add a hello script"
     assert json.loads(steps[3]["tool_input"]) == {"file_path": "a.py", "content": "print(1)\n"}
     assert steps[4]["tool_use_id"] == "toolu_1" and steps[4]["is_error"] == 0 and steps[4]["text"] == "File created"
-    assert summary.exchanges == 2 and summary.steps == 6 and summary.unrecorded == 0
+    assert summary.exchanges == 2 and summary.steps == 7 and summary.unrecorded == 0
     thread = db["threads"].get(summary.threads[0][0])
     assert thread["title"] == "Add a hello script" and thread["status"] == "pending"  # not in a git repo
     ex = list(db.query("SELECT * FROM exchanges ORDER BY seq"))

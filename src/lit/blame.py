@@ -59,7 +59,7 @@ def cat_file_batch(objects: list[str], cwd: str | os.PathLike | None = None) -> 
         nl = out.index(b"\n", pos)
         header = out[pos:nl].split()
         pos = nl + 1
-        if len(header) != 3 or not header[2].isdigit():  # "<name> missing": the name may hold spaces
+        if len(header) < 3 or header[1] == b"missing":
             continue
         size = int(header[2])
         result[name] = out[pos:pos + size]

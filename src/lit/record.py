@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from lit import store
+from lit import agents, store
 from lit.errors import LitError
 from lit.git import hooks
 from lit.proxy.relay import Relay, shown
@@ -224,7 +224,8 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     try:
         try:
             # Popen from this (the main) thread: the parent-death signal follows the thread that forked.
-            child = subprocess.Popen(argv, executable=executable, env=env, preexec_fn=_die_with_lit())
+            child = subprocess.Popen(agents.relay_arguments(argv, relay.url + OPENAI_PREFIX), executable=executable,
+                                     env=env, preexec_fn=_die_with_lit())
         except OSError as e:
             code = 127 if isinstance(e, FileNotFoundError) else 126
             raise LitError(f"{argv[0]}: {e.strerror or e}", exit_code=code) from e

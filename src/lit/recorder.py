@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import queue
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from lit import store
+from lit import agents, store
 from lit.proxy import anthropic, openai
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
@@ -28,13 +29,31 @@ log = logging.getLogger("lit.recorder")
 # Tool inputs that start a subagent: its first user message is this field of the call.
 SUBAGENT_PROMPT_FIELDS = ("prompt", "task", "description")
 # Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
-TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"')
+TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"',
+                       b'"custom_tool_call_output"')
 PARSERS = {
     "anthropic": (anthropic.parse_request, anthropic.parse_response),
     "openai-chat": (openai.parse_chat_request, openai.parse_chat_response),
     "openai-responses": (openai.parse_responses_request, openai.parse_responses_response),
 }
 COMPACTION_MARKERS = ("This session is being continued from a previous conversation",)
+# A user message that is wholly one of these is context the agent added, not what the user typed:
+# Codex's <environment_context> and <user_instructions>, Claude Code's <system-reminder>, and any
+# block wrapped in a tag whose name an agent would use (a person's <div> is a prompt).
+CONTEXT_BLOCK = re.compile(r"\s*<(?P<tag>[A-Za-z]+(?:[_-][A-Za-z]+)+|INSTRUCTIONS)(?:\s[^>]*)?>.*</(?P=tag)>\s*",
+                           re.DOTALL)
+CONTEXT_PREFIXES = ("# AGENTS.md instructions for ",)
+# Tool-less calls an agent makes beside the conversation, recognised by what they ask for: a title,
+# a topic check, a commit message, a summary of the conversation so far.
+SIDE_REQUEST = re.compile(
+    r"^\s*title:|\b(\d+|one|two|three|four|five|six|seven|eight|ten)[- ]words? title\b|\bgenerates? (a |the )?"
+    r"(short |concise )?(session |conversation )?title\b|\btitle for (this|the) (conversation|session)\b"
+    r"|\bgenerates? (concise, )?(one-line )?git commit messages?\b|\bsummari[sz]e (this|the) (partial )?conversation\b"
+    r"|\bis this (message )?a new (conversation )?topic\b", re.IGNORECASE)
+# Answers whose text edits files (aider's edit formats): the edits are the answer's text step's doing.
+TEXT_EDITS = (re.compile(r"^<{5,9} SEARCH\s*$.*?^>{5,9} REPLACE\s*$", re.DOTALL | re.MULTILINE),
+              re.compile(r"^\*\*\* Begin Patch\s*$", re.MULTILINE),
+              re.compile(r"^--- \S.*\n\+\+\+ \S.*\n@@", re.MULTILINE))
 
 
 def _redactor():
@@ -108,6 +127,9 @@ class Recorder:
         self._conv_of_key: dict[str, str] = {}
         self._conversations: dict[str, _Conversation] = {}
         self._agent: str | None = None
+        self._argv = list(argv or [])
+        self._prompts: list[str] = []  # the session's prompts, to know a side call that quotes one
+        self._text_edits: dict[str, list[str]] = {}  # conversation -> text steps whose edits no snapshot holds yet
         self._gates: dict[str, threading.Event] = {}
         self._stored: set[str] = set()
         try:
@@ -236,15 +258,19 @@ class Recorder:
             if conv.role != "side":
                 thread_id = store.current_thread(self.db, self.session_id)
                 row["thread_id"] = thread_id
-                if conv.role == "main" and ua and not self._agent:
-                    self._agent = ua
-                    self.db["sessions"].update(self.session_id, {"agent": ua})
+                if conv.role == "main" and not self._agent:
+                    self._agent = agents.agent_name(ua, self._argv)
+                    if self._agent:
+                        self.db["sessions"].update(self.session_id, {"agent": self._agent})
                 first_new = len(parsed.messages) - len(new_messages)
                 snapshot_steps = self._request_steps(ex, conv, thread_id, new_messages,
                                                      stored, first_new)
+                # An answer's text edits were applied before the agent asked again: this is their turn's end.
+                snapshot_steps = self._text_edits.pop(conv.id, []) + snapshot_steps
             self._put_messages(parsed.messages, keys, stored)
             self.db["exchanges"].insert(row, replace=True)
-        if conv.role == "main" and snapshot_steps and self.snapshots:
+        # A subagent's turns are turn boundaries too: what its tools wrote is blamed on its own calls.
+        if conv.role in ("main", "subagent") and snapshot_steps and self.snapshots:
             self._snapshot("turn", snapshot_steps)
 
     def _place(self, parsed: anthropic.ParsedExchange) -> tuple[_Conversation, list[dict], list[str]]:
@@ -264,16 +290,39 @@ class Recorder:
         return conv, parsed.messages[known + 1:], keys
 
     def _new_conversation(self, parsed: anthropic.ParsedExchange) -> _Conversation:
+        """Any conversation an agent carries on is a thread's (tools or not); side calls are told
+        apart by what they ask for, and a subagent by its first message being a tool call's prompt."""
         conv = _Conversation(id=f"{self.session_id}.c{len(self._conversations) + 1}", role="main")
-        if not parsed.tools:
+        if self._is_side_request(parsed):
             conv.role = "side"
         else:
-            first = _user_text(parsed.messages[0]) if parsed.messages else ""
+            first = next((_user_text(m) for m in parsed.messages if m.get("role") == "user"), "")
             parent = self._subagent_parent(first) if first else None
             if parent:
                 conv.role, conv.parent_step_id = "subagent", parent
         self._conversations[conv.id] = conv
         return conv
+
+    def _is_side_request(self, parsed: anthropic.ParsedExchange) -> bool:
+        if parsed.tools:
+            return False
+        if not any(m.get("role") == "user" for m in parsed.messages):
+            return True  # nothing was asked: a probe
+        params = parsed.params or {}
+        limit = params.get("max_tokens", params.get("max_output_tokens", params.get("max_completion_tokens")))
+        if isinstance(limit, int) and limit <= 1:
+            return True  # a quota probe
+        if _structured_output(params):
+            return True  # a title or a topic check, answered as JSON
+        texts = [_system_text(parsed.system)] + [_user_text(m) for m in parsed.messages
+                                                 if m.get("role") in ("user", "system")]
+        head = "\n".join(t[:600] for t in texts if t)
+        if SIDE_REQUEST.search(head):
+            return True
+        # A call that quotes a prompt of the session back (a title for it, a commit message for it).
+        body = "\n".join(texts)
+        users = [m for m in parsed.messages if m.get("role") == "user"]
+        return any(p in body for p in self._prompts) and not (len(users) == 1 and _user_text(users[0]) in self._prompts)
 
     def _subagent_parent(self, first_text: str) -> str | None:
         rows = self.db.execute(
@@ -320,6 +369,9 @@ class Recorder:
         for offset, m in enumerate(new_messages):
             if m.get("role") != "user" or not isinstance(m.get("content"), list):
                 continue
+            # A user message the agent answered itself (aider's "I am not sharing any files" / "Ok.")
+            # is context it sends every time, not something the user typed.
+            injected = any(later.get("role") == "assistant" for later in new_messages[offset + 1:])
             prompt_parts = []
             refs = list(m["content"])
             for bi, block in enumerate(m["content"]):
@@ -339,7 +391,10 @@ class Recorder:
                     refs[bi] = self._ref(step_id, row, block)
                 elif block.get("type") == "text":
                     text = block.get("text", "")
-                    if not _is_reminder(text):
+                    if _is_context(text) or injected:
+                        step_id, row = self._add_step(ex, conv, thread_id, {"kind": "context", "text": text})
+                        refs[bi] = self._ref(step_id, row, block)
+                    else:
                         prompt_parts.append(text)
                 elif block.get("type") != "text":
                     self._add_step(ex, conv, thread_id, {"kind": "other", "raw": json.dumps(block)})
@@ -349,6 +404,7 @@ class Recorder:
                 kind = "other" if text.startswith(COMPACTION_MARKERS) else "prompt"
                 self._add_step(ex, conv, thread_id, {"kind": kind, "text": text})
                 if kind == "prompt":
+                    self._prompts.append(text)
                     self.db.execute("UPDATE threads SET title = ? WHERE id = ? AND title IS NULL",
                                     [_first_line(self._redact(text)), thread_id])
         return answered
@@ -413,7 +469,13 @@ class Recorder:
                 if conv and conv.role != "side" and ex.complete and not self._seen_response(key, ex.id):
                     self._parsed[ex.id] = parsed  # for the model column of the steps
                     for i, block in enumerate(parsed.response["content"]):
-                        step_id, step_row = self._add_step(ex, conv, thread_id, _block_step(block))
+                        fields = _block_step(block)
+                        files = _edited_files(fields.get("text")) if fields["kind"] == "text" else None
+                        if files is not None:
+                            fields["tool_input"] = {"files": files}
+                        step_id, step_row = self._add_step(ex, conv, thread_id, fields)
+                        if files is not None:
+                            self._text_edits.setdefault(conv_id, []).append(step_id)
                         if isinstance(block, dict):
                             content[i] = self._ref(step_id, step_row, block)
                     self._parsed.pop(ex.id, None)
@@ -449,7 +511,7 @@ class Recorder:
 
     def _on_finish(self, exit_code: int | None) -> None:
         if self.snapshots:
-            self._snapshot("end", [])
+            self._snapshot("end", [s for steps in self._text_edits.values() for s in steps])
             from lit.git import snapshot  # noqa: PLC0415
 
             snapshot.forget_index(self.repo_root, self.session_id)
@@ -509,6 +571,49 @@ def _is_reminder(text: str) -> bool:
     return t.startswith("<system-reminder>") and t.endswith("</system-reminder>")
 
 
+def _is_context(text: str) -> bool:
+    return bool(CONTEXT_BLOCK.fullmatch(text)) or text.lstrip().startswith(CONTEXT_PREFIXES)
+
+
+def _system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        return "\n".join(b.get("text", "") for b in system if isinstance(b, dict))
+    return ""
+
+
+def _structured_output(params: dict) -> bool:
+    """Whether a request asks for JSON that fits a schema (Anthropic's output_format, OpenAI's
+    response_format or text.format)."""
+    formats = [params.get("output_format"), params.get("response_format"),
+               (params.get("text") or {}).get("format") if isinstance(params.get("text"), dict) else None,
+               (params.get("output_config") or {}).get("format") if isinstance(params.get("output_config"), dict)
+               else None]
+    return any(isinstance(f, dict) and f.get("type") in ("json_schema", "json_object") for f in formats)
+
+
+def _edited_files(text: str | None) -> list[str] | None:
+    """For an answer's text that carries file edits (SEARCH/REPLACE blocks, a patch, a unified diff):
+    the files it names (the line before each block, or the patch's headers); None when it edits nothing."""
+    if not text or not any(p.search(text) for p in TEXT_EDITS):
+        return None
+    files: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        name = None
+        if re.fullmatch(r"<{5,9} SEARCH\s*", line):
+            # The file name is the last non-fence line above the block (aider's format).
+            above = [ln.strip() for ln in lines[max(0, i - 3):i] if ln.strip() and not ln.strip().startswith("```")]
+            name = above[-1] if above else None
+        elif line.startswith(("+++ ", "*** Add File: ", "*** Update File: ")):
+            name = line.split(" ", 1)[1].split(": ", 1)[-1].strip()
+            name = name[2:] if name.startswith("b/") else name
+        if name and name != "/dev/null" and name not in files:
+            files.append(name.strip("`*"))
+    return files
+
+
 def _first_line(text: str, width: int = 120) -> str:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line if len(line) <= width else line[: width - 1] + "…"
@@ -545,7 +650,7 @@ def _block_step(block: Any) -> dict:
     if btype == "text":
         return {"kind": "text", "text": block.get("text", ""),
                 "raw": _raw_if_more(block, {"type", "text", "citations"}) if block.get("citations") else None}
-    if btype in ("tool_use", "server_tool_use", "mcp_tool_use"):
+    if btype in ("tool_use", "server_tool_use", "mcp_tool_use", "custom_tool_use"):
         return {"kind": "tool_call", "tool_name": block.get("name"), "tool_input": block.get("input", {}),
                 "tool_use_id": block.get("id"),
                 "raw": json.dumps(block) if btype != "tool_use" else None}

@@ -11,6 +11,9 @@ A reply is one of:
   "headers": {...}}`: raw bytes streamed chunk by chunk (malformed streams, mid-stream resets, a
   stream that goes silent for `stall` seconds after `stall_after` chunks);
 - a callable taking the request's JSON and returning one of the above.
+
+The Responses API is also served over a WebSocket (an upgrade on /v1/responses, as Codex asks
+first): each `response.create` frame is a request, answered with one text frame per event.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from lit.proxy import openai, openai_encode
 from lit.proxy.anthropic import message_to_sse
@@ -49,8 +52,9 @@ def tool_message(name: str, tool_input: dict, *, thinking: str | None = None, te
 
 class ScriptedUpstream:
     def __init__(self, replies: list[Reply] | Callable[[dict], dict] | None = None, *,
-                 chunk_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+                 chunk_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0, websocket: bool = True):
         self.replies = replies if replies is not None else []
+        self.websocket = websocket  # whether /v1/responses takes a WebSocket upgrade (else 404, as a proxy may)
         self.chunk_delay = chunk_delay
         self.host, self.port = host, port
         self.requests: list[dict] = []
@@ -113,6 +117,8 @@ class ScriptedUpstream:
         return reply(body) if callable(reply) else reply
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else {}
@@ -127,6 +133,8 @@ class ScriptedUpstream:
             return web.json_response({"input_tokens": len(raw) // 4})
         if request.path == "/v1/models":
             return web.json_response({"data": [{"id": "claude-sonnet-4-6", "type": "model"}], "has_more": False})
+        if request.method != "POST":  # only a POST is a call to the model: no reply of the script spent on it
+            return web.Response(status=404, text=f"scripted upstream: no {request.method} {request.path}")
         reply = self.next_reply(body if isinstance(body, dict) else {})
         headers = {"request-id": "req_" + uuid.uuid4().hex[:24], **reply.get("headers", {})}
         if "chunks" in reply:
@@ -155,6 +163,44 @@ class ScriptedUpstream:
                 request, {"chunks": chunks, "delay": reply.get("delay", self.chunk_delay)},
                 {**headers, "content-type": "text/event-stream", "cache-control": "no-cache"})
         return web.json_response(message, headers=headers)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API over a WebSocket: each `response.create` frame is a request (the body
+        without its `type`), answered with the stream's events, one text frame each."""
+        if not self.websocket or openai.protocol_for("POST", request.path) != "openai-responses":
+            self.requests.append({"method": request.method, "path": request.path, "query": request.query_string,
+                                  "headers": dict(request.headers), "body": b"", "json": {}, "websocket": True})
+            return web.Response(status=404, text="no WebSocket here")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for frame in ws:
+            if frame.type != WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(frame.data)
+            except ValueError:
+                continue
+            if not isinstance(data, dict) or data.get("type") != "response.create":
+                continue
+            body = {k: v for k, v in data.items() if k != "type"}
+            self.requests.append({"method": "POST", "path": request.path, "query": request.query_string,
+                                  "headers": dict(request.headers), "body": frame.data.encode(), "json": body,
+                                  "websocket": True})
+            if body.get("generate") is False:  # a warm-up: nothing to say, no reply of the script used
+                reply: dict = {"content": [], "usage": {"input_tokens": 0, "output_tokens": 0}}
+            else:
+                reply = self.next_reply(body)
+            if "status" in reply or "body" in reply or "chunks" in reply:
+                error = reply.get("body") if isinstance(reply.get("body"), dict) else {"message": "scripted error"}
+                await ws.send_str(json.dumps({"type": "error", "status": reply.get("status", 500),
+                                              "error": error.get("error", error)}))
+                continue
+            message = self._complete(reply, body)
+            for event in openai_encode.responses_events(message, message["model"]):
+                await ws.send_str(json.dumps(event))
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+        return ws
 
     def _complete(self, reply: dict, body: dict) -> dict:
         usage = {"input_tokens": len(json.dumps(body.get("messages", body.get("input", [])))) // 4,

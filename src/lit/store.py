@@ -33,7 +33,7 @@ import sqlite_utils
 from lit.errors import LitError
 from lit.paths import default_db_path
 
-STEP_KINDS = ("prompt", "thinking", "text", "tool_call", "tool_result", "other")
+STEP_KINDS = ("prompt", "context", "thinking", "text", "tool_call", "tool_result", "other")
 
 
 class StoreError(LitError):
@@ -184,7 +184,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "conversation_id": str,
             "parent_step_id": str,  # a subagent's steps hang under the tool call that started it
             "created_at": float,
-            "kind": str,  # prompt | thinking | text | tool_call | tool_result | other
+            "kind": str,  # prompt | context (added by the agent) | thinking | text | tool_call | tool_result | other
             "text": str,
             "tool_name": str,
             "tool_input": str,  # JSON

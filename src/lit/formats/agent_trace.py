@@ -121,37 +121,12 @@ class Export:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (commit, why no record)
 
 
-def read_blobs(repo: str | os.PathLike, names: list[str]) -> dict[str, bytes]:
-    """The blobs named (`REV:PATH`) in one `git cat-file --batch`; a name git lacks, or that is
-    not a blob, is absent. A name may hold spaces; a newline would split it, so none is asked."""
-    names = [n for n in names if "\n" not in n]
-    if not names:
-        return {}
-    out = git(["cat-file", "--batch"], repo, input=("\n".join(names) + "\n").encode("utf-8", "surrogateescape"),
-              text=False, check=False)
-    blobs: dict[str, bytes] = {}
-    pos = 0
-    for name in names:
-        nl = out.find(b"\n", pos)
-        if nl < 0:
-            break
-        header = out[pos:nl]
-        pos = nl + 1
-        # "<sha> <type> <size>", or "<name as asked> missing" (the name may hold spaces).
-        parts = header.split()
-        if len(parts) != 3 or not parts[2].isdigit():
-            continue
-        size = int(parts[2])
-        if parts[1] == b"blob":
-            blobs[name] = out[pos:pos + size]
-        pos += size + 1
-    return blobs
-
-
 def file_lines(repo: str | os.PathLike, commit: str, paths: Iterable[str]) -> dict[str, list[str]]:
     """The lines of each file at the commit (without their line endings); a path it lacks is absent."""
-    names = {f"{commit}:{p}": p for p in paths if p}
-    blobs = read_blobs(repo, list(names))
+    from lit.blame import cat_file_batch
+
+    names = {f"{commit}:{p}": p for p in paths}
+    blobs = cat_file_batch(list(names), cwd=repo)
     out = {}
     for name, data in blobs.items():
         lines = data.decode("utf-8", "replace").split("\n")
@@ -190,17 +165,16 @@ def record_for(repo: str | os.PathLike, commit: str, note: dict, facts: dict[str
     """The Agent Trace record of one commit from its note-shaped dict (lit.blame.commit_notes)."""
     note_thread = str(note.get("thread") or "")
     note_steps = note.get("steps") if isinstance(note.get("steps"), dict) else {}
-    files = {p: [r for r in rs if isinstance(r, list) and len(r) == 3 and isinstance(r[0], int)
-                 and isinstance(r[1], int) and (r[2] is None or isinstance(r[2], str))]
-             for p, rs in (note.get("files") or {}).items() if isinstance(p, str) and isinstance(rs, list)}
+    files = {p: rs for p, rs in (note.get("files") or {}).items() if isinstance(rs, list)}
     contents = file_lines(repo, commit, files)
     out_files, line_map, thread_meta = [], {}, {}
     for path in sorted(files):
         lines = contents.get(path)
         by_thread: dict[str, list[dict]] = {}
         human: list[dict] = []
-        for start, end, step in sorted(files[path], key=lambda r: r[0]):
-            if not 1 <= start <= end:
+        for r in sorted((r for r in files[path] if isinstance(r, list) and len(r) == 3), key=lambda r: r[0]):
+            start, end, step = r
+            if not (isinstance(start, int) and isinstance(end, int) and 1 <= start <= end):
                 continue
             if lines is not None and end > len(lines):
                 continue  # the map says more than the file holds: not ours to vouch for

@@ -26,11 +26,14 @@ TRAILER = "Lit-Thread"
 
 
 def pending_tool_calls(db: sqlite_utils.Database, session_id: str) -> list[str]:
-    """Tool calls of the session whose results have not been sent back yet: they are running now."""
+    """Tool calls of the session whose results have not been sent back yet: they are running now.
+    And answers whose text edits files (aider's) that no snapshot has captured yet."""
     rows = db.execute(
-        """SELECT c.id FROM steps c WHERE c.session_id = ? AND c.kind = 'tool_call' AND NOT EXISTS (
+        """SELECT c.id FROM steps c WHERE c.session_id = ? AND (c.kind = 'tool_call' AND NOT EXISTS (
              SELECT 1 FROM steps r WHERE r.session_id = c.session_id AND r.kind = 'tool_result'
-             AND r.tool_use_id = c.tool_use_id) ORDER BY c.created_at, c.seq""", [session_id]).fetchall()
+             AND r.tool_use_id = c.tool_use_id) OR c.kind = 'text' AND c.tool_input IS NOT NULL AND NOT EXISTS (
+             SELECT 1 FROM snapshots s WHERE s.session_id = c.session_id AND instr(s.step_ids, '"' || c.id || '"')))
+           ORDER BY c.created_at, c.seq""", [session_id]).fetchall()
     return [r[0] for r in rows]
 
 

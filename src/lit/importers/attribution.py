@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from lit import store
-from lit.formats.agent_trace import read_blobs
 from lit.git.run import git
 
 MAX_WARNINGS = 20  # per import; a hostile file could otherwise print a line per range
@@ -85,9 +84,11 @@ def commit_of(repo: str | os.PathLike, revision: str) -> str | None:
 
 def line_counts(repo: str | os.PathLike, commit: str, paths: Iterable[str]) -> dict[str, int]:
     """Lines in each file at the commit (a path the commit does not have is absent)."""
-    names = {f"{commit}:{p}": p for p in paths if p}
+    from lit.blame import cat_file_batch
+
+    names = {f"{commit}:{p}": p for p in paths if p and "\n" not in p}
     out = {}
-    for name, data in read_blobs(repo, list(names)).items():
+    for name, data in cat_file_batch(list(names), cwd=repo).items():
         out[names[name]] = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
     return out
 

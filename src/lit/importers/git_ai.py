@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from lit.errors import LitError
-from lit.formats.agent_trace import read_blobs
 from lit.git.run import GitError, git
 from lit.importers import attribution
 from lit.importers.attribution import Result, Step, Thread, stable_id
@@ -345,8 +344,10 @@ def import_range(db: sqlite_utils.Database, repo: str | os.PathLike, rev_range: 
     notes = sorted(notes_of(repo, set(commits)), key=lambda n: order[n[0]])
     result = Result()
     sizes = _sizes(repo, [blob for _, _, blob in notes])
+    from lit.blame import cat_file_batch
+
     readable = [b for _, _, b in notes if sizes.get(b, ("", 0))[0] == "blob" and sizes[b][1] <= MAX_NOTE_BYTES]
-    contents = read_blobs(repo, readable)
+    contents = cat_file_batch(readable, cwd=repo)
     threads: list[Thread] = []
     noted = attribution.lit_notes(repo)
     for commit, fmt, blob in notes:

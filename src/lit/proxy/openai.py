@@ -16,6 +16,8 @@ STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "
                 "length": "max_tokens", "content_filter": "refusal"}
 _CHAT_CONTEXT = {"messages", "tools", "model", "stream", "functions"}
 _RESPONSES_CONTEXT = {"input", "instructions", "tools", "model", "stream"}
+# Input items that set how the model runs (Codex's reasoning effort), not what was said: kept as params.
+_SETTINGS_ITEMS = {"configuration_update"}
 
 
 def _loads(s: Any) -> Any:
@@ -238,6 +240,8 @@ def parse_responses_request(body: bytes) -> ParsedExchange:
         p.parse_error = "request: no input"
         return p
     out: list[dict] = []
+    more_tools: list[dict] = []
+    settings: list[dict] = []
 
     def add(role: str, block: dict) -> None:
         if out and out[-1]["role"] == role and role != "system":
@@ -257,16 +261,52 @@ def parse_responses_request(body: bytes) -> ParsedExchange:
         elif itype == "function_call":
             add("assistant", {"type": "tool_use", "id": item.get("call_id"), "name": item.get("name"),
                               "input": _loads(item.get("arguments"))})
-        elif itype == "function_call_output":
+        elif itype == "custom_tool_call":
+            add("assistant", _custom_call(item))
+        elif itype in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             add("user", {"type": "tool_result", "tool_use_id": item.get("call_id"),
                          "content": output if isinstance(output, str) else _text_of(output)})
         elif itype == "reasoning":
-            add("assistant", {"type": "thinking", "thinking": _text_of(item.get("summary"))})
+            add("assistant", _thinking(item))
+        elif itype == "additional_tools":
+            more_tools.extend(t for t in item.get("tools") or [] if isinstance(t, dict))
+        elif itype in _SETTINGS_ITEMS:
+            settings.append(item)
         else:
             add("user", {k: v for k, v in item.items() if k != "id"})
     instructions = data.get("instructions") if isinstance(data.get("instructions"), str) else None
-    return _request_done(p, data, out, instructions, _RESPONSES_CONTEXT)
+    _request_done(p, data, out, instructions, _RESPONSES_CONTEXT)
+    if more_tools:  # Codex sends some tools as an input item rather than in `tools`
+        p.tools = (p.tools or []) + more_tools
+    if settings:
+        p.params["input_settings"] = settings
+    return p
+
+
+def _custom_call(item: dict) -> dict:
+    """A freeform tool call (Codex's apply_patch): its input is text, not JSON arguments."""
+    return {"type": "custom_tool_use", "id": item.get("call_id"), "name": item.get("name"),
+            "input": item.get("input") if isinstance(item.get("input"), str) else ""}
+
+
+def _thinking(item: dict) -> dict:
+    """A reasoning item: its summary as the thinking, and the encrypted reasoning (when the client
+    asked for it) kept as the block's signature, as it is for Anthropic's thinking blocks."""
+    block = {"type": "thinking", "thinking": _text_of(item.get("summary")) or _text_of(item.get("content"))}
+    if isinstance(item.get("encrypted_content"), str):
+        block["signature"] = item["encrypted_content"]
+    return block
+
+
+def patch_files(patch: str) -> list[str]:
+    """The files an apply_patch input adds, updates, deletes or moves to, in order."""
+    files: list[str] = []
+    for line in patch.splitlines():
+        for marker in ("*** Add File: ", "*** Update File: ", "*** Delete File: ", "*** Move to: "):
+            if line.startswith(marker) and line[len(marker):].strip() not in files:
+                files.append(line[len(marker):].strip())
+    return files
 
 
 def parse_responses_response(body: bytes, headers: dict[str, str], status: int | None,
@@ -288,6 +328,9 @@ def parse_responses_response(body: bytes, headers: dict[str, str], status: int |
                 response = ev.get("response")
             elif etype == "response.output_item.done":
                 items[ev.get("output_index", len(items))] = ev.get("item")
+        if isinstance(response, dict) and not response.get("output") and items:
+            # A response not stored upstream (`store: false`) may close with an empty output list.
+            response = {**response, "output": [items[i] for i in sorted(items)]}
         if response is None:
             if not items:
                 p.parse_error = _join(p.parse_error, "response: no response.completed event")
@@ -316,14 +359,16 @@ def _responses_output(p: ParsedExchange, response: dict) -> None:
             continue
         itype = item.get("type")
         if itype == "reasoning":
-            text = _text_of(item.get("summary")) or _text_of(item.get("content"))
-            content.append({"type": "thinking", "thinking": text})
+            content.append(_thinking(item))
         elif itype == "message":
             content.append({"type": "text", "text": _text_of(item.get("content"))})
         elif itype == "function_call":
             calls = True
             content.append({"type": "tool_use", "id": item.get("call_id"), "name": item.get("name"),
                             "input": _loads(item.get("arguments"))})
+        elif itype == "custom_tool_call":
+            calls = True
+            content.append(_custom_call(item))
         else:
             content.append(item)
     status = response.get("status")

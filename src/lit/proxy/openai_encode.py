@@ -18,10 +18,15 @@ def _pieces(text: str, n: int = 24) -> list[str]:
     return [text[i: i + n] for i in range(0, len(text), n)] or [""]
 
 
+def _arguments(call: dict) -> str:
+    value = call.get("input", {})
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _parts(message: dict) -> tuple[str, str, list[dict]]:
     thinking = "".join(b.get("thinking", "") for b in message["content"] if b.get("type") == "thinking")
     text = "".join(b.get("text", "") for b in message["content"] if b.get("type") == "text")
-    calls = [b for b in message["content"] if b.get("type") == "tool_use"]
+    calls = [b for b in message["content"] if b.get("type") in ("tool_use", "custom_tool_use")]
     return thinking, text, calls
 
 
@@ -32,8 +37,7 @@ def chat_completion(message: dict, model: str) -> dict:
         msg["reasoning_content"] = thinking
     if calls:
         msg["tool_calls"] = [{"id": c["id"], "type": "function",
-                              "function": {"name": c["name"], "arguments": json.dumps(c.get("input", {}))}}
-                             for c in calls]
+                              "function": {"name": c["name"], "arguments": _arguments(c)}} for c in calls]
     usage = message.get("usage", {})
     return {"id": "chatcmpl-" + uuid.uuid4().hex[:20], "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "message": msg, "logprobs": None,
@@ -58,8 +62,7 @@ def chat_stream(message: dict, model: str, include_usage: bool = True) -> list[b
     for i, c in enumerate(calls):
         out.append(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
                                           "function": {"name": c["name"], "arguments": ""}}]}))
-        out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]})
-                for p in _pieces(json.dumps(c.get("input", {})))]
+        out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in _pieces(_arguments(c))]
     out.append(chunk({}, "tool_calls" if calls else "stop"))
     if include_usage:
         usage = chat_completion(message, model)["usage"]
@@ -73,12 +76,19 @@ def _output_items(message: dict) -> list[dict]:
     items: list[dict] = []
     for b in message["content"]:
         if b.get("type") == "thinking":
-            items.append({"type": "reasoning", "id": "rs_" + uuid.uuid4().hex[:20],
-                          "summary": [{"type": "summary_text", "text": b.get("thinking", "")}]})
+            item = {"type": "reasoning", "id": "rs_" + uuid.uuid4().hex[:20],
+                    "summary": [{"type": "summary_text", "text": b.get("thinking", "")}]}
+            if b.get("signature"):  # what a client that asks for reasoning.encrypted_content gets back
+                item["encrypted_content"] = b["signature"]
+            items.append(item)
         elif b.get("type") == "text":
             items.append({"type": "message", "id": "msg_" + uuid.uuid4().hex[:20], "role": "assistant",
                           "status": "completed",
                           "content": [{"type": "output_text", "text": b.get("text", ""), "annotations": []}]})
+        elif b.get("type") in ("tool_use", "custom_tool_use") and isinstance(b.get("input"), str):
+            # Text input is a freeform tool's (Codex's apply_patch): a custom tool call.
+            items.append({"type": "custom_tool_call", "id": "ctc_" + uuid.uuid4().hex[:20], "call_id": b["id"],
+                          "name": b["name"], "input": b["input"], "status": "completed"})
         elif b.get("type") == "tool_use":
             items.append({"type": "function_call", "id": "fc_" + uuid.uuid4().hex[:20], "call_id": b["id"],
                           "name": b["name"], "arguments": json.dumps(b.get("input", {})), "status": "completed"})
@@ -98,12 +108,18 @@ def response_object(message: dict, model: str, items: list[dict] | None = None) 
 
 
 def responses_stream(message: dict, model: str) -> list[bytes]:
+    return [_sse(event, event=event["type"]) for event in responses_events(message, model)]
+
+
+def responses_events(message: dict, model: str) -> list[dict]:
+    """The Responses API's stream events for a message: SSE over HTTP, one text frame each over a
+    WebSocket."""
     items = _output_items(message)
     final = response_object(message, model, items)
     seq = iter(range(1_000_000))
 
-    def ev(kind: str, **data) -> bytes:
-        return _sse({"type": kind, "sequence_number": next(seq), **data}, event=kind)
+    def ev(kind: str, **data) -> dict:
+        return {"type": kind, "sequence_number": next(seq), **data}
 
     started = {**final, "status": "in_progress", "output": [], "usage": None}
     out = [ev("response.created", response=started), ev("response.in_progress", response=started)]
@@ -127,6 +143,13 @@ def responses_stream(message: dict, model: str) -> list[bytes]:
                     for p in _pieces(item["arguments"])]
             out.append(ev("response.function_call_arguments.done", item_id=item["id"], output_index=i,
                           arguments=item["arguments"], name=item["name"]))
+        elif item["type"] == "custom_tool_call":
+            out.append(ev("response.output_item.added", output_index=i,
+                          item={**item, "input": "", "status": "in_progress"}))
+            out += [ev("response.custom_tool_call_input.delta", item_id=item["id"], output_index=i, delta=p)
+                    for p in _pieces(item["input"])]
+            out.append(ev("response.custom_tool_call_input.done", item_id=item["id"], output_index=i,
+                          input=item["input"]))
         else:
             out.append(ev("response.output_item.added", output_index=i, item={**item, "summary": []}))
         out.append(ev("response.output_item.done", output_index=i, item=item))
