@@ -6,14 +6,20 @@ custom_tool_call) and commit through its shell tool, and the DB, the trailer, th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
 
 from real_clients import FAKE_OPENAI_KEY, codex_cli, codex_config, git_repo, offline_env  # noqa: F401
 
 from lit import store
 from lit.git import notes
+from lit.proxy import openai
+from lit.proxy.exchange import Exchange
+from lit.recorder import Recorder
 from lit.scripted import ScriptedUpstream, text_message, tool_message
 
 PROMPT = "Add hello.py with a hello function, then commit it."
@@ -98,3 +104,80 @@ def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, cod
     lines = json.loads(blame.stdout)
     assert [(ln["step"], ln["why"]) for ln in lines] == [(patch_step[0], WHY)] * 2
     assert FAKE_OPENAI_KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+
+
+def test_codex_over_a_websocket_gives_one_exchange_per_response_create(tmp_path, codex_cli):  # noqa: F811
+    """Codex's preferred transport, straight to the upstream: a warm-up `response.create` (generate
+    false), then one per turn, each sending only what is new after its previous_response_id. The
+    frames it exchanged, cut into exchanges and handed to the recorder, give the same thread as
+    the HTTP transport."""
+    repo = git_repo(tmp_path / "repo")
+    env = offline_env(tmp_path)
+    codex_config(Path(env["HOME"]))
+    with ScriptedUpstream(scripted_codex_model) as up:
+        proc = subprocess.run([str(codex_cli), "-c", f'openai_base_url="{up.url}/v1"', "exec", "-m", MODEL,
+                               "--dangerously-bypass-approvals-and-sandbox", PROMPT],
+                              cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert DONE in proc.stdout and (repo / "hello.py").read_text() == CONTENT
+    assert [r["method"] for r in up.requests] == ["POST"] * 4 and all(r["websocket"] for r in up.requests)
+    assert len(up.websocket_frames) == 1  # one connection for the whole session
+    sent = [json.loads(text) for from_client, text in up.websocket_frames[0] if from_client]
+    assert [f.get("generate") for f in sent] == [False, None, None, None]
+    assert [bool(f.get("previous_response_id")) for f in sent] == [False, True, True, True]
+
+    exchanges = list(openai.websocket_exchanges(up.websocket_frames[0]))
+    assert [complete for _, _, complete in exchanges] == [True] * 4
+
+    # The recorder gets the connection's bytes as the relay copies them: frames masked from the
+    # client, compressed (permessage-deflate), in pieces that cut frames anywhere.
+    rec = Recorder(tmp_path / "lit.db", argv=[str(codex_cli), "exec", PROMPT], cwd=str(repo), snapshots=False)
+    upgrade = Exchange(id=f"{rec.session_id}.1", session_id=rec.session_id, seq=1, method="GET",
+                       path="/openai/responses", query="", request_headers=up.requests[0]["headers"],
+                       request_body=b"", started_at=time.time(), status=101,
+                       response_headers={"Upgrade": "websocket", "Sec-WebSocket-Extensions":
+                                         "permessage-deflate; client_max_window_bits=15"})
+    rec.request(upgrade)
+    deflaters = {True: zlib.compressobj(wbits=-15), False: zlib.compressobj(wbits=-15)}
+    for from_client, text in up.websocket_frames[0]:
+        data = deflaters[from_client].compress(text.encode()) + deflaters[from_client].flush(zlib.Z_SYNC_FLUSH)
+        wire = ws_frames(data[:-4], masked=from_client, compressed=True, fragment=300)
+        for i in range(0, len(wire), 777):
+            rec.websocket(upgrade, "c" if from_client else "s", time.time(), wire[i:i + 777])
+    upgrade.complete = True
+    rec.response(upgrade)
+    summary = rec.finish(0)
+    assert summary.unrecorded == 0 and summary.exchanges == 5  # the upgrade and the four calls over it
+
+    db = store.connect(tmp_path / "lit.db", create=False)
+    steps = db.execute("SELECT kind, text, tool_name FROM steps ORDER BY created_at").fetchall()
+    assert [s[0] for s in steps] == ["context", "prompt", "thinking", "tool_call", "tool_result", "thinking",
+                                     "tool_call", "tool_result", "text"]
+    assert steps[1][1] == PROMPT and [s[2] for s in steps if s[0] == "tool_call"] == ["apply_patch", "exec_command"]
+    rows = db.execute("SELECT conversation_id, role, stop_reason, message_key FROM exchanges WHERE method = 'POST'"
+                      " ORDER BY started_at").fetchall()
+    assert len({r[0] for r in rows}) == 1 and {r[1] for r in rows} == {"main"}
+    assert [r[2] for r in rows] == ["end_turn", "tool_use", "tool_use", "end_turn"]
+    # Each request named only what was new, yet the stored conversation is whole.
+    chain = store.message_chain(db, rows[-1][3])
+    assert [m["role"] for m in chain][-4:] == ["assistant", "user", "assistant", "user"]
+    assert any(b.get("type") == "custom_tool_use" and b.get("input") == PATCH
+               for m in chain for b in m["content"])
+
+
+def ws_frames(payload: bytes, *, masked: bool, compressed: bool, fragment: int) -> bytes:
+    """A text message as WebSocket frames (RFC 6455): cut into fragments, masked as a client must."""
+    out = b""
+    pieces = [payload[i:i + fragment] for i in range(0, len(payload), fragment)] or [b""]
+    for n, piece in enumerate(pieces):
+        b0 = (0x80 if n == len(pieces) - 1 else 0) | (0x40 if compressed and n == 0 else 0) | (0x1 if n == 0 else 0)
+        size = len(piece)
+        head = bytes([b0]) + (bytes([(0x80 if masked else 0) | size]) if size < 126 else
+                              bytes([(0x80 if masked else 0) | 126]) + size.to_bytes(2, "big") if size < 65536 else
+                              bytes([(0x80 if masked else 0) | 127]) + size.to_bytes(8, "big"))
+        if masked:
+            key = os.urandom(4)
+            piece = bytes(b ^ key[i % 4] for i, b in enumerate(piece))
+            head += key
+        out += head + piece
+    return out

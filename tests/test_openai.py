@@ -81,3 +81,43 @@ def test_an_openai_agent_is_recorded_as_steps(tmp_path, api, stream):
         "SELECT id FROM steps WHERE kind = 'tool_call' AND tool_name = 'write_file'")}
     raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
     assert FAKE_OPENAI_KEY.encode() not in raw
+
+
+def test_websocket_frames_become_exchanges_the_http_parser_reads():
+    from lit.proxy import openai
+    from lit.proxy.openai_encode import responses_events
+
+    create = json.dumps({"type": "response.create", "model": "gpt-5.5", "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]})
+    answer = [json.dumps(e) for e in responses_events(text_message("Hello."), "gpt-5.5")]
+    frames = [(True, create), *[(False, a) for a in answer],
+              (True, json.dumps({"type": "response.create", "model": "gpt-5.5", "input": []})),
+              (False, json.dumps({"type": "error", "status": 429, "error": {"type": "rate_limit", "message": "slow"}})),
+              (True, create), (False, answer[0])]  # the connection closed mid-answer
+    exchanges = list(openai.websocket_exchanges(frames))
+    assert [complete for _, _, complete in exchanges] == [True, True, False]
+    parsed = []
+    for request, response, _ in exchanges:
+        p = openai.parse_responses_request(request)
+        openai.parse_responses_response(response, {"content-type": "text/event-stream"}, 200, p)
+        parsed.append(p)
+    assert parsed[0].request_ok
+    assert parsed[0].messages == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert parsed[0].response["content"] == [{"type": "text", "text": "Hello."}] and parsed[0].response_id
+    assert parsed[1].error == {"type": "rate_limit", "message": "slow"} and not parsed[1].response_ok
+    assert parsed[2].parse_error == "response: no response.completed event"
+
+
+def test_custom_tool_calls_are_tool_calls_whose_input_is_text():
+    from lit.proxy import openai
+
+    patch = "*** Begin Patch\n*** Update File: a.py\n@@\n-x\n+y\n*** Add File: b/c.py\n+z\n*** End Patch\n"
+    body = json.dumps({"model": "gpt-5.5", "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "fix"}]},
+        {"type": "custom_tool_call", "call_id": "call_1", "name": "apply_patch", "input": patch},
+        {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Success."}]}).encode()
+    p = openai.parse_responses_request(body)
+    assert p.messages[1]["content"] == [{"type": "custom_tool_use", "id": "call_1", "name": "apply_patch",
+                                         "input": patch}]
+    assert p.messages[2]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": "Success."}]
+    assert openai.patch_files(patch) == ["a.py", "b/c.py"]

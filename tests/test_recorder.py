@@ -27,10 +27,10 @@ class Agent:
         self.seq = 0
 
     def call(self, response: dict, *, stream=True, status=200, complete=True, model="claude-sonnet-4-6",
-             extra_headers=None) -> Exchange:
+             extra_headers=None, **params) -> Exchange:
         self.seq += 1
         body = {"model": model, "max_tokens": 4096, "stream": stream, "system": SYSTEM,
-                "messages": self.messages, "thinking": {"type": "adaptive"}}
+                "messages": self.messages, "thinking": {"type": "adaptive"}, **params}
         if self.tools:
             body["tools"] = self.tools
         ex = Exchange(id=f"{self.rec.session_id}.{self.seq}", session_id=self.rec.session_id, seq=self.seq,
@@ -130,6 +130,27 @@ def test_side_calls_and_retries_do_not_clutter_the_thread(rec, tmp_path):
     assert kinds == ["prompt", "text"]
     roles = {r["model"]: r["role"] for r in db.query("SELECT model, role FROM exchanges")}
     assert roles == {"claude-sonnet-4-6": "main", "claude-haiku-4-5": "side"}
+
+
+def test_side_calls_are_known_by_what_they_ask_and_a_chat_without_tools_is_a_thread(rec, tmp_path):
+    chat = Agent(rec, tools=None, ua="OpenAI/Python 2.20.0")  # names the SDK, not the agent
+    chat.user("What does this repository do?")
+    chat.call({"content": [{"type": "text", "text": "It counts words."}]})
+    calls = [("quota", {"max_tokens": 1}),  # a quota probe
+             ("Name this session", {"output_format": {"type": "json_schema", "schema": {"type": "object"}}}),
+             ("Write a 5-word title for the conversation", {}),
+             ("USER: What does this repository do?\nASSISTANT: It counts words.", {})]  # quotes the prompt
+    for n, (text, params) in enumerate(calls):
+        side = Agent(rec, tools=None)
+        side.seq = 10 * (n + 1)
+        side.user(text)
+        side.call({"content": [{"type": "text", "text": "side"}]}, model="claude-haiku-4-5", **params)
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    assert [(r["kind"], r["text"]) for r in db.query("SELECT kind, text FROM steps ORDER BY seq")] == [
+        ("prompt", "What does this repository do?"), ("text", "It counts words.")]
+    assert [r["role"] for r in db.query("SELECT role FROM exchanges ORDER BY seq")] == ["main"] + ["side"] * 4
+    assert db["sessions"].get(rec.session_id)["agent"] == "agent (OpenAI/Python 2.20.0)"
 
 
 def test_subagent_hangs_under_the_tool_call_that_started_it(rec, tmp_path):

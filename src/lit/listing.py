@@ -161,9 +161,9 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
                 out.append("")
             out.append(f"{indent}{dim(s['id'])} {bold(label)}")
             out.extend(indent + "  " + line for line in (s.get("text") or "").splitlines())
-        elif s["kind"] in ("thinking", "text"):
+        elif s["kind"] in ("thinking", "text", "context"):
             text = s.get("text") or "(redacted)"
-            shown = dim(_clip(text, width - 30)) if s["kind"] == "thinking" else _clip(text, width - 26)
+            shown = dim(_clip(text, width - 30)) if s["kind"] != "text" else _clip(text, width - 26)
             out.append(f"{indent}{dim(s['id'])} {label}: {shown}")
         else:
             out.append(f"{indent}{dim(s['id'])} {label}: {_clip(s.get('raw') or '', width - 30)}")

@@ -15,11 +15,12 @@ import queue
 import re
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lit import agents, store
-from lit.proxy import anthropic, openai
+from lit.proxy import anthropic, openai, wsframes
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
 from lit.redact import redact_headers, redact_query
@@ -102,6 +103,16 @@ class Summary:
 
 
 @dataclass
+class _Socket:
+    """A Responses API WebSocket being read: each direction's frames, and the call in flight."""
+    upgrade: Exchange
+    readers: dict[bool, wsframes.MessageReader]
+    calls: openai.ResponsesSocket = field(default_factory=openai.ResponsesSocket)
+    count: int = 0
+    current: Exchange | None = None
+
+
+@dataclass
 class _Conversation:
     id: str
     role: str  # main | side | subagent
@@ -130,6 +141,8 @@ class Recorder:
         self._argv = list(argv or [])
         self._prompts: list[str] = []  # the session's prompts, to know a side call that quotes one
         self._text_edits: dict[str, list[str]] = {}  # conversation -> text steps whose edits no snapshot holds yet
+        self._response_keys: dict[str, str] = {}  # upstream response id -> its message key (previous_response_id)
+        self._sockets: dict[str, _Socket] = {}  # upgrade exchange id -> its WebSocket, while it is open
         self._gates: dict[str, threading.Event] = {}
         self._stored: set[str] = set()
         try:
@@ -166,6 +179,11 @@ class Recorder:
     def response(self, ex: Exchange) -> None:
         self._queue.put(("response", ex))
 
+    def websocket(self, ex: Exchange, direction: str, at: float, payload: bytes) -> None:
+        """Bytes of the WebSocket the relay tunnels after `ex`'s 101, as they went through
+        (direction "c": from the agent, "s": from the upstream), handed over as they come."""
+        self._queue.put(("websocket", ex, direction, at, payload))
+
     def finish(self, exit_code: int | None, timeout: float = 60.0) -> Summary:
         """Drain the queue, take the end snapshot, close the session; returns what to tell the user."""
         self._queue.put(("finish", exit_code))
@@ -190,6 +208,8 @@ class Recorder:
                             gate.set()
                 elif kind == "response":
                     self._on_response(item[1])
+                elif kind == "websocket":
+                    self._on_websocket(*item[1:])
                 elif kind == "snapshot":
                     self._snapshot(item[1], item[2])
                 elif kind == "port":
@@ -244,7 +264,8 @@ class Recorder:
             return
         if parsed.params:
             row["params"] = json.dumps(self._redact(parsed.params), sort_keys=True)
-        conv, new_messages, keys = self._place(parsed)
+        continued = self._response_keys.get(str(parsed.params.get("previous_response_id")))
+        conv, new_messages, keys = self._place(parsed, continued)
         snapshot_steps: list[str] = []
         with store.write_transaction(self.db):  # steps are written: see write_transaction
             if parsed.system is not None:
@@ -252,7 +273,7 @@ class Recorder:
                                                     "system")
             if parsed.tools:
                 row["tools_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.tools)), "tools")
-            row.update({"message_key": keys[-1] if keys else None, "conversation_id": conv.id,
+            row.update({"message_key": keys[-1] if keys else continued, "conversation_id": conv.id,
                         "role": conv.role})
             stored = [m.get("content") for m in parsed.messages]
             if conv.role != "side":
@@ -267,22 +288,27 @@ class Recorder:
                                                      stored, first_new)
                 # An answer's text edits were applied before the agent asked again: this is their turn's end.
                 snapshot_steps = self._text_edits.pop(conv.id, []) + snapshot_steps
-            self._put_messages(parsed.messages, keys, stored)
+            self._put_messages(parsed.messages, keys, stored, continued)
             self.db["exchanges"].insert(row, replace=True)
         # A subagent's turns are turn boundaries too: what its tools wrote is blamed on its own calls.
         if conv.role in ("main", "subagent") and snapshot_steps and self.snapshots:
             self._snapshot("turn", snapshot_steps)
 
-    def _place(self, parsed: anthropic.ParsedExchange) -> tuple[_Conversation, list[dict], list[str]]:
-        """Which conversation a request continues, and which of its messages are new to it."""
+    def _place(self, parsed: anthropic.ParsedExchange,
+               continued: str | None = None) -> tuple[_Conversation, list[dict], list[str]]:
+        """Which conversation a request continues, and which of its messages are new to it.
+        `continued` is the key of the response a request names as its previous one (the Responses
+        API's previous_response_id, as Codex sends over a WebSocket): its messages follow that one."""
         keys: list[str] = []
-        parent = None
+        parent = continued
         for m in parsed.messages:
             parent = store.message_key(parent, m)
             keys.append(parent)
         known = next((i for i in range(len(keys) - 1, -1, -1) if keys[i] in self._conv_of_key), -1)
         if known >= 0:
             conv = self._conversations[self._conv_of_key[keys[known]]]
+        elif continued in self._conv_of_key:
+            conv = self._conversations[self._conv_of_key[continued]]
         else:
             conv = self._new_conversation(parsed)
         for k in keys:
@@ -348,8 +374,11 @@ class Recorder:
         text = body.decode("utf-8", "surrogateescape")
         return self._redact(text).encode("utf-8", "surrogateescape")
 
-    def _put_messages(self, messages: list[dict], keys: list[str], contents: list) -> None:
-        parent, depth = None, 0
+    def _put_messages(self, messages: list[dict], keys: list[str], contents: list, parent: str | None = None) -> None:
+        depth = 0
+        if parent:
+            row = self.db.execute("SELECT depth FROM messages WHERE key = ?", [parent]).fetchone()
+            depth = row[0] + 1 if row else 0
         for m, key, content in zip(messages, keys, contents, strict=True):
             if key in self._stored:  # the history an agent resends: stored (and redacted) once
                 parent, depth = key, depth + 1
@@ -432,7 +461,58 @@ class Recorder:
         self.summary.steps += 1
         return step_id, row
 
+    def _on_websocket(self, ex: Exchange, direction: str, at: float, payload: bytes) -> None:
+        """The Responses API over a WebSocket (Codex): each `response.create` is an exchange of its
+        own, `<upgrade id>.<n>`, recorded when it is sent and when its last event comes, so its
+        steps, turn snapshot and thread are as live as over HTTP."""
+        socket = self._sockets.get(ex.id)
+        if socket is None:
+            if openai.protocol_for("POST", ex.path) != "openai-responses":
+                return  # another protocol over a WebSocket: the upgrade's own row says it happened
+            readers = {side: wsframes.MessageReader(**dict(zip(("deflate", "no_context_takeover"),
+                                                                 wsframes.deflate_settings(ex.response_headers, side),
+                                                                 strict=True)))
+                       for side in (True, False)}
+            socket = self._sockets[ex.id] = _Socket(ex, readers)
+        from_client = direction == "c"
+        for opcode, message in socket.readers[from_client].feed(payload):
+            if opcode == wsframes.TEXT:
+                for what, body, complete in socket.calls.feed(from_client, message.decode("utf-8", "replace")):
+                    self._socket_call(socket, what, body, complete, at)
+
+    def _socket_call(self, socket: _Socket, what: str, body: bytes, complete: bool, at: float) -> None:
+        up = socket.upgrade
+        if what == "request":
+            socket.count += 1
+            socket.current = Exchange(id=f"{up.id}.{socket.count}", session_id=up.session_id, seq=up.seq,
+                                      method="POST", path=up.path, query=up.query,
+                                      request_headers=up.request_headers, request_body=body, started_at=at)
+            self._on_request(socket.current)
+            return
+        call, socket.current = socket.current, None
+        if call is None:
+            return
+        call.status, call.streamed, call.complete = 200, True, complete  # a call over a WebSocket has no status
+        call.response_headers = {"content-type": "text/event-stream"}
+        call.response_body, call.duration_ms = body, (at - call.started_at) * 1000
+        if not complete:
+            call.error = up.error or "the WebSocket closed before the response ended"
+        self._on_response(call)
+
+    def _close_socket(self, ex: Exchange) -> None:
+        """The upgrade ended: frames not handed over as they came are read now; a call in flight is
+        recorded incomplete."""
+        if ex.id not in self._sockets:
+            for direction, at, payload in getattr(ex, "frames", None) or []:
+                self._on_websocket(ex, direction, at, payload)
+        socket = self._sockets.pop(ex.id, None)
+        if socket is not None:
+            for what, body, complete in socket.calls.close():
+                self._socket_call(socket, what, body, complete, time.time())
+
     def _on_response(self, ex: Exchange) -> None:
+        if ex.status == 101:
+            self._close_socket(ex)
         update: dict[str, Any] = {
             "status": ex.status, "streamed": int(ex.streamed), "complete": int(ex.complete),
             "error": self._redact(ex.error) if ex.error else ex.error,
@@ -463,6 +543,8 @@ class Recorder:
                 key = store.message_key(message_key, parsed.response)
                 update["response_key"] = key
                 self._conv_of_key.setdefault(key, conv_id)
+                if parsed.response_id:
+                    self._response_keys[parsed.response_id] = key
                 conv = self._conversations.get(conv_id)
                 content = list(parsed.response["content"])
                 # A retried call (the stream broke, the agent asks again) must not repeat steps.

@@ -64,6 +64,8 @@ class ScriptedUpstream:
         self._ready = threading.Event()
         self._count = 0
         self.hung_up: list[float] = []  # when a client left in the middle of a stalled stream
+        self.websocket_frames: list[list[tuple[bool, str]]] = []  # per connection: (from the client, text)
+        self._conversations: dict[str, list[dict]] = {}  # response id -> the input and output it ended
 
     @property
     def url(self) -> str:
@@ -173,9 +175,12 @@ class ScriptedUpstream:
             return web.Response(status=404, text="no WebSocket here")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        frames: list[tuple[bool, str]] = []
+        self.websocket_frames.append(frames)
         async for frame in ws:
             if frame.type != WSMsgType.TEXT:
                 continue
+            frames.append((True, frame.data))
             try:
                 data = json.loads(frame.data)
             except ValueError:
@@ -183,6 +188,9 @@ class ScriptedUpstream:
             if not isinstance(data, dict) or data.get("type") != "response.create":
                 continue
             body = {k: v for k, v in data.items() if k != "type"}
+            # The client sends only what is new after `previous_response_id`; the model sees it all.
+            earlier = self._conversations.get(str(body.get("previous_response_id")), [])
+            body = {**body, "input": earlier + list(body.get("input") or [])}
             self.requests.append({"method": "POST", "path": request.path, "query": request.query_string,
                                   "headers": dict(request.headers), "body": frame.data.encode(), "json": body,
                                   "websocket": True})
@@ -192,12 +200,17 @@ class ScriptedUpstream:
                 reply = self.next_reply(body)
             if "status" in reply or "body" in reply or "chunks" in reply:
                 error = reply.get("body") if isinstance(reply.get("body"), dict) else {"message": "scripted error"}
-                await ws.send_str(json.dumps({"type": "error", "status": reply.get("status", 500),
-                                              "error": error.get("error", error)}))
+                event = json.dumps({"type": "error", "status": reply.get("status", 500),
+                                    "error": error.get("error", error)})
+                frames.append((False, event))
+                await ws.send_str(event)
                 continue
             message = self._complete(reply, body)
             for event in openai_encode.responses_events(message, message["model"]):
-                await ws.send_str(json.dumps(event))
+                if event["type"] == "response.completed":
+                    self._conversations[event["response"]["id"]] = body["input"] + event["response"]["output"]
+                frames.append((False, json.dumps(event)))
+                await ws.send_str(frames[-1][1])
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
         return ws

@@ -28,6 +28,7 @@ class ParsedExchange:
     params: dict = field(default_factory=dict)
     stream: bool = False
     response: dict | None = None  # the assembled response message (role, content, stop_reason, usage)
+    response_id: str | None = None  # the upstream's id of the response (a later request may continue it)
     usage: dict = field(default_factory=dict)
     stop_reason: str | None = None
     error: dict | None = None  # an API error body the upstream sent

@@ -8,6 +8,7 @@ Like the Anthropic parser, nothing here raises on bad input: what cannot be pars
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lit.proxy.anthropic import ParsedExchange, _header, _join, decode_body, iter_sse
@@ -328,12 +329,15 @@ def parse_responses_response(body: bytes, headers: dict[str, str], status: int |
                 response = ev.get("response")
             elif etype == "response.output_item.done":
                 items[ev.get("output_index", len(items))] = ev.get("item")
+            elif etype == "error":  # over a WebSocket, an error is an event of its own
+                p.error = ev.get("error") if isinstance(ev.get("error"), dict) else {"message": str(ev)[:500]}
         if isinstance(response, dict) and not response.get("output") and items:
             # A response not stored upstream (`store: false`) may close with an empty output list.
             response = {**response, "output": [items[i] for i in sorted(items)]}
         if response is None:
             if not items:
-                p.parse_error = _join(p.parse_error, "response: no response.completed event")
+                if p.error is None:
+                    p.parse_error = _join(p.parse_error, "response: no response.completed event")
                 return p
             p.parse_error = _join(p.parse_error, "response: stream ended before response.completed")
             response = {"output": [items[i] for i in sorted(items)]}
@@ -374,6 +378,69 @@ def _responses_output(p: ParsedExchange, response: dict) -> None:
     status = response.get("status")
     stop = "tool_use" if calls else ("end_turn" if status in (None, "completed") else status)
     _finish(p, content, stop, _usage(response.get("usage")), response.get("model"))
+    p.response_id = response.get("id") if isinstance(response.get("id"), str) else None
+
+
+# --- the Responses API over a WebSocket ----------------------------------------------------------
+
+_LAST_EVENTS = ("response.completed", "response.failed", "response.incomplete", "error")
+
+
+class ResponsesSocket:
+    """Cuts one Responses API WebSocket into exchanges as its text messages come: each
+    `response.create` and the events answering it are one exchange, in the shapes of the HTTP API
+    (the request is the message without its `type`; the response is the events as SSE, as
+    content-type text/event-stream), so the HTTP parsers read both."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self._events: list[bytes] = []
+
+    def feed(self, from_client: bool, text: str) -> list[tuple[str, bytes, bool]]:
+        """What `text` starts or ends: ("request", body, False) when a `response.create` is sent,
+        ("response", body, complete) when its last event comes (or a new request cuts it short)."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return []
+        if not isinstance(data, dict):
+            return []
+        out: list[tuple[str, bytes, bool]] = []
+        if from_client:
+            if data.get("type") != "response.create":
+                return []
+            if self.open:  # a new request before the last one ended: the client gave up on it
+                out.append(("response", b"".join(self._events), False))
+            self.open, self._events = True, []
+            out.append(("request", json.dumps({k: v for k, v in data.items() if k != "type"}).encode(), False))
+        elif self.open:
+            kind = str(data.get("type") or "")
+            self._events.append(f"event: {kind}\ndata: {text}\n\n".encode())
+            if kind in _LAST_EVENTS:
+                out.append(("response", b"".join(self._events), True))
+                self.open, self._events = False, []
+        return out
+
+    def close(self) -> list[tuple[str, bytes, bool]]:
+        """The connection ended: a response still open is incomplete."""
+        if not self.open:
+            return []
+        self.open = False
+        return [("response", b"".join(self._events), False)]
+
+
+def websocket_exchanges(frames: Iterable[tuple[bool, str]]) -> Iterator[tuple[bytes, bytes, bool]]:
+    """The exchanges of a whole Responses WebSocket, from its text messages in order as (from the
+    client, text): (request body, response body, complete) each."""
+    socket, request = ResponsesSocket(), b""
+    for from_client, text in frames:
+        for what, body, complete in socket.feed(from_client, text):
+            if what == "request":
+                request = body
+            else:
+                yield request, body, complete
+    for _, body, complete in socket.close():
+        yield request, body, complete
 
 
 # --- dispatch ------------------------------------------------------------------------------------
