@@ -365,6 +365,15 @@ def test_git_ai_note_with_sessions_humans_and_a_legacy_prompt_is_blamed_line_by_
     # Idempotent.
     again = lit(repo, "import", "git-ai", db=db).stdout
     assert "0 threads added, 3 already in the DB" in again
+    # And on to Agent Trace: git-ai's attribution in the field's format.
+    record = json.loads(lit(repo, "export", sha, "--format", "agent-trace", db=db).stdout)
+    check_record(record)
+    main = next(f for f in record["files"] if f["path"] == "src/main.rs")
+    assert [(c["contributor"], [(r["start_line"], r["end_line"]) for r in c["ranges"]])
+            for c in main["conversations"]] == [
+        ({"type": "ai", "model_id": "anthropic/claude-sonnet-4-5-20250514"}, [(1, 3), (4, 4), (5, 5)]),
+        ({"type": "ai", "model_id": "openai/gpt-4"}, [(8, 9)]),
+        ({"type": "human"}, [(6, 7)])]
 
 
 def test_git_ai_old_json_notes_and_damaged_notes(tmp_path):
