@@ -291,7 +291,13 @@ def test_line_map_rows_match_the_note_and_compute_is_callable_alone(agent_in):
     rows = list(a.db.query("SELECT path, line_start, line_end, step_id, thread_id FROM line_map WHERE commit_sha = ?",
                            [head]))
     assert rows == [{"path": "app.py", "line_start": 1, "line_end": 2, "step_id": write, "thread_id": a.thread}]
-    lm = linemap.compute(a.repo, head, snapshot.latest(a.repo, a.session), linemap.step_chooser(a.db))
+    # Once the note is written the session's chain restarts at its tip (snapshot.prune); the
+    # snapshot commits themselves are still in the object store until git gc.
+    assert subprocess.run(["git", "rev-parse", "--verify", "-q", snapshot.latest(a.repo, a.session) + "^"],
+                          cwd=a.repo).returncode != 0
+    tip = a.db.execute("SELECT commit_sha FROM snapshots WHERE thread_id = ? ORDER BY seq DESC LIMIT 1",
+                       [a.thread]).fetchone()[0]
+    lm = linemap.compute(a.repo, head, tip, linemap.step_chooser(a.db))
     assert lm.files == {"app.py": [[1, 2, write]]} and lm.lines() == 2
     # Without a snapshot chain every changed line is a person's.
     assert linemap.compute(a.repo, head, None, linemap.step_chooser(a.db)).files == {"app.py": [[1, 2, None]]}

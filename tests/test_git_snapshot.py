@@ -142,3 +142,65 @@ def test_record_snapshot_keeps_a_row(tmp_path):
     snapshot.forget_index(repo, session)
     assert not (repo / ".git" / "lit" / f"index-{session}").exists()
     assert os.listdir(repo / ".git" / "lit") == []
+
+
+def all_objects(repo: Path) -> bytes:
+    return subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True,
+                          check=True).stdout
+
+
+def test_secret_stores_are_never_snapshotted_even_when_not_ignored(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    stores = {".env": "SECRET_KEY=env-only-1", ".env.local": "TOKEN=env-only-2", "id_ed25519": "ssh-only-3",
+              "deploy/id_rsa": "ssh-only-4", "certs/server.pem": "pem-only-5", "certs/tls.key": "key-only-6",
+              ".netrc": "machine x password netrc-only-7", "infra/prod.tfvars": "tf-only-8"}
+    for name, text in stores.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text + "\n")
+    (repo / ".env.example").write_text("SECRET_KEY=\n")  # a template: code, kept
+    (repo / "id_utils.py").write_text("x = 1\n")  # not a key
+    commit, _, _ = snapshot.take(repo, "s1", reason="start")
+    (repo / ".env").write_text("SECRET_KEY=env-only-9\n")
+    (repo / ".env.example").write_text("SECRET_KEY=\nDEBUG=\n")
+    commit, _, new = snapshot.take(repo, "s1", reason="turn")
+    assert new and files_of(repo, commit) == {".gitignore", "a.py", "old.txt", ".env.example", "id_utils.py"}
+    assert sh(["git", "show", f"{commit}:.env.example"], repo) == "SECRET_KEY=\nDEBUG=\n"
+    objects = all_objects(repo)
+    assert [t for t in [*stores.values(), "env-only-9"] if t.encode() in objects] == []
+
+
+def test_snapshots_are_pruned_once_the_note_is_written(tmp_path):
+    """A bound thread's snapshots go: the chain restarts at its tip for the next thread, and the ref
+    goes when the session is over with nothing left to bind."""
+    repo = make_repo(tmp_path / "repo")
+    db = store.connect(tmp_path / "lit.db")
+    session = store.new_id()
+    db["sessions"].insert({"id": session, "started_at": store.now(), "repo_root": str(repo)})
+    first = store.open_thread(db, session, str(repo))
+    snapshot.record_snapshot(db, repo, session, first, "start")
+    (repo / "a.py").write_text("a = 'draft'\n")
+    snapshot.record_snapshot(db, repo, session, first, "turn", [f"{first}.2"])
+    (repo / "a.py").write_text("a = 2\n")
+    tip = snapshot.record_snapshot(db, repo, session, first, "turn", [f"{first}.3"])
+    chain = sh(["git", "rev-list", snapshot.snapshot_ref(session)], repo).split()
+    assert len(chain) == 3
+
+    db.execute("UPDATE threads SET status = 'bound' WHERE id = ?", [first])
+    second = store.open_thread(db, session, str(repo), base_snapshot=tip)
+    snapshot.prune(db, repo, session)
+    root = snapshot.latest(repo, session)
+    assert sh(["git", "rev-list", snapshot.snapshot_ref(session)], repo).split() == [root]
+    assert files_tree(repo, root) == files_tree(repo, tip) and db["threads"].get(second)["base_snapshot"] == root
+    (repo / "a.py").write_text("a = 3\n")
+    turn = snapshot.record_snapshot(db, repo, session, second, "turn", [f"{second}.2"])
+    assert sh(["git", "rev-list", snapshot.snapshot_ref(session)], repo).split() == [turn, root]
+    snapshot.prune(db, repo, session)  # the open thread has a snapshot of its own: its chain stays
+    assert snapshot.latest(repo, session) == turn
+
+    db.execute("UPDATE threads SET status = 'bound' WHERE id = ?", [second])
+    snapshot.prune(db, repo, session)  # bound, but the session goes on: a next thread may come
+    assert snapshot.latest(repo, session) is not None
+    db["sessions"].update(session, {"ended_at": store.now()})
+    snapshot.prune(db, repo, session)
+    assert snapshot.latest(repo, session) is None
+    assert sh(["git", "for-each-ref", "refs/lit/"], repo) == ""

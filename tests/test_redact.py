@@ -63,7 +63,8 @@ SHAPES = {
     "api-key-header": ("X-Api-Key: 7f3a9c2e5b1d4f6a8c0e", "7f3a9c2e5b1d4f6a8c0e"),
     "basic-auth-header": ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
     "bearer": ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345", "abcdefghijklmnopqrstuvwxyz012345"),
-    "query-google-key": ("GET /maps?key=AIzaSyA1234567890abcdefghijklmnopqrstu", "AIzaSyA1234567890abcdefghijklmnopqrstu"),
+    "query-google-key": ("GET /maps?key=AIzaSyA1234567890abcdefghijklmnopqrstu",
+                         "AIzaSyA1234567890abcdefghijklmnopqrstu"),
     "query-api-key": ("https://api.example.com/v1?q=1&api_key=q8dj2k4l0s", "q8dj2k4l0s"),
     "query-token": ("wss://x.example.com/socket?token=a81b2c3d4e5f6a7b", "a81b2c3d4e5f6a7b"),
     "yaml-password": ("  password: 'Kub3rn3t3s!'", "Kub3rn3t3s!"),
@@ -152,47 +153,118 @@ def sh(cmd, cwd, **kw):
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def test_secrets_through_a_full_session_reach_no_file(tmp_path):
+# Every shape a session can carry, each a made-up value: (name, value). Values that only a secret
+# store holds (.env, a private key file) must not even reach the repository's object store.
+ATTACK = {
+    "anthropic": SECRETS["anthropic-key"], "openai": SECRETS["openai-key"], "aws-id": SECRETS["aws-access-key"],
+    "github": SECRETS["github-token"], "slack": SECRETS["slack-token"], "jwt": JWT,
+    "pg-password": "Pg5ecret-77", "url-password": "Gh0stWr1ter", "code-password": "Tr0ub4dor&3",
+    "code-token": "tok-88a1-bb2c", "code-key": "k3y-0f-the-shop", "json-password": "hunter2hunter2",
+    "flag-password": "Sw0rdf1sh", "commit-token": "cm7-a81b2c3d4e5f", "x-auth": "f00b4rb4zqux",
+    "query-google": "AIzaSyA1234567890abcdefghijklmnopqrstu", "query-api-key": "q8dj2k4l0s93",
+    "prompt-password": "Prompt-Pa55w0rd", "custom": CUSTOM,
+}
+STORE_ONLY = {  # in .env, id_ed25519 and certs/server.pem only (never committed, never ignored)
+    "env-secret-key": "django-insecure-7c1x9qz42", "env-quoted": "open sesame 42", "aws-secret": AWS_SECRET,
+    "env-url": "Env-Db-Pa55", "ssh-key": "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUtZXN0b3Jl", "pem": "TUlJRXZRSUJBREFOQmdr",
+}
+WRAPPER = """import runpy, sys
+import anthropic
+
+class Client(anthropic.Anthropic):  # the agent's own SDK client, with a custom auth header and query
+    def __init__(self, **kw):
+        super().__init__(default_headers={"X-Auth": %r}, default_query={"key": %r, "api_key": %r}, **kw)
+
+anthropic.Anthropic = Client
+sys.argv = [%r, *sys.argv[1:]]
+runpy.run_path(%r, run_name="__main__")
+"""
+
+
+def test_every_secret_shape_through_a_whole_session_reaches_nothing_lit_writes(tmp_path):
+    """An attacker's view: a real `lit record` session (the anthropic SDK agent, a real git repo, a
+    commit) carries every shape, in the prompt, reasoning, tool inputs and results, a header, the
+    query string and the commit message; then every file and output lit made is searched."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for args in (["init", "-q"], ["config", "user.email", "d@example.com"], ["config", "user.name", "D"]):
         sh(["git", *args], repo)
+    (repo / "README.md").write_text("app\n")
+    sh(["git", "add", "README.md"], repo)
+    sh(["git", "commit", "-q", "-m", "start"], repo)
     config = tmp_path / "config.toml"
     config.write_text('[redact]\npatterns = ["corp-[0-9a-f]{16}"]\n')
     db = tmp_path / "lit.db"
-    env_file = "".join(f"{k.upper().replace('-', '_')}_VALUE={v}\n" for k, v in SECRETS.items()
-                       if k != "private-key")
+    a, st = ATTACK, STORE_ONLY
+    (repo / ".env").write_text(f"SECRET_KEY={st['env-secret-key']}\nX_SECRET=\"{st['env-quoted']}\"\n"
+                               f"{st['aws-secret']}\nDATABASE_URL=postgres://app:{st['env-url']}@db:5432/app\n")
+    (repo / "id_ed25519").write_text(f"-----BEGIN OPENSSH PRIVATE KEY-----\n{st['ssh-key']}\n"
+                                     "-----END OPENSSH PRIVATE KEY-----\n")
+    (repo / "certs").mkdir()
+    (repo / "certs" / "server.pem").write_text(f"-----BEGIN PRIVATE KEY-----\n{st['pem']}\n-----END PRIVATE KEY-----\n")
+    (repo / ".env.example").write_text("SECRET_KEY=\n")
+    settings = (f'DB_PASSWORD = "{a["code-password"]}"\nSLACK_BOT_TOKEN = "{a["code-token"]}"\n'
+                f'STRIPE_KEY = "{a["code-key"]}"\nDATABASE_URL = "postgres://app:{a["pg-password"]}@db/app"\n'
+                f'OPENAI = "{a["openai"]}"\nTEAM = "{a["custom"]}"\n')
     replies = [
-        tool_message("write_file", {"path": "settings.py", "content": f"KEY = '{SECRETS['openai-key']}'\n"
-                                    f"TEAM = '{CUSTOM}'\n"},
-                     thinking=f"The user gave {SECRETS['anthropic-key']}; keep it out of the code."),
-        tool_message("run_shell", {"command": f"echo '{SECRETS['private-key']}' > /dev/null; cat secrets.env"},
-                     text=f"Checking {SECRETS['aws-access-key']}."),
-        tool_message("run_shell", {"command": "git add settings.py && git commit -q -m settings"}),
-        text_message(f"Done; rotate {SECRETS['github-token']}."),
+        tool_message("write_file", {"path": "settings.py", "content": settings},
+                     thinking=f"The user gave {a['anthropic']} and the token {a['jwt']}; keep them out."),
+        tool_message("write_file", {"path": "config.json", "content": f'{{"db_password": "{a["json-password"]}"}}\n'},
+                     text=f"Cloning https://deploy:{a['url-password']}@git.example.com/x.git for reference."),
+        tool_message("run_shell", {"command": f"cat .env id_ed25519 certs/server.pem; echo mysql --password="
+                                              f"{a['flag-password']} -h db; echo {a['aws-id']}"}),
+        tool_message("run_shell", {"command": "git add settings.py config.json .env.example && git commit -q -m "
+                                              f"'Add settings (API_TOKEN={a['commit-token']})'"}),
+        text_message(f"Done. Rotate {a['github']} and {a['slack']}; try curl -H 'X-Auth: {a['x-auth']}' "
+                     f"'https://maps.example.com/api?key={a['query-google']}&api_key={a['query-api-key']}'"),
     ]
-    (repo / "secrets.env").write_text(env_file)
-    (repo / ".gitignore").write_text("secrets.env\n")
-    prompt = f"Use {SECRETS['slack-token']} and {SECRETS['anthropic-key']} to set things up"
-    env = {**os.environ, "LIT_DB": str(db), "LIT_CONFIG": str(config), "ANTHROPIC_API_KEY": SECRETS["anthropic-key"]}
+    wrapper = tmp_path / "agent_with_headers.py"
+    wrapper.write_text(WRAPPER % (a["x-auth"], a["query-google"], a["query-api-key"], str(AGENT), str(AGENT)))
+    prompt = (f"Set up settings. My DB password is --password={a['prompt-password']} and the Slack token is "
+              f"{a['slack']}; the session JWT is {a['jwt']}")
+    env = {**os.environ, "LIT_DB": str(db), "LIT_CONFIG": str(config), "ANTHROPIC_API_KEY": a["anthropic"]}
     with ScriptedUpstream(replies) as up:
         proc = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable,
-                               str(AGENT), prompt], cwd=repo, env=env, capture_output=True, text=True, timeout=90)
+                               str(wrapper), prompt], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        sent = up.requests
     assert proc.returncode == 0, proc.stderr
+    assert any(r["query"] and a["query-api-key"] in r["query"] for r in sent)  # the attack went out, as sent
+    assert any(r["headers"].get("X-Auth") == a["x-auth"] for r in sent)
     assert "Lit-Thread:" in sh(["git", "log", "-1", "--format=%B"], repo)
-    page = tmp_path / "page.html"
-    weave = subprocess.run([sys.executable, "-m", "lit", "weave", "HEAD", "-o", str(page)], cwd=repo, env=env,
-                           capture_output=True, text=True, timeout=60)
-    assert weave.returncode == 0, weave.stderr
 
-    written = b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
-    notes = sh(["git", "notes", "--ref=lit", "show", "HEAD"], repo).encode()
-    html = page.read_bytes()
-    assert b"[REDACTED:" in written and b"[REDACTED:" in notes
-    for secret in [*SECRETS.values(), CUSTOM]:
-        for name, data in (("DB", written), ("note", notes), ("page", html)):
-            probe = secret.splitlines()[1] if "PRIVATE KEY" in secret else secret
-            assert probe.encode() not in data, f"{secret[:12]}... found in the {name}"
+    def lit(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "lit", *args], cwd=repo, env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout + out.stderr
+
+    page, export = tmp_path / "page.html", tmp_path / "thread.jsonl"
+    thread = sh(["git", "log", "-1", "--format=%(trailers:key=Lit-Thread,valueonly)"], repo).strip()
+    outputs = {
+        "lit record's own lines": "".join(x for x in (proc.stdout + proc.stderr).splitlines(True)
+                                          if x.startswith("lit")).encode(),
+        "the DB and its WAL": b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*")),
+        "the note": sh(["git", "notes", "--ref=lit", "show", "HEAD"], repo).encode(),
+        "lit weave": (lit("weave", "HEAD", "-o", str(page)) and page.read_bytes()),
+        "lit pr": (lit("pr", "HEAD~1") + lit("pr", "HEAD~1", "--format", "json")).encode(),
+        "lit export": (lit("export", thread, "-o", str(export)) and export.read_bytes()),
+        "lit show": lit("show", thread).encode(),
+        "lit threads, sessions": (lit("threads", "--json") + lit("sessions", "--json")).encode(),
+        # blame prints the file's own lines as they are, like git blame; all else it prints is lit's
+        "lit blame --full (reasoning)": "".join(x for x in lit("blame", "settings.py", "--full").splitlines(True)
+                                                if " │ " not in x).encode(),
+    }
+    refs = sh(["git", "for-each-ref", "--format=%(refname)", "refs/lit/"], repo).split()
+    assert refs == [], f"snapshots outlived the note: {refs}"
+    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo,
+                             capture_output=True, check=True).stdout
+    assert b"[REDACTED:" in outputs["the DB and its WAL"] and b"[REDACTED:" in outputs["the note"]
+    leaks = [f"{name} ({v[:10]}...) in {where}" for where, data in outputs.items()
+             for name, v in {**a, **st}.items() if v.encode() in data]
+    leaks += [f"{name} ({v[:10]}...) in a git object" for name, v in st.items() if v.encode() in objects]
+    db_row = store.connect(db).execute("SELECT upstream FROM sessions").fetchone()[0]
+    assert leaks == [], "\n".join(leaks)
+    assert "@" not in (db_row or "")
 
 
 def test_lit_redact_rescrubs_old_rows_and_notes(tmp_path):

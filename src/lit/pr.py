@@ -27,6 +27,7 @@ from typing import Any
 
 from lit.blame import _json_or, first_sentence, git, open_db, read_notes
 from lit.errors import LitError
+from lit.redact import redact_text
 
 GITHUB_LIMIT = 65_536  # characters GitHub takes in a pull request body
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -147,7 +148,7 @@ def _commit_info(commits: list[str], cwd) -> dict[str, tuple[str, list[str], lis
                 added, deleted, path = parts
                 files.append(FileStat(path, int(added) if added.isdigit() else None,
                                       int(deleted) if deleted.isdigit() else None))
-        info[sha] = (subject, threads, files)
+        info[sha] = (redact_text(subject), threads, files)
     return info
 
 

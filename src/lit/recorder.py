@@ -617,6 +617,10 @@ class Recorder:
                 "ended_at": store.now(), "exit_code": exit_code, "head_end": head_end,
                 "exchanges_unrecorded": self.summary.unrecorded,
                 "notes": "; ".join(self.summary.problems) or None})
+        if self.snapshots:
+            from lit.git import snapshot  # noqa: PLC0415
+
+            snapshot.prune(self.db, self.repo_root, self.session_id)
         self.summary.threads = [tuple(r) for r in self.db.execute(
             "SELECT id, commit_sha, status FROM threads WHERE session_id = ? AND status != 'closed' ORDER BY seq",
             [self.session_id]).fetchall()]

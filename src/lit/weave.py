@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from lit.blame import LineMap, commit_notes, db_notes, git, note_from_db, open_db, read_notes
 from lit.errors import LitError
-from lit.redact import redact_lines
+from lit.redact import redact_lines, redact_text
 from lit.render import highlight_lines, pygments_css, template_env
 
 HUMAN = "human"  # owner of lines a person wrote (null in the line map)
@@ -432,7 +432,7 @@ def resolve(target: str, cwd: str | os.PathLike | None = None, db_path: str | No
         if ch.commit:
             author, date, message = info.get(ch.commit, ("", "", ""))
             ch.author, ch.date = author, date.replace("T", " ")
-            ch.subject, _, body = message.strip().partition("\n")
+            ch.subject, _, body = redact_text(message.strip()).partition("\n")
             ch.body = body.strip()
             ch.note = ch.note or notes.get(ch.commit)
             ch.files = commit_diff(ch.commit, cwd=cwd)

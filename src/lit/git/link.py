@@ -135,6 +135,7 @@ def bind(db: sqlite_utils.Database, repo: str, commit: str, thread_id: str,
         if session_id and session_id == thread["session_id"] and thread["status"] == "open":
             store.open_thread(db, session_id, repo, base_snapshot=tip)
     notes.write(repo, commit, notes.build(db, thread_id, commit))
+    snapshot.prune(db, repo, thread["session_id"])
     return lm
 
 

@@ -20,9 +20,18 @@ from pathlib import Path
 import sqlite_utils
 
 from lit import store
-from lit.git.run import GitError, git, git_dir
+from lit.git.run import GitError, git, git_dir, run
 
 SNAPSHOT_REF = "refs/lit/snapshots/{session}"
+# Files that hold secrets rather than code, left out of every snapshot even when not ignored (what
+# the GitHub gitignore templates and secret scanners name): their content never reaches an object.
+SECRET_STORES = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk",
+                 "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_rsa_*", "id_ed25519_*", ".netrc", "_netrc",
+                 ".pgpass", ".pypirc", ".git-credentials", ".htpasswd", "*.tfstate", "*.tfstate.*",
+                 "*.tfvars", "credentials.json", "service-account*.json", ".dockercfg")
+# Templates meant to be committed, which hold no secret.
+SECRET_STORE_TEMPLATES = (".env.example", ".env.sample", ".env.template", ".env.dist")
+_EXCLUDE = [f":(top,exclude,glob)**/{p}" for p in SECRET_STORES]
 IDENTITY = {"GIT_AUTHOR_NAME": "lit", "GIT_AUTHOR_EMAIL": "lit@localhost",
             "GIT_COMMITTER_NAME": "lit", "GIT_COMMITTER_EMAIL": "lit@localhost"}
 
@@ -55,7 +64,8 @@ def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
     for attempt in range(50):
         try:
             # ":/" is the whole worktree even when repo_root is a subdirectory of it.
-            git(["add", "-A", "--", ":/"], repo_root, env=env)
+            git(["add", "-A", "--", ":/", *_EXCLUDE], repo_root, env=env)
+            _add_templates(repo_root, env)
             return git(["write-tree"], repo_root, env=env)
         except GitError as e:
             # The recorder and a hook process may snapshot at once: the private index is locked
@@ -64,6 +74,15 @@ def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
                 raise
             time.sleep(0.02)
     raise AssertionError("unreachable")
+
+
+def _add_templates(repo_root: str | os.PathLike, env: dict) -> None:
+    """`.env.example` and the like are excluded with `.env.*`, but are code: put them back."""
+    found = git(["ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard", "--", *(
+        f":(top,glob)**/{t}" for t in SECRET_STORE_TEMPLATES)], repo_root, env=env)
+    paths = [p for p in found.split("\0") if p]
+    if paths:
+        git(["add", "-A", "--", *(f":(top,literal){p}" for p in paths)], repo_root, env=env)
 
 
 def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids: list[str] | tuple = (),
@@ -115,6 +134,39 @@ def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | No
             db.execute("UPDATE threads SET base_snapshot = ? WHERE id = ? AND base_snapshot IS NULL",
                        [commit, thread_id])
     return commit
+
+
+def prune(db: sqlite_utils.Database, repo_root: str | os.PathLike, session_id: str) -> None:
+    """Drop the snapshots no thread needs any more, once a thread's note is written or its session
+    ended: a bound thread's line map and steps are in its note, and the working trees it saw should
+    not outlive it. When no thread of the session is left to bind and the session is over, the ref
+    goes. A thread still to bind (open, or pending a person's commit) blames over the chain from its
+    own start: while it has no snapshot of its own yet, the chain restarts at the tip, as one
+    parentless commit of the same tree; once it has, the chain stays until it is bound. A race lost
+    to a new snapshot leaves the chain for the next time."""
+    tip = latest(repo_root, session_id)
+    if not tip:
+        return
+    live = [r[0] for r in db.execute("SELECT id FROM threads WHERE session_id = ? AND status IN ('open', 'pending')",
+                                     [session_id]).fetchall()]
+    ref = snapshot_ref(session_id)
+    if not live:
+        ended = db.execute("SELECT ended_at FROM sessions WHERE id = ?", [session_id]).fetchone()
+        if ended and ended[0]:
+            run(["update-ref", "-d", ref, tip], repo_root)
+        return
+    marks = ", ".join("?" * len(live))
+    if db.execute(f"SELECT 1 FROM snapshots WHERE thread_id IN ({marks}) AND reason != 'start' LIMIT 1",
+                  live).fetchone():
+        return
+    if not git(["rev-parse", "--verify", "-q", tip + "^"], repo_root, check=False):
+        return  # a single commit already
+    tree = git(["rev-parse", tip + "^{tree}"], repo_root)
+    root = git(["commit-tree", tree], repo_root, env=IDENTITY, input=f"lit snapshot (start) of session {session_id}\n")
+    if run(["update-ref", "-m", "lit snapshot prune", ref, root, tip], repo_root).returncode == 0:
+        with store.write_transaction(db):
+            db.execute(f"UPDATE threads SET base_snapshot = ? WHERE id IN ({marks}) AND base_snapshot = ?",
+                       [root, *live, tip])
 
 
 def latest(repo_root: str | os.PathLike, session_id: str) -> str | None:

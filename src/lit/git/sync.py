@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 
 from lit.errors import LitError
-from lit.git import link, notes
+from lit.git import link, notes, snapshot
 from lit.git.run import GitError, git
 
 REMOTE_REF = "refs/notes/lit-remote"
@@ -136,7 +136,10 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
             continue
         tid = threads[0]
         done = False
-        if db is not None and db["threads"].count_where("id = ?", [tid]):
+        # Rebuilt from the DB over the session's snapshots while they exist; once the thread's note
+        # was written they are pruned (snapshot.prune), and its note is the thread's line map.
+        if db is not None and db["threads"].count_where("id = ?", [tid]) and not (
+                tid in by_thread and not snapshot.latest(repo, db["threads"].get(tid)["session_id"])):
             db.execute("UPDATE threads SET status = 'pending' WHERE id = ?", [tid])
             done = link.bind(db, str(repo), commit, tid) is not None
         if not done and tid in by_thread:
