@@ -4,6 +4,7 @@ written before a pattern existed."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -297,3 +298,40 @@ def test_lit_redact_rescrubs_old_rows_and_notes(tmp_path):
     assert CUSTOM not in sh(["git", "notes", "--ref=lit", "show", "HEAD"], repo)
     hits = store.connect(db_path).execute("SELECT COUNT(*) FROM steps_fts WHERE steps_fts MATCH 'REDACTED'")
     assert hits.fetchone()[0] == 1
+
+
+def test_lit_redact_reaches_every_column(tmp_path):
+    """A DB written before these rules (here, by hand): a secret in every column that holds content."""
+    a = ATTACK
+    db_path = tmp_path / "lit.db"
+    db = store.connect(db_path)
+    headers = store.put_blob(db, store.canonical_json({"X-Auth": a["x-auth"], "user-agent": "agent/1"}), "headers")
+    body = store.put_blob(db, f'{{"broken": "{a["github"]}"', "request")
+    with db.conn:
+        db["sessions"].insert({"id": "s1", "started_at": 1.0,
+                               "argv": json.dumps(["agent", f"--password={a['flag-password']}"]),
+                               "upstream": f"https://bob:{a['url-password']}@up.example.com",
+                               "notes": f"could not write {a['jwt']}"})
+        thread = store.open_thread(db, "s1", None)
+        db["threads"].update(thread, {"title": f"use {a['slack']}"})
+        db["exchanges"].insert({"id": "s1.1", "session_id": "s1", "seq": 1,
+                                "query": f"key={a['query-google']}&api_key={a['query-api-key']}",
+                                "error": f"upstream https://bob:{a['url-password']}@up.example.com refused",
+                                "request_headers": headers, "request_blob": body,
+                                "params": json.dumps({"metadata": {"user_id": a["anthropic"]}}),
+                                "response_headers": json.dumps({"x-auth-token": a["code-token"]})})
+        db.execute("INSERT INTO messages (key, role, content) VALUES ('m1', 'user', ?)",
+                   [store.pack_content([{"type": "text", "text": f"DB_PASSWORD={a['code-password']}"}])])
+        db["steps"].insert({"id": f"{thread}.1", "thread_id": thread, "seq": 1, "kind": "tool_call",
+                            "text": a["openai"], "tool_input": json.dumps({"password": a["json-password"]}),
+                            "raw": json.dumps({"t": a["aws-id"]})})
+    db.conn.close()
+    env = {**os.environ, "LIT_DB": str(db_path)}
+    out = subprocess.run([sys.executable, "-m", "lit", "redact", "--no-notes"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "lit: changed 1 steps, 1 messages, 2 blobs, 1 exchanges, 1 threads, 1 sessions, 0 notes\n"
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+    assert [k for k, v in a.items() if v.encode() in data] == []
+    assert json.loads(store.connect(db_path).execute("SELECT tool_input FROM steps").fetchone()[0]) == {
+        "password": "[REDACTED:password]"}

@@ -413,54 +413,83 @@ def fingerprint() -> str:
 # --- `lit redact`: re-scrub what was written before a pattern existed ----------------------------
 
 
+# Columns that hold lit's own identifiers, hashes and enums, never content: not scanned.
+_NOT_CONTENT = re.compile(r"(?:id|key|hash|seq|.+_id|.+_key|.+_sha|.+_hash|.+_at|kind|status|role|protocol|method|"
+                          r"model|reason|stop_reason|path|tool_name|tool_use_id|base_snapshot|step_ids|request_headers|"
+                          r"response_blob|request_blob)")
+
+
 def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> dict[str, int]:
-    """Apply the patterns to every text lit stored; returns rows changed per table. The old bytes
-    are then gone from the file too (the FTS index rebuilt, the WAL checkpointed, VACUUM)."""
+    """Apply the rules to every column that can hold content, in every table lit writes (text and
+    JSON columns, the compressed messages, the blobs of bodies and headers); returns rows changed
+    per table. The old bytes then leave the file too (the FTS index rebuilt, the WAL checkpointed,
+    VACUUM)."""
     import json  # noqa: PLC0415
 
     from lit import store  # noqa: PLC0415
 
     r = redactor or default()
-    changed = {"steps": 0, "messages": 0, "blobs": 0, "exchanges": 0, "threads": 0}
+    changed: dict[str, int] = {}
 
-    def update(table: str, pk: str, key, values: dict) -> None:
-        changed[table] += 1
-        if not dry_run:
-            sets = ", ".join(f"[{c}] = ?" for c in values)
-            db.execute(f"UPDATE [{table}] SET {sets} WHERE [{pk}] = ?", [*values.values(), key])
-
-    with store.write_transaction(db):
-        for row in db.query("SELECT id, text, tool_input, raw FROM steps"):
-            new = {c: r.text(row[c]) for c in ("text", "tool_input", "raw") if row[c]}
-            new = {c: v for c, v in new.items() if v != row[c]}
-            if new:
-                update("steps", "id", row["id"], new)
-        for key, content in db.execute("SELECT key, content FROM messages").fetchall():
-            value = store.unpack_content(content)
-            scrubbed = r.obj(value)
-            if scrubbed != value:
-                update("messages", "key", key, {"content": store.pack_content(scrubbed)})
-        for h, _kind, content in db.execute("SELECT hash, kind, content FROM blobs").fetchall():
-            data = content if isinstance(content, bytes) else str(content).encode()
-            text = data.decode("utf-8", "surrogateescape")
+    def scrub_value(table: str, column: str, value):
+        if table == "messages" and column == "content":
+            old = store.unpack_content(value)
+            new = r.obj(old)
+            return None if new == old else store.pack_content(new)
+        if table == "blobs" and column == "content":
+            text = (value if isinstance(value, bytes) else str(value).encode()).decode("utf-8", "surrogateescape")
             new_text = r.text(text)
-            if new_text != text:
-                new = new_text.encode("utf-8", "surrogateescape")
-                update("blobs", "hash", h, {"content": new, "size": len(new)})
-        for eid, params in db.execute("SELECT id, params FROM exchanges WHERE params IS NOT NULL").fetchall():
-            new = json.dumps(r.obj(json.loads(params)), sort_keys=True)
-            if new != params:
-                update("exchanges", "id", eid, {"params": new})
-        for tid, title in db.execute("SELECT id, title FROM threads WHERE title IS NOT NULL").fetchall():
-            if r.text(title) != title:
-                update("threads", "id", tid, {"title": r.text(title)})
-    if not dry_run and any(changed.values()):
+            return None if new_text == text else new_text.encode("utf-8", "surrogateescape")
+        if not isinstance(value, str) or not value:
+            return None
+        if column == "query":
+            new = redact_query(value) if r is default() else r.text("?" + value)[1:]
+            return None if new == value else new
+        if value[:1] in "[{":
+            try:
+                old = json.loads(value)
+            except ValueError:
+                old = None
+            if old is not None:
+                new_obj = r.headers(old) if column.endswith("headers") and isinstance(old, dict) else r.obj(old)
+                return None if new_obj == old else json.dumps(new_obj, ensure_ascii=False, sort_keys=column == "params")
+        new = r.text(value)
+        return None if new == value else new
+
+    tables = [t for t in db.table_names() if not t.startswith(("_", "sqlite_")) and "_fts" not in t]
+    with store.write_transaction(db):
+        for table in tables:
+            columns = [c.name for c in db[table].columns
+                       if c.type in ("TEXT", "BLOB", "") and not _NOT_CONTENT.fullmatch(c.name)]
+            if not columns:
+                continue
+            names = ", ".join(f"[{c}]" for c in columns)
+            for row in db.execute(f"SELECT rowid, kind, {names} FROM [{table}]" if table == "blobs" else
+                                  f"SELECT rowid, NULL, {names} FROM [{table}]").fetchall():
+                updates = {}
+                for column, value in zip(columns, row[2:], strict=True):
+                    if table == "blobs" and column == "content" and row[1] == "headers":
+                        new = scrub_value(table, "request_headers", (value or b"").decode("utf-8", "replace"))
+                        new = new.encode() if new is not None else None
+                    else:
+                        new = scrub_value(table, column, value)
+                    if new is not None:
+                        updates[column] = new
+                if updates:
+                    changed[table] = changed.get(table, 0) + 1
+                    if table == "blobs" and "content" in updates:
+                        updates["size"] = len(updates["content"])
+                    if not dry_run:
+                        sets = ", ".join(f"[{c}] = ?" for c in updates)
+                        db.execute(f"UPDATE [{table}] SET {sets} WHERE rowid = ?", [*updates.values(), row[0]])
+    if not dry_run and changed:
         with store.write_transaction(db):
             db.execute("INSERT INTO steps_fts(steps_fts) VALUES('rebuild')")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return changed
+    order = ("steps", "messages", "blobs", "exchanges", "threads", "sessions")
+    return {t: changed.get(t, 0) for t in order} | {t: n for t, n in changed.items() if t not in order}
 
 
 def scrub_notes(repo, redactor: Redactor | None = None, *, dry_run: bool = False) -> int:

@@ -19,6 +19,7 @@ import json
 import re
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import webbrowser
@@ -27,7 +28,7 @@ from typing import Any
 
 from datasette.app import Datasette
 
-from lit import store
+from lit import loopback, store
 from lit.datasette_metadata import DB_NAME, metadata
 from lit.errors import LitError
 from lit.paths import plugins_dir, templates_dir
@@ -96,7 +97,11 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
     sock.listen(128)
     bound = sock.getsockname()[1]
     url = f"http://[{host}]:{bound}/" if ":" in host else f"http://{host}:{bound}/"
-    server = uvicorn.Server(uvicorn.Config(ds.app(), lifespan="on", log_level="warning"))
+    if not loopback.is_loopback(host):  # asked for on purpose: said once
+        print(f"lit serve: listening on {host}: any machine that reaches it can read every thread",
+              file=sys.stderr)
+    app = loopback.guard(ds.app(), bound, host)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
 
     async def main() -> None:
         await ds.invoke_startup()
