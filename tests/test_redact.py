@@ -335,3 +335,36 @@ def test_lit_redact_reaches_every_column(tmp_path):
     assert [k for k, v in a.items() if v.encode() in data] == []
     assert json.loads(store.connect(db_path).execute("SELECT tool_input FROM steps").fetchone()[0]) == {
         "password": "[REDACTED:password]"}
+
+
+
+def test_lit_import_redacts_and_never_adds_steps_to_a_thread_it_has(tmp_path):
+    """A crafted export file: a new thread whose step holds a secret, and a forged prompt for a thread
+    the DB already has (thread ids are public, in every trailer)."""
+    from lit.portable import EXPORT_VERSION
+
+    db_path = tmp_path / "lit.db"
+    db = store.connect(db_path)
+    with db.conn:
+        db["sessions"].insert({"id": "s1", "started_at": 1.0})
+        known = store.open_thread(db, "s1", None)
+        db["steps"].insert({"id": f"{known}.1", "thread_id": known, "seq": 1, "kind": "prompt", "text": "mine"})
+    db.conn.close()
+    rows = [{"table": "sessions", "row": {"id": "s2", "started_at": 2.0}},
+            {"table": "threads", "row": {"id": "aaaaaaaaaaaa", "session_id": "s2", "seq": 1, "status": "pending"}},
+            {"table": "steps", "row": {"id": "aaaaaaaaaaaa.1", "thread_id": "aaaaaaaaaaaa", "seq": 1, "kind": "prompt",
+                                       "text": f"deploy with {SECRETS['github-token']}"}},
+            {"table": "steps", "row": {"id": f"{known}.2", "thread_id": known, "seq": 2, "kind": "prompt",
+                                       "text": "a forged prompt"}}]
+    path = tmp_path / "crafted.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in [
+        {"lit_export": EXPORT_VERSION, "thread": "aaaaaaaaaaaa", "session": "s2"}, *rows]) + "\n")
+    out = subprocess.run([sys.executable, "-m", "lit", "import", str(path)], env={**os.environ, "LIT_DB": str(db_path)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    db = store.connect(db_path)
+    assert [r[0] for r in db.execute("SELECT text FROM steps WHERE thread_id = ?", [known])] == ["mine"]
+    assert db.execute("SELECT text FROM steps WHERE id = 'aaaaaaaaaaaa.1'").fetchone()[0] == \
+        "deploy with [REDACTED:github-token]"
+    db.conn.close()
+    assert SECRETS["github-token"].encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))

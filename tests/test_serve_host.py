@@ -65,7 +65,7 @@ def test_lit_serve_refuses_a_foreign_host_and_a_cross_site_request(served):
     browser = {"Host": f"127.0.0.1:{port}", "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
                "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
     status, body = get(port, steps, browser)
-    assert status == 403 and SECRET_PROMPT not in body and "another site" in body
+    assert status == 403 and SECRET_PROMPT not in body and "another site (https://evil.example)" in body
     status, _ = get(port, steps, {**browser, "Origin": "null"})
     assert status == 403
     no_cors = {k: v for k, v in browser.items() if k != "Origin"}  # <script src=...>: no Origin sent

@@ -45,10 +45,10 @@ def refusal(headers: dict[str, str], port: int, *, listen: str = "127.0.0.1", an
         return f"Host {host or '(none)'} is not this machine (answers 127.0.0.1, localhost and [::1] on port {port})"
     origin = headers.get("origin")
     if origin is not None and origin.lower() != f"http://{host}":
-        return f"a request from another site ({origin}) is refused"
+        return f"a request from another site ({origin})"
     site, mode = headers.get("sec-fetch-site"), headers.get("sec-fetch-mode")
     if site in ("cross-site", "same-site") and mode != "navigate":
-        return "a request from another site is refused"
+        return "a request from another site"
     return None
 
 

@@ -26,6 +26,7 @@ import sqlite_utils
 
 from lit import __version__, store
 from lit.errors import LitError
+from lit.redact import redact_row
 
 EXPORT_VERSION = 1
 
@@ -247,11 +248,16 @@ def import_rows(db: sqlite_utils.Database, rows: list[tuple[str, dict]]) -> tupl
     added: dict[str, int] = {}
     present: dict[str, int] = {}
     columns = {t: set(db[t].columns_dict) for t in TABLES}
+    # Thread ids are public (the trailer): a file never adds steps to a thread this DB already has.
+    known = {r[0] for r in db.execute("SELECT id FROM threads")}
     with store.write_transaction(db):
         for table, row in rows:
             if table not in columns:
                 continue  # a table of a newer lit: ignore rather than fail
-            row = {k: v for k, v in row.items() if k in columns[table]}
+            row = redact_row(table, {k: v for k, v in row.items() if k in columns[table]})
+            if table in ("steps", "line_map") and row.get("thread_id") in known:
+                present[table] = present.get(table, 0) + 1
+                continue
             if table in _NATURAL_KEYS:
                 row.pop("id", None)  # snapshot ids are local autoincrements, not identities
                 keys = _NATURAL_KEYS[table]

@@ -419,43 +419,65 @@ _NOT_CONTENT = re.compile(r"(?:id|key|hash|seq|.+_id|.+_key|.+_sha|.+_hash|.+_at
                           r"response_blob|request_blob)")
 
 
-def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> dict[str, int]:
-    """Apply the rules to every column that can hold content, in every table lit writes (text and
-    JSON columns, the compressed messages, the blobs of bodies and headers); returns rows changed
-    per table. The old bytes then leave the file too (the FTS index rebuilt, the WAL checkpointed,
-    VACUUM)."""
+def scrub_value(table: str, column: str, value: Any, redactor: Redactor | None = None,
+                kind: str | None = None) -> Any:
+    """`value` of `table`.`column` as lit would have written it with the current rules, or None when
+    it is already clean (or the column holds no content: ids, hashes, enums). `kind`: a blob's."""
     import json  # noqa: PLC0415
 
     from lit import store  # noqa: PLC0415
 
     r = redactor or default()
-    changed: dict[str, int] = {}
-
-    def scrub_value(table: str, column: str, value):
-        if table == "messages" and column == "content":
-            old = store.unpack_content(value)
-            new = r.obj(old)
-            return None if new == old else store.pack_content(new)
-        if table == "blobs" and column == "content":
-            text = (value if isinstance(value, bytes) else str(value).encode()).decode("utf-8", "surrogateescape")
-            new_text = r.text(text)
-            return None if new_text == text else new_text.encode("utf-8", "surrogateescape")
-        if not isinstance(value, str) or not value:
-            return None
-        if column == "query":
-            new = redact_query(value) if r is default() else r.text("?" + value)[1:]
-            return None if new == value else new
-        if value[:1] in "[{":
-            try:
-                old = json.loads(value)
-            except ValueError:
-                old = None
-            if old is not None:
-                new_obj = r.headers(old) if column.endswith("headers") and isinstance(old, dict) else r.obj(old)
-                return None if new_obj == old else json.dumps(new_obj, ensure_ascii=False, sort_keys=column == "params")
-        new = r.text(value)
+    if _NOT_CONTENT.fullmatch(column) or value is None:
+        return None
+    if table == "messages" and column == "content":
+        old = store.unpack_content(value)
+        new = r.obj(old)
+        return None if new == old else store.pack_content(new)
+    if table == "blobs" and column == "content":
+        text = (value if isinstance(value, bytes) else str(value).encode()).decode("utf-8", "surrogateescape")
+        if kind == "headers":
+            new_text = scrub_value("exchanges", "response_headers", text, r)
+            return None if new_text is None else new_text.encode("utf-8", "surrogateescape")
+        new_text = r.text(text)
+        return None if new_text == text else new_text.encode("utf-8", "surrogateescape")
+    if not isinstance(value, str) or not value:
+        return None
+    if column == "query":
+        new = r.text("?" + value)[1:]
         return None if new == value else new
+    if value[:1] in "[{":
+        try:
+            old = json.loads(value)
+        except ValueError:
+            old = None
+        if old is not None:
+            new_obj = r.headers(old) if column.endswith("headers") and isinstance(old, dict) else r.obj(old)
+            return None if new_obj == old else json.dumps(new_obj, ensure_ascii=False, sort_keys=column == "params")
+    new = r.text(value)
+    return None if new == value else new
 
+
+def redact_row(table: str, row: dict, redactor: Redactor | None = None) -> dict:
+    """A row of lit's DB (an imported one) with every content column redacted."""
+    out = dict(row)
+    for column, value in row.items():
+        new = scrub_value(table, column, value, redactor, row.get("kind") if table == "blobs" else None)
+        if new is not None:
+            out[column] = new
+            if table == "blobs" and column == "content":
+                out["size"] = len(new)
+    return out
+
+
+def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> dict[str, int]:
+    """Apply the rules to every column that can hold content, in every table lit writes (text and
+    JSON columns, the compressed messages, the blobs of bodies and headers); returns rows changed
+    per table. The old bytes then leave the file too (the FTS index rebuilt, the WAL checkpointed,
+    VACUUM)."""
+    from lit import store  # noqa: PLC0415
+
+    changed: dict[str, int] = {}
     tables = [t for t in db.table_names() if not t.startswith(("_", "sqlite_")) and "_fts" not in t]
     with store.write_transaction(db):
         for table in tables:
@@ -464,15 +486,11 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
             if not columns:
                 continue
             names = ", ".join(f"[{c}]" for c in columns)
-            for row in db.execute(f"SELECT rowid, kind, {names} FROM [{table}]" if table == "blobs" else
-                                  f"SELECT rowid, NULL, {names} FROM [{table}]").fetchall():
+            kind = "kind" if table == "blobs" else "NULL"
+            for row in db.execute(f"SELECT rowid, {kind}, {names} FROM [{table}]").fetchall():
                 updates = {}
                 for column, value in zip(columns, row[2:], strict=True):
-                    if table == "blobs" and column == "content" and row[1] == "headers":
-                        new = scrub_value(table, "request_headers", (value or b"").decode("utf-8", "replace"))
-                        new = new.encode() if new is not None else None
-                    else:
-                        new = scrub_value(table, column, value)
+                    new = scrub_value(table, column, value, redactor, row[1])
                     if new is not None:
                         updates[column] = new
                 if updates:
