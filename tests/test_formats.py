@@ -541,3 +541,57 @@ def test_hostile_names_and_sizes_are_said_safely(tmp_path):
     lit(repo, "import", "agent-trace", "-", db=db2, input=json.dumps(record))
     got = blame_json(repo, "a.txt", db2)
     assert re.fullmatch(r"[0-9a-f]{12}", got[0]["thread"]) and got[0]["model"] == "y"
+
+
+def _snapshot(repo: Path, parent: str | None, files: dict[str, str], tmp: Path) -> str:
+    """A snapshot commit as lit's snapshots are: the tree of HEAD plus `files`, on a chain."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(tmp / "snapshot-index")}
+    subprocess.run(["git", "read-tree", "HEAD"], cwd=repo, env=env, check=True)
+    for path, content in files.items():
+        blob = git(repo, "hash-object", "-w", "--stdin", input=content)
+        subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], cwd=repo, env=env,
+                       check=True)
+    tree = subprocess.run(["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    return git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", "lit snapshot", when=BASE_TIME)
+
+
+def test_a_pending_threads_work_committed_without_hooks_is_relinked_by_content(tmp_path):
+    """The session ended with its thread pending; a person committed its work without lit's hooks
+    (no trailer), then edited one line. relink finds the thread from its snapshots' lines."""
+    from lit import store
+
+    db_path = tmp_path / "lit.db"
+    repo = init_repo(tmp_path / "repo")
+    commit_files(repo, {"README.md": "parsers\n"}, "Start", when=BASE_TIME - 60)
+    start = _snapshot(repo, None, {}, tmp_path)
+    after_write = _snapshot(repo, start, {"parse.py": PARSER_V2}, tmp_path)
+    tid, sid = "5e6f7a8b9c0d", "e5f6a7b8c9d0"
+    db = store.connect(db_path)
+    with db.conn:
+        db["sessions"].insert({"id": sid, "started_at": BASE_TIME, "argv": "[]", "repo_root": str(repo),
+                               "agent": "claude-cli/2.1.197"})
+        db["threads"].insert({"id": tid, "session_id": sid, "seq": 1, "started_at": BASE_TIME, "status": "pending",
+                              "repo_root": str(repo), "title": "Write the parsers."})
+        for seq, row in enumerate([
+                {"kind": "prompt", "text": "Write the parsers."},
+                {"kind": "thinking", "text": "Both parsers in one module; parse_pairs() reuses parse()."},
+                {"kind": "tool_call", "tool_name": "Write", "tool_use_id": "toolu_9",
+                 "tool_input": json.dumps({"file_path": "parse.py", "content": PARSER_V2})}], 1):
+            db["steps"].insert({"id": f"{tid}.{seq}", "thread_id": tid, "session_id": sid, "seq": seq,
+                                "created_at": BASE_TIME + seq, "model": "claude-sonnet-4-6", **row})
+        for seq, (commit, steps) in enumerate([(start, []), (after_write, [f"{tid}.3"])], 1):
+            db["snapshots"].insert({"session_id": sid, "thread_id": tid, "seq": seq, "commit_sha": commit,
+                                    "reason": "turn", "step_ids": json.dumps(steps), "taken_at": BASE_TIME + seq})
+    db.conn.close()
+    edited = PARSER_V2.replace("    return items\n", "    return items  # never None\n")
+    commit = commit_files(repo, {"parse.py": edited}, "Add the parsers", when=BASE_TIME + 300,
+                          author=("Ann Person", "ann@example.com"))
+    out = lit(repo, "relink", db=db_path).stdout
+    assert f"{commit[:10]}  thread {tid}  relinked by content (no trailer): 12 of its 13 lines found (92%); " \
+           "it was pending" in out
+    assert f"{commit[:10]}  14 of its 15 added lines given to those threads' steps" in out
+    got = [(b["line"], b["kind"], b["step"]) for b in blame_json(repo, "parse.py", db_path)]
+    assert got[6] == (7, "human", None) and {k for _, k, _ in got[:6] + got[7:]} == {"step"}
+    why = blame_json(repo, "parse.py", db_path)[0]["why"]
+    assert why == "Both parsers in one module; parse_pairs() reuses parse()."

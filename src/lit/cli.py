@@ -594,7 +594,8 @@ def relink(
     for m in result.by_content:
         for t in m.threads:
             typer.echo(f"{m.commit[:10]}  thread {t.thread}  relinked by content (no trailer): {t.found} of its "
-                       f"{t.lines} lines found ({100 * t.found // max(t.lines, 1)}%); was on {t.was[:10]}")
+                       f"{t.lines} lines found ({100 * t.found // max(t.lines, 1)}%); "
+                       + ("it was pending" if t.was == "pending" else f"was on {t.was[:10]}"))
         typer.echo(f"{m.commit[:10]}  {m.explained} of its {m.added} added lines given to those threads' steps")
     if not result.relinked and not result.missing and not result.by_content:
         typer.echo("lit: every commit with a Lit-Thread trailer has its note")

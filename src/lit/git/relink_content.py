@@ -3,8 +3,10 @@ is matched, line by line, with the threads whose commits are gone from every bra
 
 The added lines of a commit with no `Lit-Thread:` trailer and no note are hashed (the murmur3
 `content_hash` of lit.formats.agent_trace, one line at a time) and looked up among the lines the
-line maps give to steps of threads not bound to a reachable commit (their commit is on no branch
-or tag any more, as after a squash merge and a deleted branch). Lines too short to say anything
+line maps give to steps of threads not bound to a reachable commit: their commit is on no branch
+or tag any more (as after a squash merge and a deleted branch), or they were never bound (a
+person committed their work without lit's hooks; the lines each of their snapshots added stand
+for their line map). Lines too short to say anything
 (blank, a brace, `end`: under 4 characters) are matched only in a file of the same path. A thread
 is bound to the commit when most of its lines (more than half, and at least 3 or all it wrote)
 are among the commit's added lines; the commit gets a line map (each added line to the step whose
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from lit import store
+from lit.errors import LitError
 from lit.formats.agent_trace import content_hash, file_lines
 from lit.git import notes
 from lit.git.run import git
@@ -32,7 +35,7 @@ MIN_LINES = 3
 @dataclass
 class ThreadMatch:
     thread: str
-    was: str  # the commit it was bound to
+    was: str  # the commit it was bound to, or "pending" (never bound)
     found: int  # its lines found among the commit's added lines
     lines: int  # the lines its steps wrote there
 
@@ -55,9 +58,10 @@ class ContentMatch:
 @dataclass
 class _Candidate:
     thread: str
-    commit: str
+    commit: str  # the commit its line map is of (for a pending thread: a snapshot of its session)
     files: dict[str, list[list]]  # path -> [[start, end, step id | None]]
     note: dict | None = None
+    bound: bool = True  # False: a pending thread, `commit` one of its snapshots
 
 
 def _key(text: str) -> str:
@@ -84,6 +88,7 @@ def _reachable(repo: str | os.PathLike) -> set[str]:
 def candidates(repo: str | os.PathLike, db: sqlite_utils.Database | None, reachable: set[str]) -> list[_Candidate]:
     """Threads bound to commits no branch or tag reaches, from the DB and from the notes."""
     found: dict[str, _Candidate] = {}
+    pending: list[_Candidate] = []
     if db is not None:
         for tid, commit in db.execute("SELECT id, commit_sha FROM threads WHERE status = 'bound'"
                                       " AND commit_sha IS NOT NULL").fetchall():
@@ -96,6 +101,8 @@ def candidates(repo: str | os.PathLike, db: sqlite_utils.Database | None, reacha
                 files.setdefault(path, []).append([start, end, step])
             if files:
                 found[tid] = _Candidate(tid, commit, files)
+    if db is not None:
+        pending = _pending(repo, db)
     listing = git(["notes", "--ref", notes.NOTES_REF, "list"], repo, check=False)
     for line in listing.splitlines():
         parts = line.split()
@@ -114,7 +121,7 @@ def candidates(repo: str | os.PathLike, db: sqlite_utils.Database | None, reacha
     checked = git(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo, check=False,
                   input="\n".join(shas) + "\n") if shas else ""
     present = {line.split()[0] for line in checked.splitlines() if line.endswith(" commit")}
-    return [c for c in found.values() if c.commit in present]
+    return [c for c in found.values() if c.commit in present] + [c for c in pending if c.thread not in found]
 
 
 @dataclass
@@ -141,9 +148,35 @@ def index(repo: str | os.PathLike, pool: list[_Candidate]) -> _Index:
     return out
 
 
+def _pending(repo: str | os.PathLike, db: sqlite_utils.Database) -> list[_Candidate]:
+    """Threads never bound (their work committed without lit's hooks): the lines each snapshot of
+    theirs added, given to the tool call it captured, stand for their line map; one candidate per
+    snapshot, all under the thread's id."""
+    from lit.git.linemap import step_chooser
+
+    choose = step_chooser(db)
+    out = []
+    for tid, snap in db.execute(
+            "SELECT t.id, s.commit_sha FROM threads t JOIN snapshots s ON s.thread_id = t.id WHERE t.status = 'pending'"
+            " AND t.repo_root = ? AND s.step_ids IS NOT NULL AND s.step_ids != '[]' ORDER BY t.id, s.seq",
+            [str(repo)]).fetchall():
+        files: dict[str, list[list]] = {}
+        try:
+            added = added_lines(str(repo), snap)
+        except LitError:
+            continue  # the snapshot is gone (another repository, or pruned)
+        for path, n, _text in added:
+            step = choose(snap, path)
+            if step and step.startswith(tid + "."):
+                files.setdefault(path, []).append([n, n, step])
+        if files:
+            out.append(_Candidate(tid, snap, files, bound=False))
+    return out
+
+
 def match(repo: str | os.PathLike, commit: str, pool: list[_Candidate], idx: _Index) -> tuple[ContentMatch, list]:
     """How the added lines of `commit` match the candidates' lines; (result, line map rows)."""
-    open_threads = {c.thread: c.commit for c in pool}
+    open_threads = {c.thread: c.commit if c.bound else "pending" for c in pool}
     added = added_lines(str(repo), commit)
     result = ContentMatch(commit, added=len(added))
     found: dict[str, set[tuple[str, str]]] = {}
@@ -219,7 +252,7 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, commits: l
 def _note_from_notes(commit: str, tids: list[str], pool: list[_Candidate], rows: list[dict]) -> dict:
     """Without the DB: the first thread's note, with the commit's new line map and the steps the
     other threads' notes give for it."""
-    by_thread = {c.thread: c for c in pool}
+    by_thread = {c.thread: c for c in pool if c.note is not None}
     first = by_thread[tids[0]]
     note = dict(first.note or {"version": 1, "thread": tids[0], "prompts": [], "steps": {}})
     steps = {}
