@@ -595,3 +595,30 @@ def test_a_pending_threads_work_committed_without_hooks_is_relinked_by_content(t
     assert got[6] == (7, "human", None) and {k for _, k, _ in got[:6] + got[7:]} == {"step"}
     why = blame_json(repo, "parse.py", db_path)[0]["why"]
     assert why == "Both parsers in one module; parse_pairs() reuses parse()."
+
+
+def test_line_ranges_are_never_expanded_past_the_file():
+    """Whatever numbers a note holds, what is kept lies inside the file; nothing is expanded to check."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from lit.importers.attribution import Result, checked_ranges
+    from lit.importers.git_ai import NoteError, parse_ranges
+
+    number = st.one_of(st.integers(0, 40), st.integers(0, 10**20))
+    spec = st.lists(st.tuples(number, st.one_of(st.none(), number)), min_size=1, max_size=8).map(
+        lambda parts: ",".join(f"{a}" if b is None else f"{a}-{b}" for a, b in parts))
+
+    @settings(max_examples=300, deadline=None)
+    @given(spec, st.integers(0, 30))
+    def check(text: str, lines: int) -> None:
+        try:
+            ranges = parse_ranges(text)
+        except NoteError:
+            return  # a number over 20 digits: not read at all
+        kept = checked_ranges(ranges, lines, "f", Result())
+        assert all(1 <= a <= b <= lines for a, b in kept)
+        assert set(kept) <= set(ranges)
+
+    check()
+    assert checked_ranges(parse_ranges("1-9223372036854775807"), 12, "f", Result()) == []
