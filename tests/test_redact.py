@@ -122,6 +122,23 @@ def test_false_positives_on_the_standard_library():
     assert len(hits) <= lines / 100_000, hits
 
 
+@pytest.mark.parametrize("text", [
+    "password: a" + " " * 50_000 + "x", "KEY_" * 12_500, "Authorization: " + "A" * 50_000, "eyJ" * 16_000,
+    "?" + "key=" * 12_500, "token=" * 8_000, 'password = "' * 4_000, "X-Auth-" * 7_000, "https://a:" * 5_000,
+    "-----BEGIN PRIVATE KEY-----" + "a" * 50_000, "github_pat_" * 4_500, "sk-ant-api03-" + "a" * 50_000,
+])
+def test_hostile_text_takes_linear_time(text):
+    """Tool results are anyone's text: no input makes a rule backtrack for minutes (50 kB here;
+    a quadratic rule took 14 s on 20 kB)."""
+    import time
+
+    r = Redactor()
+    r.text("warm up")
+    t0 = time.perf_counter()
+    r.text(text)
+    assert time.perf_counter() - t0 < 10
+
+
 def test_structured_values_headers_and_query():
     r = Redactor()
     data = {"password": "letmein", "db_password": "hunter2", "api_key": "ak_93jd82jd0s", "token": "abc",

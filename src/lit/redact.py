@@ -29,24 +29,24 @@ MARK = "[REDACTED:{}]"
 # triggers starts (`match`, never a scan of its own). A pattern starts with its trigger.
 # Provider patterns: the whole match is the secret.
 PROVIDERS: list[tuple[str, tuple[str, ...], str]] = [
-    ("private-key", ("-----begin",), r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-                                      r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\Z)"),
-    ("anthropic-key", ("sk-",), r"\bsk-ant-[a-z]{2,8}\d{2}-[\w-]{20,}"),
-    ("openai-key", ("sk-",), r"\bsk-(?:proj|svcacct|admin|None)-[\w-]{20,}|\bsk-[A-Za-z0-9]{32,}(?![\w-])"),
+    ("private-key", ("-----begin",), r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+                                      r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----|\Z)"),
+    ("anthropic-key", ("sk-",), r"\bsk-ant-[a-z]{2,8}\d{2}-[\w-]{20,1024}"),
+    ("openai-key", ("sk-",), r"\bsk-(?:proj|svcacct|admin|None)-[\w-]{20,1024}|\bsk-[A-Za-z0-9]{32,1024}(?![\w-])"),
     ("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{50,})"),
-    ("gitlab-token", ("glpat-",), r"\bglpat-[\w-]{20,}"),
-    ("slack-token", ("xox", "xapp-"), r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}"),
-    ("slack-webhook", ("hooks.slack.com/",), r"hooks\.slack\.com/services/[A-Za-z0-9/_-]+"),
+     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,1024}|github_pat_\w{50,1024})"),
+    ("gitlab-token", ("glpat-",), r"\bglpat-[\w-]{20,1024}"),
+    ("slack-token", ("xox", "xapp-"), r"\bxox[abposre]-[A-Za-z0-9-]{10,1024}|\bxapp-\d-[A-Za-z0-9-]{10,1024}"),
+    ("slack-webhook", ("hooks.slack.com/",), r"hooks\.slack\.com/services/[A-Za-z0-9/_-]{1,1024}"),
     ("aws-access-key", ("akia", "asia", "abia", "acca", "a3t"), r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
     ("google-api-key", ("aiza",), r"\bAIza[\w-]{35}"),
     ("stripe-key", ("sk_live_", "rk_live_", "sk_test_", "rk_test_", "whsec_"),
-     r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{20,}|\bwhsec_[0-9a-zA-Z]{24,}"),
+     r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{20,1024}|\bwhsec_[0-9a-zA-Z]{24,1024}"),
     ("npm-token", ("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ("pypi-token", ("pypi-",), r"\bpypi-AgE[\w-]{50,}"),
+    ("pypi-token", ("pypi-",), r"\bpypi-AgE[\w-]{50,1024}"),
     ("huggingface-token", ("hf_",), r"\bhf_[A-Za-z]{34}\b"),
     ("sendgrid-key", ("sg.",), r"\bSG\.[\w-]{22}\.[\w-]{43}\b"),
-    ("jwt", ("eyj",), r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*=*"),
+    ("jwt", ("eyj",), r"\beyJ[\w-]{8,8192}\.eyJ[\w-]{8,65536}\.[\w-]{0,8192}={0,2}"),
 ]
 
 # Keyword rules: only the value (group `v`) is the secret, and a check decides from the match and
@@ -56,19 +56,21 @@ _KW = (r"(?P<kw>(?i:pass(?:word|wd|phrase)?|secrets?|token|keys?|auth(?:ori[sz]a
 _KW_TRIGGERS = ("pass", "secret", "token", "key", "auth", "credential", "cookie", "sig")
 _Q = r"\\?[\"'`]"  # a quote, maybe escaped inside JSON text
 CONTEXTUAL: list[tuple[str, tuple[str, ...], str]] = [
-    ("bearer-token", ("bearer",), r"(?i:bearer)[ \t]+(?P<v>[\w.~+/-]{16,}=*)"),
+    ("bearer-token", ("bearer",), r"(?i:bearer)[ \t]{1,8}(?P<v>[\w.~+/-]{16,4096}={0,2})"),
     # scheme://user:password@host (also with \/ as JSON escapes it)
     ("url-password", ("://", r":\/\/"), r":\\?/\\?/[^\s:/@\"'\\<>]{1,100}:(?P<v>[^\s/@\"'\\<>]{1,200})@"),
     # name = "value", name: 'value', "name": "value", name := `value` (code, JSON, YAML, .env)
-    ("secret", _KW_TRIGGERS, _KW + r"(?:" + _Q + r")?[ \t]*(?::[ \t]*[A-Za-z_][\w\[\]., |]*?[ \t]*)?"
-                             r"(?:=|:=|:|=>)[ \t]*" + _Q + r"(?P<v>[^\"'`\\\r\n]{1,300})" + _Q),
+    ("secret", _KW_TRIGGERS, _KW + r"(?:" + _Q + r")?[ \t]{0,8}(?::[ \t]{0,4}[A-Za-z_][\w\[\].,|]{0,40}"
+                             r"(?: \| [\w\[\].,]{1,40}){0,4}[ \t]{0,4})?"
+                             r"(?:=|:=|:|=>)[ \t]{0,8}" + _Q + r"(?P<v>[^\"'`\\\r\n]{1,300})" + _Q),
     # NAME=value (.env, a shell line), --password=value, ?api_key=value
-    ("secret", _KW_TRIGGERS, _KW + r"(?P<suffix>[A-Z0-9_]*)=(?P<v>[^\s\"'`\\&;,)#<>]{1,300})"),
+    ("secret", _KW_TRIGGERS, _KW + r"(?P<suffix>[A-Z0-9_]{0,40})=(?P<v>[^\s\"'`\\&;,)#<>]{1,300})"),
     # --password value
-    ("secret", _KW_TRIGGERS, _KW + r"[ \t]+(?P<v>[^\s\"'`\\;,)-][^\s\"'`\\;,)]{0,300})"),
+    ("secret", _KW_TRIGGERS, _KW + r"[ \t]{1,8}(?P<v>[^\s\"'`\\;,)-][^\s\"'`\\;,)]{0,300})"),
     # X-Auth: value, Authorization: Basic value, Cookie: a=b (HTTP headers in any text)
-    ("auth-header", _KW_TRIGGERS, _KW + r"[ \t]*:[ \t]*(?:(?P<scheme>Basic|Bearer|Token|Digest|Negotiate"
-                                  r"|[A-Z]{2,}[\w-]*)[ \t]+)?(?P<v>[^\s\"'`\\,;]{4,300}(?:;[ \t]*[^\s\"'`\\,;]+)*)"),
+    ("auth-header", _KW_TRIGGERS, _KW + r"[ \t]{0,8}:[ \t]{0,8}(?:(?P<scheme>Basic|Bearer|Token|Digest|Negotiate"
+                                  r"|[A-Z][A-Za-z0-9-]{1,30})[ \t]{1,8})?"
+                                  r"(?P<v>[^\s\"'`\\,;]{4,300}(?:;[ \t]{0,8}[^\s\"'`\\,;]{1,300}){0,50})"),
 ]
 # An AWS secret access key on its own has no trigger: 40 base64 characters, found by a scan of
 # their own (a character class, as fast as the trigger scan), then checked for randomness.

@@ -13,18 +13,11 @@ import os
 import sqlite_utils
 
 from lit.git.run import git
+from lit.redact import redact_obj
 
 NOTES_REF = "refs/notes/lit"
 MAX_NOTE_BYTES = 256 * 1024
 WHY_CHARS, RESULT_CHARS, INPUT_CHARS = 4000, 500, 2000
-
-
-def _redact(obj):
-    try:
-        from lit.redact import redact_obj  # noqa: PLC0415 - redaction lands separately
-    except ImportError:  # pragma: no cover - transitional
-        return obj
-    return redact_obj(obj)
 
 
 def _cut(value, n: int):
@@ -54,7 +47,7 @@ def build(db: sqlite_utils.Database, thread_id: str, commit: str) -> dict:
             step["result"] = _cut(step["result"], RESULT_CHARS)
         if "input" in step:
             step["input"] = _cut(step["input"], INPUT_CHARS)
-    return bound(_redact(note))
+    return bound(redact_obj(note))
 
 
 def bound(note: dict, limit: int = MAX_NOTE_BYTES) -> dict:
