@@ -1,5 +1,6 @@
-"""Shared fixtures: every test runs without the user's keys, base URL or DB, against servers on
-127.0.0.1 that it starts itself."""
+"""Shared fixtures. Every test runs cut off from the machine it runs on (`_isolated`: its own HOME,
+XDG dirs, git config, lit config and DB, no API keys), against servers on 127.0.0.1 that it starts
+itself; `repo` is a fresh git repository."""
 
 from __future__ import annotations
 
@@ -12,20 +13,51 @@ import pytest
 from lit.proxy.exchange import Exchange
 from lit.proxy.relay import Relay
 from lit.scripted import ScriptedUpstream
+from lit_fixtures import init_repo
 
 # Shaped like a real key so a leak would be found by the same scans as a real one.
 FAKE_KEY = "sk-ant-api03-" + "T3stK3y" * 13 + "-AAAA"
-# Where the real home was, before tests point HOME elsewhere: caches of tools (npm) live there.
+# Read before any test points HOME elsewhere: the caches of real agents (npm installs) live there.
 REAL_HOME = Path(os.path.expanduser("~"))
+
+# Variables of the user's shell that change what git, lit or an agent SDK does. Removed in every
+# test; GIT_* also covers GIT_DIR, GIT_AUTHOR_*, GIT_CONFIG_COUNT/KEY/VALUE set by a caller.
+UNSET_PREFIXES = ("LIT_", "GIT_", "XDG_", "CLAUDE_", "CODEX_", "ANTHROPIC_", "OPENAI_", "AWS_", "GEMINI_",
+                  "GOOGLE_API", "MISTRAL_", "GROQ_", "LLM_")
+# The tests' own settings, kept: a developer rewrites golden files or names an agent binary with them.
+KEEP = ("LIT_UPDATE_GOLDEN", "LIT_CLAUDE_CODE")
+UNSET = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "EMAIL", "SSH_AUTH_SOCK", "HTTP_PROXY", "HTTPS_PROXY",
+         "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @pytest.fixture(autouse=True)
-def _no_user_environment(tmp_path_factory, monkeypatch) -> None:
-    """No test may reach the user's API, key or DB, whatever the shell running pytest exports."""
-    for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_BASE_URL",
-                 "OPENAI_API_KEY", "LIT_SESSION"):
-        monkeypatch.delenv(name, raising=False)
+def _isolated(tmp_path_factory, monkeypatch) -> Path:
+    """No test reads the user's home, git config, lit config, agent config, keys or DB, whatever the
+    shell running pytest exports: a global `git config lit.assistedBy true` or a ~/.config/lit
+    must not change a result. Returns the test's HOME."""
+    for name in list(os.environ):
+        if (name.startswith(UNSET_PREFIXES) or name in UNSET) and name not in KEEP:
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
+                      ("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state")):
+        monkeypatch.setenv(name, str(home / sub))
+    # A developer's machine has an identity (a clone made in a test commits and writes notes with
+    # it); nothing else of theirs.
+    (home / ".gitconfig").write_text("[user]\n\tname = Test User\n\temail = test@example.com\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.setenv("CODEX_HOME", str(home / ".codex"))
     monkeypatch.setenv("LIT_DB", str(tmp_path_factory.mktemp("litdb") / "lit.db"))
+    return home
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """An empty git repository (no commit yet) at tmp_path/repo: see lit_fixtures.init_repo."""
+    return init_repo(tmp_path / "repo")
 
 
 class Sink:

@@ -39,13 +39,17 @@ def git(repo: str | os.PathLike, *args: str, input: str | None = None, when: int
     return proc.stdout.strip()
 
 
-def init_repo(path: str | os.PathLike) -> Path:
+def init_repo(path: str | os.PathLike, files: dict[str, str] | None = None) -> Path:
+    """A git repository at `path` on branch main with a committer of its own (the `repo` fixture
+    of conftest.py); `files` (path -> text), when given, are its first commit ("init")."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.name", "Lit Agent")
     git(path, "config", "user.email", "agent@example.com")
     git(path, "config", "commit.gpgsign", "false")
+    if files:
+        commit_files(path, files, "init")
     return path
 
 
@@ -56,7 +60,7 @@ def commit_files(repo: str | os.PathLike, files: dict[str, str], message: str, *
         p = Path(repo) / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(content)
-        git(repo, "add", rel)
+    git(repo, "add", "--", *files)
     git(repo, "commit", "-q", "-m", message, when=when, author=author)
     return git(repo, "rev-parse", "HEAD")
 

@@ -8,22 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from lit.scripted import ScriptedUpstream, text_message, tool_message
 
 AGENT = Path(__file__).resolve().parent.parent / "examples" / "agent.py"
 FAKE_KEY = "sk-ant-api03-" + "Qx7" * 30 + "-AA"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
-                 ["config", "user.email", "test@example.com"], ["config", "commit.gpgsign", "false"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
-    return root
 
 
 def run_agent(repo: Path, url: str, prompt: str, *extra: str) -> subprocess.CompletedProcess:

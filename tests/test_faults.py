@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import FAKE_KEY
-from test_record import git_repo, lit_env
+from lit_fixtures import init_repo
+from test_record import lit_env
 
 from lit import store
 from lit.proxy.anthropic import message_to_sse
@@ -82,7 +83,7 @@ def sse(reply: dict) -> list[bytes]:
 def start(tmp_path: Path, upstream: ScriptedUpstream, *, preexec=None, **env: str) -> subprocess.Popen:
     repo = tmp_path / "repo"
     if not repo.exists():
-        git_repo(repo)
+        init_repo(repo)
     (tmp_path / "agent.py").write_text(AGENT)
     return subprocess.Popen([sys.executable, "-m", "lit", "record", "--upstream", upstream.url, "--",
                              sys.executable, str(tmp_path / "agent.py"), PROMPT],

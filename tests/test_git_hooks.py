@@ -17,14 +17,6 @@ def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -
                           env={**os.environ, **(env or {})})
 
 
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["git", "config", "user.email", "dev@example.com"], path)
-    sh(["git", "config", "user.name", "Dev"], path)
-    return path
-
-
 def user_hook(folder: Path, name: str, body: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     hook = folder / name
@@ -49,9 +41,8 @@ def session(tmp_path):
     hooks.remove_session_hooks(folder)
 
 
-def test_session_hooks_run_the_users_hooks_and_keep_their_refusals(tmp_path, session):
+def test_session_hooks_run_the_users_hooks_and_keep_their_refusals(tmp_path, session, repo):
     folder, env = session
-    repo = make_repo(tmp_path / "repo")
     user = repo / ".git" / "hooks"
     user_hook(user, "pre-commit", 'grep -q forbidden "$(git diff --cached --name-only)" 2>/dev/null && '
                                   '{ echo "pre-commit: forbidden" >&2; exit 1; }; exit 0')
@@ -74,9 +65,8 @@ def test_session_hooks_run_the_users_hooks_and_keep_their_refusals(tmp_path, ses
     assert sh(["git", "config", "notes.rewriteRef"], repo, env).stdout.strip() == "refs/notes/lit"
 
 
-def test_the_users_hooks_path_is_found_under_lits_override(tmp_path, session, monkeypatch):
+def test_the_users_hooks_path_is_found_under_lits_override(tmp_path, session, monkeypatch, repo):
     folder, env = session
-    repo = make_repo(tmp_path / "repo")
     sh(["git", "config", "core.hooksPath", "githooks"], repo)
     user_hook(repo / "githooks", "pre-commit", 'echo "husky says no" >&2; exit 1')
     refused = commit(repo, "a.txt", env)
@@ -86,8 +76,7 @@ def test_the_users_hooks_path_is_found_under_lits_override(tmp_path, session, mo
     assert hooks.user_hooks_dir(repo) == repo / "githooks"
 
 
-def test_install_is_idempotent_and_uninstall_restores_exactly(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+def test_install_is_idempotent_and_uninstall_restores_exactly(tmp_path, repo):
     user = repo / ".git" / "hooks"
     mine = user_hook(user, "post-commit", "echo mine >> .git/mine")
     mine.chmod(0o750)
@@ -109,8 +98,7 @@ def test_install_is_idempotent_and_uninstall_restores_exactly(tmp_path):
     assert sh(["git", "config", "--get-all", "notes.rewriteRef"], repo, check=False).stdout == ""
 
 
-def test_uninstall_keeps_a_rewrite_ref_the_user_had_set(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+def test_uninstall_keeps_a_rewrite_ref_the_user_had_set(tmp_path, repo):
     sh(["git", "config", "notes.rewriteRef", "refs/notes/lit"], repo)
     hooks.install(repo)
     hooks.uninstall(repo)

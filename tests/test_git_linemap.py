@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from lit_fixtures import init_repo
+
 from lit import store
 from lit.git import hooks, linemap, link, notes, snapshot
 
@@ -22,19 +24,6 @@ from lit.git import hooks, linemap, link, notes, snapshot
 def sh(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}).stdout
-
-
-def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    path.mkdir(parents=True)
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["git", "config", "user.email", "dev@example.com"], path)
-    sh(["git", "config", "user.name", "Dev"], path)
-    if files:
-        for name, text in files.items():
-            (path / name).write_text(text)
-        sh(["git", "add", "."], path)
-        sh(["git", "commit", "-q", "-m", "init"], path)
-    return path
 
 
 class Agent:
@@ -135,7 +124,7 @@ def hooks_folder():
 @pytest.fixture
 def agent_in(tmp_path, hooks_folder):
     def start(files: dict[str, str] | None = README) -> Agent:
-        repo = make_repo(tmp_path / "repo", files)
+        repo = init_repo(tmp_path / "repo", files)
         return Agent(repo, tmp_path / "lit.db", hooks_folder)
     return start
 
@@ -229,7 +218,7 @@ def test_rename_then_edit_and_delete(agent_in):
 
 
 def test_a_persons_edit_of_an_agent_line_and_pre_session_edits_are_human(tmp_path, hooks_folder):
-    repo = make_repo(tmp_path / "repo", {"README.md": "# app\n"})
+    repo = init_repo(tmp_path / "repo", {"README.md": "# app\n"})
     with open(repo / "README.md", "a") as f:
         f.write("edited before the session\n")
     a = Agent(repo, tmp_path / "lit.db", hooks_folder)

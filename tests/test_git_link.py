@@ -12,28 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from lit_fixtures import init_repo
+
 from lit import store
 from lit.git import hooks, notes
 from lit.scripted import ScriptedUpstream, text_message, tool_message
 
 AGENT = Path(__file__).resolve().parent.parent / "examples" / "agent.py"
+README = {"README.md": "# app\n"}
 KEY = "sk-ant-api03-" + "L1nkT3st" * 11 + "-AAAA"
 
 
 def sh(cmd: list[str], cwd: Path, **kw) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True, **kw).stdout
-
-
-def make_repo(path: Path, *, commit: bool = True) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["git", "config", "user.email", "dev@example.com"], path)
-    sh(["git", "config", "user.name", "Dev"], path)
-    if commit:
-        (path / "README.md").write_text("# app\n")
-        sh(["git", "add", "README.md"], path)
-        sh(["git", "commit", "-q", "-m", "init"], path)
-    return path
 
 
 def run_agent(cwd: Path, replies: list, db: Path, prompt: str = "do the work", env: dict | None = None):
@@ -70,7 +61,7 @@ EDIT = tool_message("edit_file", {"path": "app.py", "old_string": "def main():\n
 
 
 def test_the_agents_commit_gets_trailer_note_and_line_map(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"},
                           thinking="Tests pass; commit.")
@@ -94,7 +85,7 @@ def test_the_agents_commit_gets_trailer_note_and_line_map(tmp_path):
 
 
 def test_a_person_commits_after_the_session_with_hooks_installed(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     run_agent(repo, [WRITE, EDIT, text_message("Ready for review.")], db)
     assert "Lit-Thread" not in sh(["git", "log", "-1", "--format=%B"], repo)
@@ -121,7 +112,7 @@ def test_a_person_commits_after_the_session_with_hooks_installed(tmp_path):
 
 
 def test_a_commit_without_agent_changes_gets_no_trailer(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     read = tool_message("read_file", {"path": "README.md"}, thinking="Look first.")
     person = tool_message("run_shell", {"command": "echo notes > NOTES.txt && git add NOTES.txt && "
@@ -131,7 +122,7 @@ def test_a_commit_without_agent_changes_gets_no_trailer(tmp_path):
     # call is the step, so the commit is the agent's.
     assert "Lit-Thread" in sh(["git", "log", "-1", "--format=%B"], repo)
 
-    repo2 = make_repo(tmp_path / "repo2")
+    repo2 = init_repo(tmp_path / "repo2", README)
     run_agent(repo2, [read, text_message("Nothing to change.")], db)
     (repo2 / "TODO").write_text("by hand\n")
     sh(["git", "add", "TODO"], repo2)
@@ -140,7 +131,7 @@ def test_a_commit_without_agent_changes_gets_no_trailer(tmp_path):
 
 
 def test_a_user_hook_that_rejects_still_rejects(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     hook = repo / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\necho 'pre-commit: no commits on Fridays' >&2\nexit 1\n")
@@ -155,7 +146,7 @@ def test_a_user_hook_that_rejects_still_rejects(tmp_path):
 
 
 def test_user_git_config_entries_are_kept_and_hooks_path_honoured(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     custom = repo / "githooks"
     custom.mkdir()
@@ -174,7 +165,7 @@ def test_user_git_config_entries_are_kept_and_hooks_path_honoured(tmp_path):
 
 
 def test_amend_and_rebase_keep_the_note(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"})
     run_agent(repo, [WRITE, commit, text_message("ok")], db)
@@ -194,7 +185,7 @@ def test_amend_and_rebase_keep_the_note(tmp_path):
 @pytest.mark.parametrize("layout", ["subdirectory", "no-commit-yet", "worktree", "binary-and-rename"])
 def test_layouts(tmp_path, layout):
     db = tmp_path / "lit.db"
-    main = make_repo(tmp_path / "repo", commit=layout != "no-commit-yet")
+    main = init_repo(tmp_path / "repo", README if layout != "no-commit-yet" else None)
     cwd, path = main, "app.py"
     replies = [WRITE]
     if layout == "subdirectory":
@@ -231,7 +222,7 @@ def lit(args: list[str], cwd: Path, db: Path) -> subprocess.CompletedProcess:
 def test_sync_shares_notes_and_never_clobbers_a_teammates(tmp_path):
     remote = tmp_path / "remote.git"
     sh(["git", "init", "-q", "--bare", "-b", "main", str(remote)], tmp_path)
-    alice = make_repo(tmp_path / "alice")
+    alice = init_repo(tmp_path / "alice", README)
     sh(["git", "remote", "add", "origin", str(remote)], alice)
     sh(["git", "push", "-q", "origin", "main"], alice)
     sh(["git", "clone", "-q", str(remote), str(tmp_path / "bob")], tmp_path)
@@ -262,7 +253,7 @@ def test_sync_shares_notes_and_never_clobbers_a_teammates(tmp_path):
 
 
 def test_relink_restores_the_note_after_a_squash_merge(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     sh(["git", "checkout", "-q", "-b", "feature"], repo)
     commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"})

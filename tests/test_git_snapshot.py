@@ -7,6 +7,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+from lit_fixtures import init_repo
+
 from lit import store
 from lit.git import snapshot
 
@@ -15,18 +17,8 @@ def sh(cmd: list[str], cwd: Path) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-def make_repo(path: Path, *, commit: bool = True) -> Path:
-    path.mkdir(parents=True)
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["git", "config", "user.email", "dev@example.com"], path)
-    sh(["git", "config", "user.name", "Dev"], path)
-    if commit:
-        (path / ".gitignore").write_text("build/\n*.log\n")
-        (path / "a.py").write_text("a = 1\n")
-        (path / "old.txt").write_text("old\n")
-        sh(["git", "add", "."], path)
-        sh(["git", "commit", "-q", "-m", "init"], path)
-    return path
+# An ignored folder and pattern, a file to change, one to rename.
+FILES = {".gitignore": "build/\n*.log\n", "a.py": "a = 1\n", "old.txt": "old\n"}
 
 
 def files_of(repo: Path, commit: str) -> set[str]:
@@ -39,7 +31,7 @@ def user_state(repo: Path) -> tuple:
 
 
 def test_captures_the_working_tree_and_leaves_the_users_git_alone(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", FILES)
     (repo / "a.py").write_text("stashed\n")
     sh(["git", "stash", "-q"], repo)
     (repo / "a.py").write_text("a = 2\n")
@@ -76,8 +68,7 @@ def files_tree(repo: Path, commit: str) -> str:
     return sh(["git", "rev-parse", commit + "^{tree}"], repo).strip()
 
 
-def test_from_a_subdirectory_with_no_commit_yet(tmp_path):
-    repo = make_repo(tmp_path / "repo", commit=False)
+def test_from_a_subdirectory_with_no_commit_yet(repo):
     (repo / "pkg").mkdir()
     (repo / "pkg" / "m.py").write_text("x\n")
     (repo / "top.py").write_text("y\n")
@@ -87,7 +78,7 @@ def test_from_a_subdirectory_with_no_commit_yet(tmp_path):
 
 
 def test_in_a_linked_worktree(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", FILES)
     wt = tmp_path / "wt"
     sh(["git", "worktree", "add", "-q", str(wt), "-b", "feature"], repo)
     (wt / "feature.py").write_text("f\n")
@@ -101,7 +92,7 @@ def test_in_a_linked_worktree(tmp_path):
 
 def test_two_processes_snapshotting_at_once_keep_one_chain(tmp_path):
     """The recorder's thread and a hook process both take snapshots: the ref is compare-and-swapped."""
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", FILES)
     snapshot.take(repo, "s4", reason="start")
     errors: list[Exception] = []
 
@@ -126,7 +117,7 @@ def test_two_processes_snapshotting_at_once_keep_one_chain(tmp_path):
 
 
 def test_record_snapshot_keeps_a_row(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", FILES)
     db = store.connect(tmp_path / "lit.db")
     session = store.new_id()
     db["sessions"].insert({"id": session, "started_at": store.now(), "repo_root": str(repo)})

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import anthropic
 from conftest import FAKE_KEY
-from test_record import git_repo, lit_env
+from lit_fixtures import init_repo
+from test_record import lit_env
 
 from lit import store
 from lit.proxy.relay import Relay
@@ -107,7 +108,7 @@ def test_eight_sessions_write_to_one_db_at_once(tmp_path):
         procs: list[subprocess.Popen] = []
         try:
             for s in range(SESSIONS):
-                repo = git_repo(tmp_path / f"repo{s}")
+                repo = init_repo(tmp_path / f"repo{s}")
                 (repo / "agent.py").write_text(SDK_AGENT)
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable, "agent.py",

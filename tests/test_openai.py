@@ -12,19 +12,12 @@ from pathlib import Path
 
 import pytest
 
+
 from lit import store
 from lit.scripted import ScriptedUpstream, text_message, tool_message
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "openai_agent.py"
 FAKE_OPENAI_KEY = "sk-proj-" + "F4keOpenAIKey" * 4
-
-
-def git_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "dev@example.com"],
-                ["git", "config", "user.name", "Dev"]):
-        subprocess.run(cmd, cwd=path, check=True)
-    return path
 
 
 def script() -> list[dict]:
@@ -38,8 +31,7 @@ def script() -> list[dict]:
 
 
 @pytest.mark.parametrize("api,stream", [("chat", True), ("chat", False), ("responses", True), ("responses", False)])
-def test_an_openai_agent_is_recorded_as_steps(tmp_path, api, stream):
-    repo = git_repo(tmp_path / "repo")
+def test_an_openai_agent_is_recorded_as_steps(tmp_path, repo, api, stream):
     db_path = tmp_path / "lit.db"
     with ScriptedUpstream(script()) as up:
         env = {**os.environ, "LIT_DB": str(db_path), "OPENAI_API_KEY": FAKE_OPENAI_KEY, "HOME": str(tmp_path)}

@@ -3,7 +3,6 @@ child, a scripted upstream on 127.0.0.1, and the DB read back afterwards."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -53,7 +52,6 @@ sys.exit(int(os.environ.get("AGENT_EXIT", "0")))
 '''
 
 PROMPT = "Write hello.txt saying hello"
-SNAPSHOTS = importlib.util.find_spec("lit.git.snapshot") is not None
 
 
 def answer(body: dict) -> dict:
@@ -65,14 +63,6 @@ def answer(body: dict) -> dict:
         return text_message("Wrote hello.txt.")
     return tool_message("Write", {"file_path": "hello.txt", "content": "hello\n"},
                         thinking="The user wants a file named hello.txt.", tool_id="toolu_01HELLO")
-
-
-def git_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
-                 ["config", "user.email", "test@example.com"], ["config", "commit.gpgsign", "false"]):
-        subprocess.run(["git", *args], cwd=path, check=True)
-    return path
 
 
 def lit_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -91,8 +81,7 @@ def db_bytes(db_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
 
 
-def test_records_an_sdk_agent_step_by_step(tmp_path):
-    repo = git_repo(tmp_path / "repo")
+def test_records_an_sdk_agent_step_by_step(tmp_path, repo):
     (repo / "agent.py").write_text(AGENT)
     with ScriptedUpstream(answer) as up:
         proc = lit_record(["--upstream", up.url, "--", sys.executable, "agent.py", PROMPT],
@@ -101,10 +90,8 @@ def test_records_an_sdk_agent_step_by_step(tmp_path):
     assert proc.stdout == "Wrote hello.txt.\n"  # the agent's own output, untouched
     assert (repo / "hello.txt").read_text() == "hello\n"
     lines = proc.stderr.splitlines()
-    # (Until lit.git.snapshot lands, the recorder counts the snapshots it could not take.)
-    missing_snapshots = "" if SNAPSHOTS else r"(; \d+ not recorded \(snapshot: .*\))?"
     assert len(lines) == 1 and re.fullmatch(
-        r"lit: recorded 3 exchanges, 5 steps in thread [0-9a-f]{12} \(not committed yet\)" + missing_snapshots,
+        r"lit: recorded 3 exchanges, 5 steps in thread [0-9a-f]{12} \(not committed yet\)",
         lines[0]), lines
 
     db = store.connect(tmp_path / "lit.db", create=False)

@@ -14,6 +14,8 @@ from pathlib import Path
 import anthropic
 import pytest
 
+from lit_fixtures import init_repo
+
 from lit import portable, store
 from lit.replay import Replay, load
 from lit.scripted import ScriptedUpstream, text_message, tool_message
@@ -29,14 +31,6 @@ SCRIPT = [
                  thinking="There is a typo: tets.", tool_id="toolu_01CCC"),
     text_message("notes.txt has two items and no typo."),
 ]
-
-
-def git_repo(path: Path) -> Path:
-    path.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
-                 ["config", "user.email", "test@example.com"]):
-        subprocess.run(["git", *args], cwd=path, check=True)
-    return path
 
 
 def agent(repo: Path, url: str, prompt: str = PROMPT) -> subprocess.CompletedProcess:
@@ -60,7 +54,7 @@ def record(db_path: Path, repo: Path) -> str:
 def recorded(tmp_path_factory) -> tuple[Path, str]:
     base = tmp_path_factory.mktemp("recorded")
     db_path = base / "lit.db"
-    thread = record(db_path, git_repo(base / "repo"))
+    thread = record(db_path, init_repo(base / "repo"))
     return db_path, thread
 
 
@@ -72,7 +66,7 @@ def tool_calls(requests: list[dict]) -> list[tuple]:
 
 def test_the_agent_rerun_against_the_replay_makes_the_same_tool_calls(recorded, tmp_path):
     db_path, thread = recorded
-    repo = git_repo(tmp_path / "fresh")
+    repo = init_repo(tmp_path / "fresh")
     with Replay(thread, db_path=db_path) as server:
         proc = agent(repo, server.url)
     assert proc.returncode == 0, proc.stderr
@@ -216,7 +210,7 @@ def test_claude_code_replays_its_own_recorded_thread(tmp_path, claude_code):
         home = tmp_path / "home"
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir()
-        git_repo(repo)
+        init_repo(repo)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
         env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY, "LIT_DB": str(db),
                     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
