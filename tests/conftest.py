@@ -13,7 +13,9 @@ import pytest
 from lit.proxy.exchange import Exchange
 from lit.proxy.relay import Relay
 from lit.scripted import ScriptedUpstream
-from lit_fixtures import init_repo
+from lit_fixtures import Agent, init_repo
+
+from lit.git import hooks
 
 # Shaped like a real key so a leak would be found by the same scans as a real one.
 FAKE_KEY = "sk-ant-api03-" + "T3stK3y" * 13 + "-AAAA"
@@ -58,6 +60,23 @@ def _isolated(tmp_path_factory, monkeypatch) -> Path:
 def repo(tmp_path: Path) -> Path:
     """An empty git repository (no commit yet) at tmp_path/repo: see lit_fixtures.init_repo."""
     return init_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def hooks_folder() -> Iterator[Path]:
+    """lit's session hooks, as `lit record` makes them for its child."""
+    folder = hooks.make_session_hooks(None)
+    yield folder
+    hooks.remove_session_hooks(folder)
+
+
+@pytest.fixture
+def agent_in(tmp_path, hooks_folder):
+    """agent_in(files) -> an Agent (lit_fixtures) recording in process in a new repository at
+    tmp_path/repo whose first commit holds `files` (a README by default; None: no commit)."""
+    def start(files: dict[str, str] | None = {"README.md": "# app\n"}) -> Agent:  # noqa: B006 - read only
+        return Agent(init_repo(tmp_path / "repo", files), tmp_path / "lit.db", hooks_folder)
+    return start
 
 
 class Sink:

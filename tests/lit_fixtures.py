@@ -21,6 +21,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lit import store
+from lit.git import hooks, snapshot
+
 T1, T2, T3 = "3f9c0a1b2c4d", "8d7e6f5a4b3c", "5e4d3c2b1a09"
 S1 = "a0b1c2d3e4f5"
 BASE_TIME = 1795894800  # 2026-11-28 19:40 UTC, so pages and blame show stable dates
@@ -99,8 +102,6 @@ def add_db_thread(db_path: str | os.PathLike, *, thread: str, commit: str | None
     """A bound thread in the DB: its session, one exchange (model and tokens), its steps (dicts
     with kind, text, tool_name, tool_input, tool_use_id, is_error; seq from their order) and
     its line map rows."""
-    from lit import store
-
     db = store.connect(db_path)
     with db.conn:
         db["sessions"].insert({"id": session, "started_at": started_at, "argv": json.dumps(["claude"]),
@@ -124,6 +125,102 @@ def add_db_thread(db_path: str | os.PathLike, *, thread: str, commit: str | None
                 db["line_map"].insert({"commit_sha": commit, "path": path, "line_start": start,
                                        "line_end": end, "step_id": step, "thread_id": thread})
     db.conn.close()
+
+
+# --- a recorded session, in process -------------------------------------------------------------
+
+
+class Agent:
+    """A recorded session as the recorder writes it: steps in the DB, a snapshot per turn."""
+
+    def __init__(self, repo: Path, db_path: Path, hooks_folder: Path, env: dict[str, str] | None = None):
+        """`repo`: where the agent runs (a repository, a subfolder of one, a linked worktree);
+        `env`: the user's environment that `lit record` was started in (os.environ by default)."""
+        self.repo, self.db_path = repo, db_path
+        root = git(repo, "rev-parse", "--show-toplevel")
+        self.db = store.connect(db_path)
+        self.session = store.new_id()
+        self.db["sessions"].insert({"id": self.session, "started_at": store.now(), "repo_root": root,
+                                    "cwd": str(repo), "argv": "[]", "agent": "test-agent/1.0"})
+        self.thread = store.open_thread(self.db, self.session, root)
+        snapshot.record_snapshot(self.db, repo, self.session, self.thread, "start")
+        base = dict(os.environ if env is None else env)
+        self.env = {**base, "LIT_SESSION": self.session, "LIT_DB": str(db_path),
+                    **hooks.session_env(base, hooks_folder)}
+        self.pending: list[str] = []
+        self.prompt("do the work")
+
+    def _step(self, kind: str, **fields) -> str:
+        tid = store.current_thread(self.db, self.session)
+        seq = store.next_step_seq(self.db, tid)
+        sid = f"{tid}.{seq}"
+        self.db["steps"].insert({"id": sid, "thread_id": tid, "session_id": self.session, "seq": seq,
+                                 "created_at": store.now(), "kind": kind, **fields})
+        return sid
+
+    def prompt(self, text: str) -> str:
+        return self._step("prompt", text=text)
+
+    def tool(self, name: str, tool_input: dict, effect=None, why: str = "") -> str:
+        """A tool call; `effect` is what the tool does to the working tree when it runs."""
+        if why:
+            self._step("thinking", text=why)
+        use_id = "toolu_" + store.new_id()
+        sid = self._step("tool_call", tool_name=name, tool_input=json.dumps(tool_input), tool_use_id=use_id)
+        if effect:
+            effect()
+        self.pending.append(sid)
+        return sid
+
+    def turn(self) -> None:
+        """The next request carries the tool results: the recorder snapshots, then records them."""
+        tid = store.current_thread(self.db, self.session)
+        snapshot.record_snapshot(self.db, self.repo, self.session, tid, "turn", self.pending)
+        for sid in self.pending:
+            use_id = self.db["steps"].get(sid)["tool_use_id"]
+            self._step("tool_result", text="ok", tool_use_id=use_id)
+        self.pending = []
+
+    def write(self, path: str, text: str) -> str:
+        return self.tool("Write", {"file_path": path, "content": text}, lambda: (self.repo / path).write_text(text))
+
+    def edit(self, path: str, old: str, new: str) -> str:
+        def effect():
+            f = self.repo / path
+            f.write_text(f.read_text().replace(old, new, 1))
+        return self.tool("Edit", {"file_path": path, "old_string": old, "new_string": new}, effect)
+
+    def bash(self, command: str) -> str:
+        return self.tool("Bash", {"command": command}, lambda: self.sh("sh", "-c", command))
+
+    def sh(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        """A command the agent runs (in its tool call's environment: lit's session hooks)."""
+        return subprocess.run(cmd, cwd=self.repo, check=check, capture_output=True, text=True, env=self.env)
+
+    def commit(self, message: str = "work", add: list[str] | None = None) -> str:
+        """The agent's own `git commit` through its shell tool: the hooks run inside the tool call."""
+        def effect():
+            if add is not None:
+                self.sh("git", "add", "--", *add)
+            self.sh("git", "commit", "-q", "-m", message)
+        self.tool("Bash", {"command": f"git commit -m {message!r}"}, effect)
+        self.turn()
+        return git(self.repo, "rev-parse", "HEAD")
+
+    def end(self) -> None:
+        """What the recorder does at exit: an end snapshot, the open thread left pending."""
+        snapshot.record_snapshot(self.db, self.repo, self.session, store.current_thread(self.db, self.session), "end")
+        with self.db.conn:
+            self.db.execute("UPDATE threads SET status = 'pending', ended_at = ? WHERE session_id = ?"
+                            " AND status = 'open'", [store.now(), self.session])
+
+    def person_commits(self, add: list[str], message: str = "reviewed") -> str:
+        """After the session, with `lit hooks install`: no LIT_SESSION, only the DB."""
+        hooks.install(self.repo)
+        env = {**os.environ, "LIT_DB": str(self.db_path)}
+        for args in (["add", "--", *add], ["commit", "-q", "-m", message]):
+            subprocess.run(["git", *args], cwd=self.repo, check=True, capture_output=True, text=True, env=env)
+        return git(self.repo, "rev-parse", "HEAD")
 
 
 # --- the story --------------------------------------------------------------------------------------

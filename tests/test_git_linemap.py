@@ -8,125 +8,20 @@ session hooks (the environment `lit record` gives its child).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
-import pytest
 
-from lit_fixtures import init_repo
+from lit_fixtures import Agent, init_repo
 
 from lit import store
-from lit.git import hooks, linemap, link, notes, snapshot
+from lit.git import linemap, link, notes, snapshot
 
 
 def sh(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}).stdout
-
-
-class Agent:
-    """A recorded session as the recorder writes it: steps in the DB, a snapshot per turn."""
-
-    def __init__(self, repo: Path, db_path: Path, hooks_folder: Path):
-        self.repo, self.db_path = repo, db_path
-        self.db = store.connect(db_path)
-        self.session = store.new_id()
-        self.db["sessions"].insert({"id": self.session, "started_at": store.now(), "repo_root": str(repo),
-                                    "cwd": str(repo), "argv": "[]", "agent": "test-agent/1.0"})
-        self.thread = store.open_thread(self.db, self.session, str(repo))
-        snapshot.record_snapshot(self.db, repo, self.session, self.thread, "start")
-        self.env = {"LIT_SESSION": self.session, "LIT_DB": str(db_path),
-                    **hooks.session_env(os.environ, hooks_folder)}
-        self.pending: list[str] = []
-        self.prompt("do the work")
-
-    def _step(self, kind: str, **fields) -> str:
-        tid = store.current_thread(self.db, self.session)
-        seq = store.next_step_seq(self.db, tid)
-        sid = f"{tid}.{seq}"
-        self.db["steps"].insert({"id": sid, "thread_id": tid, "session_id": self.session, "seq": seq,
-                                 "created_at": store.now(), "kind": kind, **fields})
-        return sid
-
-    def prompt(self, text: str) -> str:
-        return self._step("prompt", text=text)
-
-    def tool(self, name: str, tool_input: dict, effect=None, why: str = "") -> str:
-        """A tool call; `effect` is what the tool does to the working tree when it runs."""
-        if why:
-            self._step("thinking", text=why)
-        use_id = "toolu_" + store.new_id()
-        sid = self._step("tool_call", tool_name=name, tool_input=json.dumps(tool_input), tool_use_id=use_id)
-        if effect:
-            effect()
-        self.pending.append(sid)
-        return sid
-
-    def turn(self) -> None:
-        """The next request carries the tool results: the recorder snapshots, then records them."""
-        tid = store.current_thread(self.db, self.session)
-        snapshot.record_snapshot(self.db, self.repo, self.session, tid, "turn", self.pending)
-        for sid in self.pending:
-            use_id = self.db["steps"].get(sid)["tool_use_id"]
-            self._step("tool_result", text="ok", tool_use_id=use_id)
-        self.pending = []
-
-    def write(self, path: str, text: str) -> str:
-        return self.tool("Write", {"file_path": path, "content": text}, lambda: (self.repo / path).write_text(text))
-
-    def edit(self, path: str, old: str, new: str) -> str:
-        def effect():
-            f = self.repo / path
-            f.write_text(f.read_text().replace(old, new, 1))
-        return self.tool("Edit", {"file_path": path, "old_string": old, "new_string": new}, effect)
-
-    def bash(self, command: str) -> str:
-        return self.tool("Bash", {"command": command}, lambda: sh(["sh", "-c", command], self.repo, self.env))
-
-    def commit(self, message: str = "work", add: list[str] | None = None) -> str:
-        """The agent's own `git commit` through its shell tool: the hooks run inside the tool call."""
-        def effect():
-            if add is not None:
-                sh(["git", "add", "--", *add], self.repo, self.env)
-            sh(["git", "commit", "-q", "-m", message], self.repo, self.env)
-        self.tool("Bash", {"command": f"git commit -m {message!r}"}, effect)
-        self.turn()
-        return sh(["git", "rev-parse", "HEAD"], self.repo).strip()
-
-    def end(self) -> None:
-        """What the recorder does at exit: an end snapshot, the open thread left pending."""
-        snapshot.record_snapshot(self.db, self.repo, self.session, store.current_thread(self.db, self.session), "end")
-        with self.db.conn:
-            self.db.execute("UPDATE threads SET status = 'pending', ended_at = ? WHERE session_id = ?"
-                            " AND status = 'open'", [store.now(), self.session])
-
-    def person_commits(self, add: list[str], message: str = "reviewed") -> str:
-        """After the session, with `lit hooks install`: no LIT_SESSION, only the DB."""
-        hooks.install(self.repo)
-        env = {"LIT_DB": str(self.db_path)}
-        sh(["git", "add", "--", *add], self.repo, env)
-        sh(["git", "commit", "-q", "-m", message], self.repo, env)
-        return sh(["git", "rev-parse", "HEAD"], self.repo).strip()
-
-
-README = {"README.md": "# app\n"}
-
-
-@pytest.fixture
-def hooks_folder():
-    folder = hooks.make_session_hooks(None)
-    yield folder
-    hooks.remove_session_hooks(folder)
-
-
-@pytest.fixture
-def agent_in(tmp_path, hooks_folder):
-    def start(files: dict[str, str] | None = README) -> Agent:
-        repo = init_repo(tmp_path / "repo", files)
-        return Agent(repo, tmp_path / "lit.db", hooks_folder)
-    return start
 
 
 def per_line(note: dict, path: str) -> dict[int, str | None]:

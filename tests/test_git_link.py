@@ -1,18 +1,20 @@
-"""One thread, one commit: an agent (the real anthropic SDK in examples/agent.py) runs under
-`lit record` against a scripted model in a real repository, edits files and commits; the commit
-gets its trailer and note, and the line map says line by line which step wrote what."""
+"""One thread, one commit: an agent edits files and commits in a real repository; the commit gets its
+trailer and note, and the line map says line by line which step wrote what.
+
+The first test is the whole path: the real anthropic SDK (examples/agent.py) under `lit record`
+against a scripted model. The others record in process (lit_fixtures.Agent: the rows the recorder
+writes and the snapshots it takes, with real `git commit` runs through lit's session hooks), so each
+git case takes a second instead of an agent's start."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from lit_fixtures import init_repo
+from lit_fixtures import Agent, init_repo
 
 from lit import store
 from lit.git import hooks, notes
@@ -27,14 +29,9 @@ def sh(cmd: list[str], cwd: Path, **kw) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def run_agent(cwd: Path, replies: list, db: Path, prompt: str = "do the work", env: dict | None = None):
-    with ScriptedUpstream(replies) as up:
-        proc = subprocess.run(
-            [sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable, str(AGENT), prompt],
-            cwd=cwd, capture_output=True, text=True, timeout=90,
-            env={**os.environ, "LIT_DB": str(db), "ANTHROPIC_API_KEY": KEY, **(env or {})})
-    assert proc.returncode == 0, proc.stderr
-    return proc
+def lit(args: list[str], cwd: Path, db: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "LIT_DB": str(db)}, timeout=60)
 
 
 def step_of(db_path: Path, tool_use_input_fragment: str) -> str:
@@ -46,11 +43,7 @@ def step_of(db_path: Path, tool_use_input_fragment: str) -> str:
 
 
 def per_line(note: dict, path: str) -> dict[int, str | None]:
-    out = {}
-    for start, end, step in note["files"][path]:
-        for n in range(start, end + 1):
-            out[n] = step
-    return out
+    return {n: step for start, end, step in note["files"][path] for n in range(start, end + 1)}
 
 
 WRITE = tool_message("write_file", {"path": "app.py", "content": "def main():\n    return run()\n"},
@@ -61,11 +54,17 @@ EDIT = tool_message("edit_file", {"path": "app.py", "old_string": "def main():\n
 
 
 def test_the_agents_commit_gets_trailer_note_and_line_map(tmp_path):
+    """The whole path, once: an SDK agent under `lit record`."""
     repo = init_repo(tmp_path / "repo", README)
     db = tmp_path / "lit.db"
     commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"},
                           thinking="Tests pass; commit.")
-    run_agent(repo, [WRITE, EDIT, commit, text_message("Committed.")], db)
+    with ScriptedUpstream([WRITE, EDIT, commit, text_message("Committed.")]) as up:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable, str(AGENT),
+             "do the work"], cwd=repo, capture_output=True, text=True, timeout=90,
+            env={**os.environ, "LIT_DB": str(db), "ANTHROPIC_API_KEY": KEY})
+    assert proc.returncode == 0, proc.stderr
 
     message = sh(["git", "log", "-1", "--format=%B"], repo)
     thread = message.split("Lit-Thread: ")[1].strip()
@@ -84,110 +83,102 @@ def test_the_agents_commit_gets_trailer_note_and_line_map(tmp_path):
         (1, 1, write), (2, 3, edit), (4, 4, write)}
 
 
-def test_a_person_commits_after_the_session_with_hooks_installed(tmp_path):
-    repo = init_repo(tmp_path / "repo", README)
-    db = tmp_path / "lit.db"
-    run_agent(repo, [WRITE, EDIT, text_message("Ready for review.")], db)
-    assert "Lit-Thread" not in sh(["git", "log", "-1", "--format=%B"], repo)
+def write_then_edit(a: Agent) -> tuple[str, str]:
+    """DESIGN.md's hand-checked case in process: a Write of 2 lines, an Edit inserting 2 after line 1."""
+    write = a.write("app.py", "def main():\n    return run()\n")
+    a.turn()
+    edit = a.edit("app.py", "def main():\n", "def main():\n    setup()\n    log('start')\n")
+    a.turn()
+    return write, edit
 
-    env = {**os.environ, "LIT_DB": str(db)}
-    subprocess.run([sys.executable, "-m", "lit", "hooks", "install"], cwd=repo, env=env, check=True,
-                   capture_output=True)
-    with open(repo / "app.py", "a") as f:
+
+def test_a_person_commits_after_the_session_with_hooks_installed(agent_in):
+    a = agent_in()
+    write, edit = write_then_edit(a)
+    a.end()
+    assert lit(["hooks", "install"], a.repo, a.db_path).returncode == 0
+    with open(a.repo / "app.py", "a") as f:
         f.write("# reviewed by hand\n")
-    sh(["git", "add", "app.py"], repo, env=env)
-    sh(["git", "commit", "-q", "-m", "Add app"], repo, env=env)
+    env = {**os.environ, "LIT_DB": str(a.db_path)}
+    sh(["git", "add", "app.py"], a.repo, env=env)
+    sh(["git", "commit", "-q", "-m", "Add app"], a.repo, env=env)
 
-    note = notes.read(repo, "HEAD")
-    write, edit = step_of(db, '"content"'), step_of(db, '"old_string"')
+    note = notes.read(a.repo, "HEAD")
     assert per_line(note, "app.py") == {1: write, 2: edit, 3: edit, 4: write, 5: None}
-    assert "Lit-Thread: " + note["thread"] in sh(["git", "log", "-1", "--format=%B"], repo)
+    assert "Lit-Thread: " + note["thread"] in sh(["git", "log", "-1", "--format=%B"], a.repo)
     # Installing twice changes nothing; uninstalling leaves no lit hook behind.
-    subprocess.run([sys.executable, "-m", "lit", "hooks", "install"], cwd=repo, env=env, check=True,
-                   capture_output=True)
-    assert sh(["git", "config", "--get-all", "notes.rewriteRef"], repo).split() == ["refs/notes/lit"]
-    subprocess.run([sys.executable, "-m", "lit", "hooks", "uninstall"], cwd=repo, env=env, check=True,
-                   capture_output=True)
-    assert not hooks.installed(repo)
+    assert lit(["hooks", "install"], a.repo, a.db_path).returncode == 0
+    assert sh(["git", "config", "--get-all", "notes.rewriteRef"], a.repo).split() == ["refs/notes/lit"]
+    assert lit(["hooks", "uninstall"], a.repo, a.db_path).returncode == 0
+    assert not hooks.installed(a.repo)
 
 
-def test_a_commit_without_agent_changes_gets_no_trailer(tmp_path):
-    repo = init_repo(tmp_path / "repo", README)
-    db = tmp_path / "lit.db"
-    read = tool_message("read_file", {"path": "README.md"}, thinking="Look first.")
-    person = tool_message("run_shell", {"command": "echo notes > NOTES.txt && git add NOTES.txt && "
-                                                   "git commit -q -m 'Notes'"})
-    run_agent(repo, [read, person, text_message("ok")], db)
-    # The commit came from a tool call, but what it commits the shell wrote in that same call: that
+def test_a_file_the_shell_writes_in_the_committing_call_is_the_agents(agent_in):
+    a = agent_in()
+    a.tool("Read", {"file_path": "README.md"}, why="Look first.")
+    a.turn()
+    call = a.bash("echo notes > NOTES.txt && git add NOTES.txt && git commit -q -m 'Notes'")
+    a.turn()
+    # The commit came from a tool call, and what it commits the shell wrote in that same call: that
     # call is the step, so the commit is the agent's.
-    assert "Lit-Thread" in sh(["git", "log", "-1", "--format=%B"], repo)
-
-    repo2 = init_repo(tmp_path / "repo2", README)
-    run_agent(repo2, [read, text_message("Nothing to change.")], db)
-    (repo2 / "TODO").write_text("by hand\n")
-    sh(["git", "add", "TODO"], repo2)
-    sh(["git", "commit", "-q", "-m", "todo"], repo2)
-    assert "Lit-Thread" not in sh(["git", "log", "-1", "--format=%B"], repo2)
+    assert f"Lit-Thread: {a.thread}" in sh(["git", "log", "-1", "--format=%B"], a.repo)
+    assert notes.read(a.repo, "HEAD")["files"] == {"NOTES.txt": [[1, 1, call]]}
 
 
-def test_a_user_hook_that_rejects_still_rejects(tmp_path):
-    repo = init_repo(tmp_path / "repo", README)
-    db = tmp_path / "lit.db"
-    hook = repo / ".git" / "hooks" / "pre-commit"
+def test_a_user_hook_that_rejects_still_rejects(agent_in):
+    a = agent_in()
+    hook = a.repo / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\necho 'pre-commit: no commits on Fridays' >&2\nexit 1\n")
     hook.chmod(0o755)
-    commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"})
-    run_agent(repo, [WRITE, commit, text_message("The hook refused.")], db)
-    assert sh(["git", "log", "--format=%s"], repo).split("\n")[0] == "init"
-    result = json.loads(store.connect(db).execute(
-        "SELECT json_object('text', text, 'err', is_error) FROM steps WHERE kind = 'tool_result'"
-        " ORDER BY created_at DESC LIMIT 1").fetchone()[0])
-    assert "no commits on Fridays" in result["text"]
+    a.write("app.py", "x = 1\n")
+    a.turn()
+    refused = a.sh("sh", "-c", "git add app.py && git commit -q -m 'Add app'", check=False)
+    assert refused.returncode != 0 and "no commits on Fridays" in refused.stderr
+    assert sh(["git", "log", "--format=%s"], a.repo).split("\n")[0] == "init"
+    assert notes.read(a.repo, "HEAD") is None
+    assert a.db["threads"].get(a.thread)["status"] == "open"  # still waiting for its commit
 
 
-def test_user_git_config_entries_are_kept_and_hooks_path_honoured(tmp_path):
+def test_user_git_config_entries_are_kept_and_hooks_path_honoured(tmp_path, hooks_folder):
     repo = init_repo(tmp_path / "repo", README)
-    db = tmp_path / "lit.db"
     custom = repo / "githooks"
     custom.mkdir()
     (custom / "commit-msg").write_text("#!/bin/sh\necho 'Signed-off-by: Hook <h@example.com>' >> \"$1\"\n")
     (custom / "commit-msg").chmod(0o755)
     sh(["git", "config", "core.hooksPath", "githooks"], repo)
-    commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app' && "
-                                                   "git config user.signingkey"})
-    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "user.signingkey", "GIT_CONFIG_VALUE_0": "ABC123"}
-    run_agent(repo, [WRITE, commit, text_message("ok")], db, env=env)
+    user_env = {**os.environ, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "user.signingkey",
+                "GIT_CONFIG_VALUE_0": "ABC123"}
+    a = Agent(repo, tmp_path / "lit.db", hooks_folder, env=user_env)
+    a.write("app.py", "x = 1\n")
+    a.turn()
+    a.commit(add=["app.py"])
     body = sh(["git", "log", "-1", "--format=%B"], repo)
-    assert "Signed-off-by: Hook" in body and "Lit-Thread:" in body
-    last = store.connect(db).execute("SELECT text FROM steps WHERE kind = 'tool_result' ORDER BY created_at DESC"
-                                     " LIMIT 1").fetchone()[0]
-    assert "ABC123" in last
+    assert "Signed-off-by: Hook" in body and f"Lit-Thread: {a.thread}" in body
+    assert a.sh("git", "config", "user.signingkey").stdout.strip() == "ABC123"
 
 
-def test_amend_and_rebase_keep_the_note(tmp_path):
-    repo = init_repo(tmp_path / "repo", README)
-    db = tmp_path / "lit.db"
-    commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"})
-    run_agent(repo, [WRITE, commit, text_message("ok")], db)
+def test_amend_and_rebase_keep_the_note(agent_in):
+    a = agent_in()
+    a.write("app.py", "x = 1\n")
+    a.turn()
+    a.commit(add=["app.py"])
+    repo = a.repo
     sh(["git", "config", "notes.rewriteRef", "refs/notes/lit"], repo)
-    thread = notes.read(repo, "HEAD")["thread"]
-    sh(["git", "commit", "-q", "--amend", "-m", "Add app (amended)\n\nLit-Thread: " + thread], repo)
-    assert notes.read(repo, "HEAD")["thread"] == thread
+    sh(["git", "commit", "-q", "--amend", "-m", "Add app (amended)\n\nLit-Thread: " + a.thread], repo)
+    assert notes.read(repo, "HEAD")["thread"] == a.thread
     sh(["git", "checkout", "-q", "-b", "side", "HEAD~1"], repo)
     (repo / "other.txt").write_text("x\n")
     sh(["git", "add", "other.txt"], repo)
     sh(["git", "commit", "-q", "-m", "other"], repo)
     sh(["git", "checkout", "-q", "main"], repo)
     sh(["git", "rebase", "-q", "side"], repo)
-    assert notes.read(repo, "HEAD")["thread"] == thread
+    assert notes.read(repo, "HEAD")["thread"] == a.thread
 
 
 @pytest.mark.parametrize("layout", ["subdirectory", "no-commit-yet", "worktree", "binary-and-rename"])
-def test_layouts(tmp_path, layout):
-    db = tmp_path / "lit.db"
+def test_layouts(tmp_path, hooks_folder, layout):
     main = init_repo(tmp_path / "repo", README if layout != "no-commit-yet" else None)
     cwd, path = main, "app.py"
-    replies = [WRITE]
     if layout == "subdirectory":
         (main / "pkg").mkdir()
         cwd, path = main / "pkg", "pkg/app.py"
@@ -199,24 +190,23 @@ def test_layouts(tmp_path, layout):
         (main / "old.py").write_text("x = 1\n")
         sh(["git", "add", "."], main)
         sh(["git", "commit", "-q", "-m", "assets"], main)
-        replies.append(tool_message("run_shell",
-                                    {"command": "git mv old.py new.py && printf '\\x00\\x01' >> logo.bin"}))
-    replies += [tool_message("run_shell", {"command": "git add -A && git commit -q -m work"}), text_message("ok")]
-    run_agent(cwd, replies, db)
+    a = Agent(cwd, tmp_path / "lit.db", hooks_folder)
+    write = a.write("app.py", "def main():\n    return run()\n")
+    if layout == "binary-and-rename":
+        a.bash("git mv old.py new.py && printf '\\x00\\x01' >> logo.bin")
+    a.turn()
+    a.bash("git add -A && git commit -q -m work")
+    a.turn()
     head = sh(["git", "rev-parse", "HEAD"], cwd).strip()
     note = notes.read(cwd, head)
     assert note is not None, sh(["git", "log", "--format=%B", "-1"], cwd)
-    write = step_of(db, '"content"')
     assert per_line(note, path) == {1: write, 2: write}
     if layout == "binary-and-rename":
         assert "new.py" not in note["files"]  # a pure rename adds no line
+        changed = sh(["git", "show", "--format=", "--name-status", "-M", head], cwd).split("\n")
+        assert "M\tlogo.bin" in changed and "R100\told.py\tnew.py" in changed
     if layout == "worktree":
         assert sh(["git", "status", "--porcelain"], main) == ""  # the main worktree untouched
-
-
-def lit(args: list[str], cwd: Path, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "LIT_DB": str(db)}, timeout=60)
 
 
 def test_sync_shares_notes_and_never_clobbers_a_teammates(tmp_path):
@@ -252,22 +242,22 @@ def test_sync_shares_notes_and_never_clobbers_a_teammates(tmp_path):
     assert lit(["sync", "nowhere"], alice, tmp_path / "lit.db").stderr.strip().startswith("lit: no remote named")
 
 
-def test_relink_restores_the_note_after_a_squash_merge(tmp_path):
-    repo = init_repo(tmp_path / "repo", README)
-    db = tmp_path / "lit.db"
+
+
+def test_relink_restores_the_note_after_a_squash_merge(agent_in):
+    a = agent_in()
+    repo = a.repo
     sh(["git", "checkout", "-q", "-b", "feature"], repo)
-    commit = tool_message("run_shell", {"command": "git add app.py && git commit -q -m 'Add app'"})
-    run_agent(repo, [WRITE, EDIT, commit, text_message("ok")], db)
+    write, edit = write_then_edit(a)
+    a.commit("Add app", add=["app.py"])
     thread = notes.read(repo, "HEAD")["thread"]
     sh(["git", "checkout", "-q", "main"], repo)
     sh(["git", "merge", "-q", "--squash", "feature"], repo)
     sh(["git", "commit", "-q", "-m", f"Add app (#12)\n\nLit-Thread: {thread}"], repo)
     assert notes.read(repo, "HEAD") is None
-    out = lit(["relink", "HEAD"], repo, db)
+    out = lit(["relink", "HEAD"], repo, a.db_path)
     assert out.returncode == 0 and "relinked" in out.stdout, out.stderr
-    note = notes.read(repo, "HEAD")
-    write, edit = step_of(db, '"content"'), step_of(db, '"old_string"')
-    assert per_line(note, "app.py") == {1: write, 2: edit, 3: edit, 4: write}
+    assert per_line(notes.read(repo, "HEAD"), "app.py") == {1: write, 2: edit, 3: edit, 4: write}
     # From a note alone (no DB): a clone that lost the squash commit's note copies the thread's.
-    notes_only = lit(["relink", "HEAD"], repo, tmp_path / "absent.db")
+    notes_only = lit(["relink", "HEAD"], repo, repo.parent / "absent.db")
     assert "every commit" in notes_only.stdout

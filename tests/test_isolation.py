@@ -61,10 +61,10 @@ def test_a_developers_global_settings_change_no_result(tmp_path, repo):
     assert "assisted_by" in probe.stdout
     # The same tests, run by pytest on that machine: the one above, and the linking tests that a
     # global lit.assistedBy used to fail.
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-                           f"{TESTS / 'test_isolation.py'}::test_a_test_sees_nothing_of_the_machine",
-                           f"{TESTS / 'test_git_linemap.py'}::test_the_agents_commit_binds_and_opens_the_next_thread",
-                           f"{TESTS / 'test_git_linemap.py'}::test_a_commit_without_the_agents_changes_gets_no_trailer"],
+    tests = [f"{TESTS / 'test_isolation.py'}::test_a_test_sees_nothing_of_the_machine",
+             f"{TESTS / 'test_git_linemap.py'}::test_the_agents_commit_binds_and_opens_the_next_thread",
+             f"{TESTS / 'test_git_linemap.py'}::test_a_commit_without_the_agents_changes_gets_no_trailer"]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "3 passed" in proc.stdout
