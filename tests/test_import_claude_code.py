@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lit_fixtures import init_repo
 
 from lit import store
 
@@ -65,7 +66,9 @@ def check_import(tmp_path: Path, repo: Path, home: Path, folder: Path, *, again:
     entries = transcript_entries(folder)
     claude_session = entries[0]["sessionId"]
     hello_sha, notes_sha = git(repo, "rev-parse", "HEAD~1"), git(repo, "rev-parse", "HEAD")
-    assert proc.stdout.startswith(f"lit import: claude code session {claude_session} -> session ")
+    said, session_line = proc.stdout.splitlines()[:2]
+    assert said == f"lit import: linking commits in {repo}"
+    assert session_line.startswith(f"lit import: claude code session {claude_session} -> session ")
     assert (f"-> commit {hello_sha[:7]}" in proc.stdout) is not again and f"-> commit {notes_sha[:7]}" in proc.stdout
 
     db = store.connect(tmp_path / "lit.db")
@@ -223,7 +226,8 @@ def test_a_session_lit_recorded_live_is_not_imported_again(committed, tmp_path):
                                 "client_session_id": claude_session})
     proc = lit(lit_env(tmp_path, home), repo, "import", "claude-code")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == (f"lit import: claude code session {claude_session}: recorded by lit record "
+    assert proc.stdout == (f"lit import: linking commits in {repo}\n"
+                           f"lit import: claude code session {claude_session}: recorded by lit record "
                            "(session a0b1c2d3e4f5), nothing added\n")
     assert db["sessions"].count == 1 and db["threads"].count == 0
 
@@ -369,6 +373,7 @@ def test_no_sessions_is_one_line(tmp_path):
                      '"sessionId":"0d8a6f7e-1b2c-4d3e-8f9a-0b1c2d3e4f5a"}\n')
     proc = lit(env, tmp_path, "import", "claude-code", str(empty.parent))
     assert proc.returncode == 0 and proc.stdout == (
+        "lit import: not in a git repository: sessions are imported without commits (--repo PATH)\n"
         "lit import: claude code session 0d8a6f7e-1b2c-4d3e-8f9a-0b1c2d3e4f5a: no messages, nothing added\n")
     # Several sessions at once end with a count.
     shutil.copytree(DATA / "session", empty.parent, dirs_exist_ok=True)
@@ -435,3 +440,39 @@ def test_commit_messages_and_added_lines_are_read_as_git_and_claude_code_write_t
     git(repo, "commit", "-qm", "a")
     assert added_lines(str(repo), git(repo, "rev-parse", "HEAD")) == [
         ("a.txt", 1, "keep"), ("a.txt", 2, "++ looks like a header"), ("a.txt", 3, "+++ b/also")]
+
+
+def test_the_current_repository_is_linked_never_the_one_a_transcript_names(committed, tmp_path):
+    """A transcript says which folder it ran in and which commits its Bash made; imported from
+    another repository it links nothing there and writes nothing in the folder it names."""
+    repo, home, folder = committed
+    other = init_repo(tmp_path / "other", {"app.py": "x = 1\n"})
+    env = lit_env(tmp_path, home)
+    proc = lit(env, other, "import", "claude-code", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"lit import: linking commits in {other}"
+    db = store.connect(tmp_path / "lit.db")
+    assert [r[0] for r in db.execute("SELECT status FROM threads")] == ["pending"]
+    assert db.execute("SELECT repo_root FROM sessions").fetchone()[0] == str(other)
+    for r in (repo, other):
+        assert git(r, "notes", "--ref=lit", "list") == ""
+    # Named with --repo, from anywhere, the session's own repository is linked.
+    proc = lit(lit_env(tmp_path / "second", home), tmp_path, "import", "claude-code", str(folder), "--repo", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"lit import: linking commits in {repo}" and "-> commit " in proc.stdout
+    assert len(git(repo, "notes", "--ref=lit", "list").splitlines()) == 2
+    proc = lit(env, tmp_path, "import", "claude-code", str(folder), "--repo", str(tmp_path / "nowhere"))
+    assert proc.returncode == 1 and proc.stderr == f"lit: --repo {tmp_path / 'nowhere'}: not a git repository\n"
+
+
+def test_a_fifo_named_like_a_transcript_is_skipped(committed, tmp_path):
+    repo, home, folder = committed
+    os.mkfifo(folder / "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0.jsonl")
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    env = lit_env(tmp_path, home)
+    for args in ((), (str(folder),)):  # found under ~/.claude/projects, or in a folder given
+        proc = lit(env, repo, "import", "claude-code", *args)
+        assert proc.returncode == 0, proc.stderr
+    proc = lit(env, repo, "import", "claude-code", str(tmp_path / "pipe.jsonl"))
+    assert proc.returncode == 1 and proc.stderr == f"lit: {tmp_path / 'pipe.jsonl'} is not a regular file: " \
+        "pass a transcript (.jsonl) or a folder of them\n"

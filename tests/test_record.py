@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAKE_KEY
+from lit_fixtures import init_repo
 
 from lit import store
 from lit.record import child_env, resolve_upstream, summary_line
@@ -323,7 +324,7 @@ def test_an_upstream_url_with_credentials_is_never_stored_or_shown(tmp_path):
 
 
 def test_what_a_killed_lit_left_behind_is_cleaned_at_the_next_start(tmp_path):
-    repo = git_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

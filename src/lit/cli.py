@@ -204,6 +204,8 @@ def import_(
                                "a file of records ('-': stdin). With git-ai: the commits (default: HEAD)."),
     db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was added (per table, or per session) as JSON."),
+    repo: str = typer.Option(None, "--repo", help="With claude-code: the repository whose commits the sessions "
+                             "are linked to (default: the current one)."),
 ) -> None:
     """Add an exported thread to the DB, import Claude Code's own transcripts as sessions (threads
     bound to the commits they made, with line maps), or another tool's line attribution: Agent
@@ -223,7 +225,7 @@ def import_(
     from lit import portable, store
 
     if file == "claude-code":
-        _import_claude_code(path, db, as_json)
+        _import_claude_code(path, db, as_json, repo)
         return
     if file in ("agent-trace", "git-ai"):
         _import_attribution(file, path, db, as_json)
@@ -275,26 +277,39 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     typer.echo(f"lit import: {fmt}: {said}")
 
 
-def _import_claude_code(path: str | None, db: str | None, as_json: bool) -> None:
+def _import_repo(repo: str | None) -> str | None:
+    """The repository an import links commits in: --repo, else the current one (None outside)."""
+    from lit.git.run import repo_root
+
+    root = repo_root(repo or ".")
+    if repo and root is None:
+        fail(f"--repo {repo}: not a git repository")
+    return str(root) if root else None
+
+
+def _import_claude_code(path: str | None, db: str | None, as_json: bool, repo: str | None) -> None:
     import dataclasses
     import json
 
     from lit import store
     from lit.importers import claude_code
 
-    results = claude_code.import_path(store.connect(db), path)
+    root = _import_repo(repo)
+    results = claude_code.import_path(store.connect(db), path, repo=root)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
         return
+    typer.echo(f"lit import: linking commits in {root}" if root else
+               "lit import: not in a git repository: sessions are imported without commits (--repo PATH)")
     for r in results:
         for warning in r.warnings:
             typer.echo(f"lit import: warning: {warning}", err=True)
         if not r.imported:
-            typer.echo(f"lit import: claude code session {r.claude_session}: {r.reason}, nothing added")
+            typer.echo(f"lit import: claude code session {r.agent_session}: {r.reason}, nothing added")
             continue
         bound = [t for t in r.threads if t["status"] == "bound"]
         links = "".join(f"; thread {t['id']} -> commit {t['commit'][:7]}" for t in bound)
-        typer.echo(f"lit import: claude code session {r.claude_session} -> session {r.session}: "
+        typer.echo(f"lit import: claude code session {r.agent_session} -> session {r.session}: "
                    f"{len(r.threads)} thread{'s' * (len(r.threads) != 1)}, {r.steps} steps, "
                    f"{r.exchanges} exchanges{links}")
     if len(results) > 1:

@@ -23,7 +23,8 @@ from lit import agents, store
 from lit.proxy import anthropic, openai, wsframes
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
-from lit.redact import redact_headers, redact_query
+from lit.redact import redact_headers, redact_obj, redact_query
+from lit.steps import first_line, from_block, is_context, raw_if_more, result_text
 
 log = logging.getLogger("lit.recorder")
 
@@ -38,12 +39,6 @@ PARSERS = {
     "openai-responses": (openai.parse_responses_request, openai.parse_responses_response),
 }
 COMPACTION_MARKERS = ("This session is being continued from a previous conversation",)
-# A user message that is wholly one of these is context the agent added, not what the user typed:
-# Codex's <environment_context> and <user_instructions>, Claude Code's <system-reminder>, and any
-# block wrapped in a tag whose name an agent would use (a person's <div> is a prompt).
-CONTEXT_BLOCK = re.compile(r"\s*<(?P<tag>[A-Za-z]+(?:[_-][A-Za-z]+)+|INSTRUCTIONS)(?:\s[^>]*)?>.*</(?P=tag)>\s*",
-                           re.DOTALL)
-CONTEXT_PREFIXES = ("# AGENTS.md instructions for ",)
 # Tool-less calls an agent makes beside the conversation, recognised by what they ask for: a title,
 # a topic check, a commit message, a summary of the conversation so far.
 SIDE_REQUEST = re.compile(
@@ -55,15 +50,6 @@ SIDE_REQUEST = re.compile(
 TEXT_EDITS = (re.compile(r"^<{5,9} SEARCH\s*$.*?^>{5,9} REPLACE\s*$", re.DOTALL | re.MULTILINE),
               re.compile(r"^\*\*\* Begin Patch\s*$", re.MULTILINE),
               re.compile(r"^--- \S.*\n\+\+\+ \S.*\n@@", re.MULTILINE))
-
-
-def _redactor():
-    try:
-        from lit.redact import redact_obj  # noqa: PLC0415 - optional until lit.redact lands
-
-        return redact_obj
-    except ImportError:  # pragma: no cover - transitional
-        return lambda obj: obj
 
 
 def sanitize_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -132,7 +118,7 @@ class Recorder:
         self.repo_root, self.head_start = git_info(self.cwd)
         self.snapshots = snapshots and self.repo_root is not None
         self.summary = Summary(self.session_id, repo_root=self.repo_root)
-        self._redact = _redactor()
+        self._redact = redact_obj
         self._queue: queue.Queue = queue.Queue()
         self._parsed: dict[str, anthropic.ParsedExchange] = {}
         self._conv_of_key: dict[str, str] = {}
@@ -288,7 +274,8 @@ class Recorder:
                                                      stored, first_new)
                 # An answer's text edits were applied before the agent asked again: this is their turn's end.
                 snapshot_steps = self._text_edits.pop(conv.id, []) + snapshot_steps
-            self._put_messages(parsed.messages, keys, stored, continued)
+            store.put_messages(self.db, parsed.messages, keys, stored, parent=continued,
+                               stored=self._stored, prepare=self._redact)
             self.db["exchanges"].insert(row, replace=True)
         # A subagent's turns are turn boundaries too: what its tools wrote is blamed on its own calls.
         if conv.role in ("main", "subagent") and snapshot_steps and self.snapshots:
@@ -299,11 +286,7 @@ class Recorder:
         """Which conversation a request continues, and which of its messages are new to it.
         `continued` is the key of the response a request names as its previous one (the Responses
         API's previous_response_id, as Codex sends over a WebSocket): its messages follow that one."""
-        keys: list[str] = []
-        parent = continued
-        for m in parsed.messages:
-            parent = store.message_key(parent, m)
-            keys.append(parent)
+        keys = store.message_keys(parsed.messages, parent=continued)
         known = next((i for i in range(len(keys) - 1, -1, -1) if keys[i] in self._conv_of_key), -1)
         if known >= 0:
             conv = self._conversations[self._conv_of_key[keys[known]]]
@@ -374,22 +357,6 @@ class Recorder:
         text = body.decode("utf-8", "surrogateescape")
         return self._redact(text).encode("utf-8", "surrogateescape")
 
-    def _put_messages(self, messages: list[dict], keys: list[str], contents: list, parent: str | None = None) -> None:
-        depth = 0
-        if parent:
-            row = self.db.execute("SELECT depth FROM messages WHERE key = ?", [parent]).fetchone()
-            depth = row[0] + 1 if row else 0
-        for m, key, content in zip(messages, keys, contents, strict=True):
-            if key in self._stored:  # the history an agent resends: stored (and redacted) once
-                parent, depth = key, depth + 1
-                continue
-            self._stored.add(key)
-            self.db.execute(
-                "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [key, parent, depth, m.get("role"), store.pack_content(self._redact(content)), store.now()])
-            parent, depth = key, depth + 1
-
     def _request_steps(self, ex: Exchange, conv: _Conversation, thread_id: str | None,
                        new_messages: list[dict], stored: list, first_new: int) -> list[str]:
         """Steps from the new user turn; returns the tool calls whose results arrived. Blocks the
@@ -413,14 +380,14 @@ class Recorder:
                     if call:
                         answered.append(call[0])
                     step_id, row = self._add_step(ex, conv, call[1] if call else thread_id, {
-                        "kind": "tool_result", "text": _result_text(block.get("content")),
+                        "kind": "tool_result", "text": result_text(block.get("content")),
                         "tool_use_id": block.get("tool_use_id"), "is_error": int(bool(block.get("is_error"))),
-                        "raw": _raw_if_more(block, {"type", "tool_use_id", "content", "is_error"}),
+                        "raw": raw_if_more(block, {"type", "tool_use_id", "content", "is_error"}),
                     })
                     refs[bi] = self._ref(step_id, row, block)
                 elif block.get("type") == "text":
                     text = block.get("text", "")
-                    if _is_context(text) or injected:
+                    if is_context(text) or injected:
                         step_id, row = self._add_step(ex, conv, thread_id, {"kind": "context", "text": text})
                         refs[bi] = self._ref(step_id, row, block)
                     else:
@@ -435,7 +402,7 @@ class Recorder:
                 if kind == "prompt":
                     self._prompts.append(text)
                     self.db.execute("UPDATE threads SET title = ? WHERE id = ? AND title IS NULL",
-                                    [_first_line(self._redact(text)), thread_id])
+                                    [first_line(self._redact(text)), thread_id])
         return answered
 
     def _ref(self, step_id: str, row: dict, block: dict) -> dict:
@@ -551,7 +518,7 @@ class Recorder:
                 if conv and conv.role != "side" and ex.complete and not self._seen_response(key, ex.id):
                     self._parsed[ex.id] = parsed  # for the model column of the steps
                     for i, block in enumerate(parsed.response["content"]):
-                        fields = _block_step(block)
+                        fields = from_block(block)
                         files = _edited_files(fields.get("text")) if fields["kind"] == "text" else None
                         if files is not None:
                             fields["tool_input"] = {"files": files}
@@ -652,15 +619,6 @@ def _user_text(message: dict) -> str:
     return "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
 
 
-def _is_reminder(text: str) -> bool:
-    t = text.strip()
-    return t.startswith("<system-reminder>") and t.endswith("</system-reminder>")
-
-
-def _is_context(text: str) -> bool:
-    return bool(CONTEXT_BLOCK.fullmatch(text)) or text.lstrip().startswith(CONTEXT_PREFIXES)
-
-
 def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
@@ -698,49 +656,3 @@ def _edited_files(text: str | None) -> list[str] | None:
         if name and name != "/dev/null" and name not in files:
             files.append(name.strip("`*"))
     return files
-
-
-def _first_line(text: str, width: int = 120) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _result_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for b in content:
-            if isinstance(b, dict) and b.get("type") == "text":
-                parts.append(b.get("text", ""))
-            elif isinstance(b, dict):
-                parts.append(f"[{b.get('type', 'block')}]")
-        return "\n".join(parts)
-    return "" if content is None else json.dumps(content)
-
-
-def _raw_if_more(block: dict, known: set[str]) -> str | None:
-    extra = {k: v for k, v in block.items() if k not in known}
-    return json.dumps(block, ensure_ascii=False) if extra else None
-
-
-def _block_step(block: Any) -> dict:
-    if not isinstance(block, dict):
-        return {"kind": "other", "raw": json.dumps(block)}
-    btype = block.get("type")
-    if btype == "thinking":
-        return {"kind": "thinking", "text": block.get("thinking", ""),
-                "raw": json.dumps({"type": "thinking", "signature": block.get("signature")})}
-    if btype == "redacted_thinking":
-        return {"kind": "thinking", "text": None, "raw": json.dumps(block)}
-    if btype == "text":
-        return {"kind": "text", "text": block.get("text", ""),
-                "raw": _raw_if_more(block, {"type", "text", "citations"}) if block.get("citations") else None}
-    if btype in ("tool_use", "server_tool_use", "mcp_tool_use", "custom_tool_use"):
-        return {"kind": "tool_call", "tool_name": block.get("name"), "tool_input": block.get("input", {}),
-                "tool_use_id": block.get("id"),
-                "raw": json.dumps(block) if btype != "tool_use" else None}
-    if btype and btype.endswith("_tool_result"):
-        return {"kind": "tool_result", "tool_use_id": block.get("tool_use_id"),
-                "text": _result_text(block.get("content")), "raw": json.dumps(block)}
-    return {"kind": "other", "raw": json.dumps(block)}

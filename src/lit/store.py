@@ -23,7 +23,7 @@ import secrets
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -379,25 +379,41 @@ def get_blob(db: sqlite_utils.Database, h: str | None) -> bytes | None:
     return row[0] if row else None
 
 
-def put_messages(db: sqlite_utils.Database, messages: Iterable[dict], parent: str | None = None) -> list[str]:
-    """Store a chain of messages (each once); returns their keys, the last one is the chain's."""
+def message_keys(messages: Iterable[Any], parent: str | None = None) -> list[str]:
+    """The key of each message of a chain (see message_key) that follows `parent` (None: from the
+    root): the last one is the chain's."""
     keys: list[str] = []
-    depth_row = (
-        db.execute("SELECT depth FROM messages WHERE key = ?", [parent]).fetchone() if parent else None
-    )
-    depth = (depth_row[0] + 1) if depth_row else 0
-    t = now()
-    for message in messages:
-        key = message_key(parent, message)
-        db.execute(
-            "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [key, parent, depth, message.get("role"), pack_content(message.get("content")), t],
-        )
-        keys.append(key)
-        parent = key
-        depth += 1
+    for m in messages:
+        parent = message_key(parent, m)
+        keys.append(parent)
     return keys
+
+
+def put_messages(db: sqlite_utils.Database, messages: Sequence[dict], keys: Sequence[str],
+                 contents: Sequence[Any] | None = None, *, parent: str | None = None,
+                 stored: set[str] | None = None, prepare: Callable[[Any], Any] | None = None) -> int:
+    """Store a request's chain of messages, each once, under their keys (message_keys of the
+    messages as sent, after `parent`: a request that continues a stored response, as the Responses
+    API's previous_response_id does). `contents`: what to keep of each (default: its content; the
+    recorder passes blocks held by steps as references); `prepare` runs on a content about to be
+    stored (the recorder's redaction), so only once per message. `stored` is the writer's memory of
+    the keys it wrote: the history an agent resends costs no query. Returns how many were new here."""
+    contents = [m.get("content") for m in messages] if contents is None else contents
+    stored = set() if stored is None else stored
+    depth, new = 0, 0
+    if parent:
+        row = db.execute("SELECT depth FROM messages WHERE key = ?", [parent]).fetchone()
+        depth = row[0] + 1 if row else 0
+    for m, key, content in zip(messages, keys, contents, strict=True):
+        if key not in stored:
+            stored.add(key)
+            cur = db.execute(
+                "INSERT OR IGNORE INTO messages (key, parent_key, depth, role, content, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [key, parent, depth, m.get("role"), pack_content(prepare(content) if prepare else content), now()])
+            new += cur.rowcount
+        parent, depth = key, depth + 1
+    return new
 
 
 def pack_content(content: Any) -> bytes:
