@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lit.errors import LitError
@@ -80,15 +80,7 @@ class DemoResult:
     blame: str = ""
     page: Path | None = None
     pr: Path | None = None
-    missing: list[str] = field(default_factory=list)  # lit commands this install lacks
     seconds: float = 0.0
-
-
-def _commands() -> set[str]:
-    from lit.cli import app  # noqa: PLC0415 - the CLI imports this module
-
-    return {c.name or (c.callback.__name__.rstrip("_").replace("_", "-") if c.callback else "")
-            for c in app.registered_commands}
 
 
 def _lit(args: list[str], *, cwd: Path, env: dict, capture: bool = True) -> subprocess.CompletedProcess:
@@ -102,9 +94,6 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     from lit import replay  # noqa: PLC0415 - keeps `lit --help` fast
 
     started = time.monotonic()
-    commands = _commands()
-    if "record" not in commands:
-        raise LitError("this lit has no `lit record` yet, so the demo cannot record")
     if directory:
         target = Path(directory).expanduser().resolve()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -113,7 +102,6 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     else:
         target = Path(tempfile.mkdtemp(prefix="lit-demo-"))
     result = DemoResult(directory=target, repo=target / "tools", db=target / "lit.db")
-    result.missing = [c for c in ("blame", "weave", "pr") if c not in commands]
 
     recording = replay.load(str(demo_thread_file()))
     prompt = replay.prompt_of(recording)
@@ -144,20 +132,17 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     result.note = bool(git(result.repo, "notes", "--ref=lit", "list", head, check=False))
 
     echo("")
-    if "blame" in commands:
-        blame = _lit(["blame", DEMO_FILE], cwd=result.repo, env=env)
-        result.blame = blame.stdout if blame.returncode == 0 else ""
-        echo(f"$ lit blame {DEMO_FILE}")
-        echo(result.blame.rstrip() or f"(lit blame failed: {blame.stderr.strip()})")
-    if "weave" in commands:
-        page = target / "wordcount-commit.html"
-        woven = _lit(["weave", "HEAD", "-o", str(page)], cwd=result.repo, env=env)
-        result.page = page if woven.returncode == 0 and page.exists() else None
-    if "pr" in commands:
-        pr = _lit(["pr", f"{result.base}..HEAD"], cwd=result.repo, env=env)
-        if pr.returncode == 0:
-            result.pr = target / "PR.md"
-            result.pr.write_text(pr.stdout)
+    blame = _lit(["blame", DEMO_FILE], cwd=result.repo, env=env)
+    result.blame = blame.stdout if blame.returncode == 0 else ""
+    echo(f"$ lit blame {DEMO_FILE}")
+    echo(result.blame.rstrip() or f"(lit blame failed: {blame.stderr.strip()})")
+    page = target / "wordcount-commit.html"
+    woven = _lit(["weave", "HEAD", "-o", str(page)], cwd=result.repo, env=env)
+    result.page = page if woven.returncode == 0 and page.exists() else None
+    pr = _lit(["pr", f"{result.base}..HEAD"], cwd=result.repo, env=env)
+    if pr.returncode == 0:
+        result.pr = target / "PR.md"
+        result.pr.write_text(pr.stdout)
     result.seconds = time.monotonic() - started
     for line in summary_lines(result):
         echo(line)
@@ -179,6 +164,4 @@ def summary_lines(r: DemoResult) -> list[str]:
     lines.append(f"  lit blame {DEMO_FILE} --full    # each line with its prompt and reasoning")
     lines.append("  lit weave HEAD --open           # the commit beside its reasoning")
     lines.append("  lit serve                       # browse every thread in Datasette")
-    for name in r.missing:
-        lines.append(f"  (this lit has no `lit {name}` yet)")
     return lines

@@ -82,6 +82,3 @@ def read(repo: str | os.PathLike, commit: str) -> dict | None:
         return None
     return note if isinstance(note, dict) and note.get("version") else None
 
-
-read_note = read
-write_note = write

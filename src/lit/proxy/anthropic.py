@@ -189,76 +189,97 @@ def assemble_sse(raw: bytes) -> tuple[dict | None, str | None]:
     JSON fragments), citations_delta, and any block type it does not know (kept as sent).
     Returns (message or None, error or None); a stream cut short gives the blocks seen so far.
     """
-    message: dict | None = None
-    blocks: dict[int, dict] = {}
-    # Deltas are collected in lists and joined once: a 10 MB stream is ~100,000 deltas, and
-    # growing a string per delta would be quadratic.
-    pieces: dict[tuple[int, str], list[str]] = {}
-    partial_json: dict[int, list[str]] = {}
-    errors: list[str] = []
-    stopped = False
-    delta_fields = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
+    stream = _Stream()
     for event, data in iter_sse(raw):
         if not data:
             continue
         try:
             ev = json.loads(data)
         except ValueError:
-            errors.append(f"bad event data for {event!r}")
+            stream.errors.append(f"bad event data for {event!r}")
             continue
-        if not isinstance(ev, dict):
-            continue
-        kind = ev.get("type") or event
-        if kind == "message_start":
-            message = dict(ev.get("message") or {})
-            message.setdefault("content", [])
-            message["usage"] = dict(message.get("usage") or {})
-        elif kind == "content_block_start":
-            idx = ev.get("index", len(blocks))
-            blocks[idx] = dict(ev.get("content_block") or {})
-        elif kind == "content_block_delta":
-            idx = ev.get("index")
-            block = blocks.setdefault(idx, {"type": "unknown"})
-            delta = ev.get("delta") or {}
-            dtype = delta.get("type")
-            if dtype in delta_fields:
-                name = delta_fields[dtype]
-                bucket = pieces.setdefault((idx, name), [block.get(name, "")])
-                bucket.append(delta.get(name, ""))
-            elif dtype == "input_json_delta":
-                partial_json.setdefault(idx, []).append(delta.get("partial_json", ""))
-            elif dtype == "citations_delta":
-                block.setdefault("citations", []).append(delta.get("citation"))
-            else:
-                block.setdefault("deltas", []).append(delta)
-        elif kind == "content_block_stop":
-            idx = ev.get("index")
-            if idx in partial_json:
-                _finish_input(blocks.get(idx, {}), "".join(partial_json.pop(idx)), errors)
-        elif kind == "message_delta":
-            if message is None:
-                message = {"content": [], "usage": {}}
-            delta = ev.get("delta") or {}
-            for k in ("stop_reason", "stop_sequence", "container"):
-                if k in delta:
-                    message[k] = delta[k]
-            message["usage"].update({k: v for k, v in (ev.get("usage") or {}).items() if v is not None})
-        elif kind == "message_stop":
-            stopped = True
-        elif kind == "error":
-            errors.append(f"stream error: {json.dumps(ev.get('error'))[:300]}")
-    for (idx, name), parts in pieces.items():
-        blocks[idx][name] = "".join(parts)
-    for idx, frag in partial_json.items():  # a stream cut inside a tool input
-        _finish_input(blocks.get(idx, {}), "".join(frag), errors)
-    if message is None and not blocks:
-        return None, "; ".join(errors) or "no message events in stream"
-    if message is None:
-        message = {"content": [], "usage": {}}
-    message["content"] = [blocks[i] for i in sorted(blocks, key=lambda x: (x is None, x))]
-    if not stopped and not errors:
-        errors.append("stream ended before message_stop")
-    return message, ("; ".join(errors) or None)
+        if isinstance(ev, dict):
+            handler = stream.handlers.get(ev.get("type") or event)
+            if handler:
+                handler(ev)
+    return stream.result()
+
+
+class _Stream:
+    """The message a stream has built so far: one handler per event type."""
+
+    DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
+
+    def __init__(self) -> None:
+        self.message: dict | None = None
+        self.blocks: dict[int, dict] = {}
+        # Deltas are collected in lists and joined once: a 10 MB stream is ~100,000 deltas, and
+        # growing a string per delta would be quadratic.
+        self.pieces: dict[tuple[int, str], list[str]] = {}
+        self.partial_json: dict[int, list[str]] = {}
+        self.errors: list[str] = []
+        self.stopped = False
+        self.handlers = {"message_start": self.message_start, "content_block_start": self.block_start,
+                         "content_block_delta": self.block_delta, "content_block_stop": self.block_stop,
+                         "message_delta": self.message_delta, "message_stop": self.message_stop,
+                         "error": self.error}
+
+    def message_start(self, ev: dict) -> None:
+        self.message = dict(ev.get("message") or {})
+        self.message.setdefault("content", [])
+        self.message["usage"] = dict(self.message.get("usage") or {})
+
+    def block_start(self, ev: dict) -> None:
+        self.blocks[ev.get("index", len(self.blocks))] = dict(ev.get("content_block") or {})
+
+    def block_delta(self, ev: dict) -> None:
+        idx = ev.get("index")
+        block = self.blocks.setdefault(idx, {"type": "unknown"})
+        delta = ev.get("delta") or {}
+        dtype = delta.get("type")
+        if dtype in self.DELTA_FIELDS:
+            name = self.DELTA_FIELDS[dtype]
+            self.pieces.setdefault((idx, name), [block.get(name, "")]).append(delta.get(name, ""))
+        elif dtype == "input_json_delta":
+            self.partial_json.setdefault(idx, []).append(delta.get("partial_json", ""))
+        elif dtype == "citations_delta":
+            block.setdefault("citations", []).append(delta.get("citation"))
+        else:
+            block.setdefault("deltas", []).append(delta)
+
+    def block_stop(self, ev: dict) -> None:
+        idx = ev.get("index")
+        if idx in self.partial_json:
+            _finish_input(self.blocks.get(idx, {}), "".join(self.partial_json.pop(idx)), self.errors)
+
+    def message_delta(self, ev: dict) -> None:
+        if self.message is None:
+            self.message = {"content": [], "usage": {}}
+        delta = ev.get("delta") or {}
+        for k in ("stop_reason", "stop_sequence", "container"):
+            if k in delta:
+                self.message[k] = delta[k]
+        self.message["usage"].update({k: v for k, v in (ev.get("usage") or {}).items() if v is not None})
+
+    def message_stop(self, ev: dict) -> None:
+        self.stopped = True
+
+    def error(self, ev: dict) -> None:
+        self.errors.append(f"stream error: {json.dumps(ev.get('error'))[:300]}")
+
+    def result(self) -> tuple[dict | None, str | None]:
+        blocks, errors = self.blocks, self.errors
+        for (idx, name), parts in self.pieces.items():
+            blocks[idx][name] = "".join(parts)
+        for idx, frag in self.partial_json.items():  # a stream cut inside a tool input
+            _finish_input(blocks.get(idx, {}), "".join(frag), errors)
+        if self.message is None and not blocks:
+            return None, "; ".join(errors) or "no message events in stream"
+        message = self.message if self.message is not None else {"content": [], "usage": {}}
+        message["content"] = [blocks[i] for i in sorted(blocks, key=lambda x: (x is None, x))]
+        if not self.stopped and not errors:
+            errors.append("stream ended before message_stop")
+        return message, ("; ".join(errors) or None)
 
 
 def _finish_input(block: dict, fragment: str, errors: list[str]) -> None:
