@@ -198,24 +198,28 @@ def demo(
 @app.command("import")
 def import_(
     file: str = typer.Argument(..., help="A file written by lit export, or one of the words claude-code, "
-                               "agent-trace, git-ai."),
+                               "codex, agent-trace, git-ai."),
     path: str = typer.Argument(None, help="With claude-code: a transcript (.jsonl) or a folder of them "
-                               "(default: this repository's sessions under ~/.claude/projects). With agent-trace: "
-                               "a file of records ('-': stdin). With git-ai: the commits (default: HEAD)."),
+                               "(default: this repository's sessions under ~/.claude/projects). With codex: a session "
+                               "log or a folder of them (default: this repository's under $CODEX_HOME/sessions). "
+                               "With agent-trace: a file of records ('-': stdin). With git-ai: the commits "
+                               "(default: HEAD)."),
     db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was added (per table, or per session) as JSON."),
-    repo: str = typer.Option(None, "--repo", help="With claude-code: the repository whose commits the sessions "
-                             "are linked to (default: the current one)."),
+    repo: str = typer.Option(None, "--repo", help="With claude-code or codex: the repository whose commits the "
+                             "sessions are linked to (default: the current one)."),
 ) -> None:
-    """Add an exported thread to the DB, import Claude Code's own transcripts as sessions (threads
-    bound to the commits they made, with line maps), or another tool's line attribution: Agent
-    Trace records, git-ai's notes (refs/notes/ai). Importing twice adds nothing.
+    """Add an exported thread to the DB, import Claude Code's or Codex's own session logs as
+    sessions (threads bound to the commits they made in this repository, with line maps), or another
+    tool's line attribution: Agent Trace records, git-ai's notes (refs/notes/ai). Importing twice
+    adds nothing.
 
     \b
     Examples:
       lit import wordcount.jsonl
       lit import claude-code
       lit import claude-code ~/.claude/projects/-home-me-app/0b6c2a9e-5f1d-4c57-9a43-2f1e8d7c6b5a.jsonl
+      lit import codex
       lit import agent-trace .agent-trace/traces.jsonl
       lit import git-ai main~20..main
     """
@@ -224,14 +228,14 @@ def import_(
 
     from lit import portable, store
 
-    if file == "claude-code":
-        _import_claude_code(path, db, as_json, repo)
+    if file in ("claude-code", "codex"):
+        _import_sessions(file, path, db, as_json, repo)
         return
     if file in ("agent-trace", "git-ai"):
         _import_attribution(file, path, db, as_json)
         return
     if path is not None:
-        fail(f"unexpected argument {path!r}: lit import FILE, or lit import claude-code|agent-trace|git-ai [...]")
+        fail(f"unexpected argument {path!r}: lit import FILE, or lit import claude-code|codex|agent-trace|git-ai [...]")
     summary = portable.import_file(store.connect(db), file)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(summary)))
@@ -287,34 +291,37 @@ def _import_repo(repo: str | None) -> str | None:
     return str(root) if root else None
 
 
-def _import_claude_code(path: str | None, db: str | None, as_json: bool, repo: str | None) -> None:
+def _import_sessions(agent: str, path: str | None, db: str | None, as_json: bool, repo: str | None) -> None:
+    """`lit import claude-code|codex`: an agent's own session logs as lit sessions."""
     import dataclasses
     import json
 
     from lit import store
-    from lit.importers import claude_code
+    from lit.importers import claude_code, codex
 
     root = _import_repo(repo)
-    results = claude_code.import_path(store.connect(db), path, repo=root)
+    importer = claude_code if agent == "claude-code" else codex
+    results = importer.import_path(store.connect(db), path, repo=root)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
         return
     typer.echo(f"lit import: linking commits in {root}" if root else
                "lit import: not in a git repository: sessions are imported without commits (--repo PATH)")
+    name = agent.replace("-", " ")
     for r in results:
         for warning in r.warnings:
             typer.echo(f"lit import: warning: {warning}", err=True)
         if not r.imported:
-            typer.echo(f"lit import: claude code session {r.agent_session}: {r.reason}, nothing added")
+            typer.echo(f"lit import: {name} session {r.agent_session}: {r.reason}, nothing added")
             continue
         bound = [t for t in r.threads if t["status"] == "bound"]
         links = "".join(f"; thread {t['id']} -> commit {t['commit'][:7]}" for t in bound)
-        typer.echo(f"lit import: claude code session {r.agent_session} -> session {r.session}: "
+        typer.echo(f"lit import: {name} session {r.agent_session} -> session {r.session}: "
                    f"{len(r.threads)} thread{'s' * (len(r.threads) != 1)}, {r.steps} steps, "
                    f"{r.exchanges} exchanges{links}")
     if len(results) > 1:
         done = [r for r in results if r.imported]
-        typer.echo(f"lit import: {len(results)} claude code sessions: {len(done)} imported, "
+        typer.echo(f"lit import: {len(results)} {name} sessions: {len(done)} imported, "
                    f"{sum(1 for t in (t for r in done for t in r.threads) if t['status'] == 'bound')} "
                    f"commits linked, {len(results) - len(done)} left as they were")
 

@@ -4,7 +4,14 @@ the OpenAI parsers produce too) to the columns of a step, shared by the recorder
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+# A block an agent adds to a user turn for the model (Codex's <environment_context>, Claude Code's
+# <system-reminder>, AGENTS.md instructions): context, not what the user typed.
+CONTEXT_BLOCK = re.compile(r"\s*<(?P<tag>[A-Za-z]+(?:[_-][A-Za-z]+)+|INSTRUCTIONS)(?:\s[^>]*)?>.*</(?P=tag)>\s*",
+                           re.DOTALL)
+CONTEXT_PREFIXES = ("# AGENTS.md instructions for ",)
 
 
 def from_block(block: Any) -> dict:
@@ -21,7 +28,7 @@ def from_block(block: Any) -> dict:
     if btype == "text":
         return {"kind": "text", "text": block.get("text", ""),
                 "raw": raw_if_more(block, {"type", "text", "citations"}) if block.get("citations") else None}
-    if btype in ("tool_use", "server_tool_use", "mcp_tool_use"):
+    if btype in ("tool_use", "server_tool_use", "mcp_tool_use", "custom_tool_use"):
         return {"kind": "tool_call", "tool_name": block.get("name"), "tool_input": block.get("input", {}),
                 "tool_use_id": block.get("id"),
                 "raw": json.dumps(block) if btype != "tool_use" else None}
@@ -56,6 +63,11 @@ def is_reminder(text: str) -> bool:
     """Text Claude Code adds to a user turn for the model (`<system-reminder>`), not typed by anyone."""
     t = text.strip()
     return t.startswith("<system-reminder>") and t.endswith("</system-reminder>")
+
+
+def is_context(text: str) -> bool:
+    """A whole text that is a context block an agent added (see CONTEXT_BLOCK)."""
+    return bool(CONTEXT_BLOCK.fullmatch(text)) or text.lstrip().startswith(CONTEXT_PREFIXES)
 
 
 def first_line(text: str, width: int = 120) -> str:

@@ -27,7 +27,7 @@ import sqlite_utils
 from lit.errors import LitError
 from lit.git.run import repo_root
 from lit.importers.commits import printed_sha, recorded_edits, tool_input_of
-from lit.importers.session import ImportResult, Source, Step, run
+from lit.importers.session import LINE, ImportResult, Source, Step, read_jsonl, run
 from lit.steps import from_block, is_reminder, result_text
 
 AGENT = "claude-code-import"
@@ -35,7 +35,6 @@ SUBAGENT_TOOLS = ("Agent", "Task")
 # Entries that are bookkeeping, not conversation: queue operations, titles, file-history
 # snapshots, attachments (skill and agent listings), progress lines.
 CONVERSATION_TYPES = ("user", "assistant")
-LINE = "\0line"  # where an entry was read (file:line), for warnings; never stored
 
 
 # --- finding and reading transcripts -----------------------------------------------------------
@@ -113,30 +112,6 @@ def _inside(path: str | None, root: str) -> bool:
         return False
     a, b = os.path.realpath(path), os.path.realpath(root)
     return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
-
-
-def read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
-    """The entries of a transcript; a line that is not a JSON object is skipped with a warning."""
-    entries = []
-    try:
-        fh = open(path, encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise LitError(f"cannot read {path}: {e.strerror or e}") from e
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                warnings.append(f"{path}:{n}: not a JSON line, skipped")
-                continue
-            if not isinstance(entry, dict):
-                warnings.append(f"{path}:{n}: not a JSON object, skipped")
-                continue
-            entry[LINE] = f"{path}:{n}"
-            entries.append(entry)
-    return entries
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The commits a session made and the line map of each, from its recorded tool calls alone (no
 snapshots): what `lit import` has for sessions recorded before lit was there.
 
-A commit is found from the Bash call that ran `git commit` (the SHA it printed, else the author
-time and the message, else the content); each added line of its diff goes to the last Write, Edit
-or MultiEdit before it whose added lines hold that line in that file, else to a person.
+A commit is found from the shell call that ran `git commit` (Claude Code's Bash, Codex's
+exec_command or shell): the SHA it printed, else the author time and the message, else the
+content. Each added line of its diff goes to the last edit before it whose added lines hold that
+line in that file (Claude Code's Write, Edit or MultiEdit; Codex's apply_patch), else to a person.
 
 Steps are the importer's: objects with `fields` (the step's columns: kind, tool_name,
 tool_input, is_error, text), `at` (a time), `result_of` (for a tool result: the index of its
@@ -23,6 +24,10 @@ from lit.errors import LitError
 from lit.git.run import run, unquote
 
 EDIT_TOOLS = ("Write", "Edit", "MultiEdit")
+PATCH_TOOL = "apply_patch"
+# The shell tools of the agents lit imports: Claude Code's, then Codex's (by version).
+SHELL_TOOLS = ("Bash", "exec_command", "shell", "shell_command", "local_shell", "container.exec")
+PATCH = re.compile(r"\*\*\* Begin Patch\n.*?\*\*\* End Patch", re.DOTALL)
 GIT_COMMIT = re.compile(r"\bgit\b(?:\s+-[Cc]\s+\S+|\s+--?[\w-]+(?:=\S+)?)*\s+commit\b")
 COMMIT_LINE = re.compile(r"^\[(?P<branch>[^\]\s]+)(?: \([^)]*\))? (?P<sha>[0-9a-f]{7,40})\] (?P<subject>.*)$",
                          re.MULTILINE)
@@ -40,6 +45,18 @@ def tool_input_of(step: Step) -> dict:
     """The tool call's input, {} when it is not an object."""
     value = step.fields.get("tool_input")
     return value if isinstance(value, dict) else {}
+
+
+def shell_command(step: Step) -> str | None:
+    """The command line of a shell tool call: `command` as a string, or as argv whose last word is
+    the script (`["bash", "-lc", "git commit ..."]`), or Codex's `cmd`."""
+    if step.fields["kind"] != "tool_call" or step.fields.get("tool_name") not in SHELL_TOOLS:
+        return None
+    tool_input = tool_input_of(step)
+    command = tool_input.get("command", tool_input.get("cmd"))
+    if isinstance(command, list) and command and all(isinstance(w, str) for w in command):
+        return command[-1] if len(command) >= 3 and command[-2] in ("-c", "-lc") else shlex.join(command)
+    return command if isinstance(command, str) else None
 
 
 @dataclass
@@ -82,7 +99,7 @@ def _reachable(repo: str, sha: str) -> bool:
 
 
 def find_commits(steps: list[Step], repo: str | None, edits: list[Edit]) -> list[Commit]:
-    """The commits the session's Bash calls made, found in the repository: by the SHA Claude Code
+    """The commits the session's shell calls made, found in the repository: by the SHA Claude Code
     or git printed when it is still there, else by time, message and content (an amend or a
     rebase since gives the same change a new SHA)."""
     if not repo:
@@ -91,10 +108,8 @@ def find_commits(steps: list[Step], repo: str | None, edits: list[Edit]) -> list
     used: set[str] = set()
     results = _results(steps)
     for i, s in enumerate(steps):
-        if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") != "Bash":
-            continue
-        command = tool_input_of(s).get("command") or ""
-        if not isinstance(command, str) or not GIT_COMMIT.search(command):
+        command = shell_command(s)
+        if not command or not GIT_COMMIT.search(command):
             continue
         result = results.get(i)
         if result is None:
@@ -195,25 +210,75 @@ class Edit:
     lines: set[str]  # the lines it added
 
 
-def recorded_edits(steps: list[Step]) -> list[Edit]:
-    """The Write/Edit/MultiEdit calls that succeeded, with the lines each added: the `+` lines of
-    Claude Code's structured patch, or a new file's content, else new_string minus old_string."""
+def recorded_edits(steps: list[Step], base: str | None = None) -> list[Edit]:
+    """The edits that succeeded, with the lines each added: Claude Code's Write/Edit/MultiEdit (the
+    `+` lines of its structured patch, a new file's content, else new_string minus old_string) and
+    Codex's apply_patch (the `+` lines of each file of the patch, also when run through its shell).
+    Relative paths are relative to `base` (the folder the agent ran in)."""
     out = []
     results = _results(steps)
     for i, s in enumerate(steps):
-        if s.fields["kind"] != "tool_call" or s.fields.get("tool_name") not in EDIT_TOOLS:
+        if s.fields["kind"] != "tool_call":
             continue
         result = steps[results[i]] if i in results else None
-        tur = result.tool_use_result if result else None
-        if result is not None and (result.fields.get("is_error") or isinstance(tur, str)):
+        if result is not None and result.fields.get("is_error"):
             continue  # the edit failed: nothing was written
-        tool_input = tool_input_of(s)
-        tur = tur if isinstance(tur, dict) else {}
-        path = tur.get("filePath") or tool_input.get("file_path")
-        if not isinstance(path, str):
-            continue
-        lines = _added_lines(s.fields["tool_name"], tool_input, tur)
-        out.append(Edit(i, os.path.realpath(path), lines))
+        if s.fields.get("tool_name") in EDIT_TOOLS:
+            edit = _claude_code_edit(i, s, result)
+            out += [edit] if edit else []
+        else:
+            patch = _patch_of(s)
+            out += [Edit(i, os.path.realpath(os.path.join(base or "", path)), lines)
+                    for path, lines in patch_lines(patch).items()] if patch else []
+    return out
+
+
+def _claude_code_edit(index: int, s: Step, result: Step | None) -> Edit | None:
+    tur = result.tool_use_result if result else None
+    if isinstance(tur, str):
+        return None  # Claude Code's error text: nothing was written
+    tool_input = tool_input_of(s)
+    tur = tur if isinstance(tur, dict) else {}
+    path = tur.get("filePath") or tool_input.get("file_path")
+    if not isinstance(path, str):
+        return None
+    return Edit(index, os.path.realpath(path), _added_lines(s.fields["tool_name"], tool_input, tur))
+
+
+def _patch_of(s: Step) -> str | None:
+    """The patch an apply_patch call applied: its freeform input, its `input` argument, or the
+    heredoc of an `apply_patch` run through the shell."""
+    value = s.fields.get("tool_input")
+    if s.fields.get("tool_name") == PATCH_TOOL:
+        value = value.get("input") if isinstance(value, dict) else value
+        return value if isinstance(value, str) else None
+    command = shell_command(s)
+    if command and "apply_patch" in command:
+        m = PATCH.search(command)
+        return m.group(0) if m else None
+    return None
+
+
+def patch_lines(patch: str) -> dict[str, set[str]]:
+    """For each file an apply_patch patch adds or updates (under its new name when moved), the
+    lines it adds."""
+    out: dict[str, set[str]] = {}
+    current: set[str] | None = None
+    for line in patch.splitlines():
+        for marker in ("*** Add File: ", "*** Update File: ", "*** Move to: "):
+            if line.startswith(marker):
+                name = line[len(marker):].strip()
+                if marker == "*** Move to: " and current is not None:
+                    # The moved file's lines so far go with it to its new name.
+                    out = {(name if v is current else k): v for k, v in out.items()}
+                else:
+                    current = out.setdefault(name, set())
+                break
+        else:
+            if line.startswith("*** "):
+                current = None  # Delete File, End Patch, End of File
+            elif current is not None and line.startswith("+"):
+                current.add(line[1:])
     return out
 
 

@@ -27,7 +27,32 @@ from lit.importers.commits import Commit, Edit, attribute, committed_later, find
 from lit.redact import redact_obj
 from lit.steps import first_line
 
+LINE = "\0line"  # where an entry was read (file:line), for warnings; never stored
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
+    """The entries of a transcript; a line that is not a JSON object is skipped with a warning."""
+    entries = []
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise LitError(f"cannot read {path}: {e.strerror or e}") from e
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):  # nested deeper than Python parses: hostile
+                warnings.append(f"{path}:{n}: not a JSON line, skipped")
+                continue
+            if not isinstance(entry, dict):
+                warnings.append(f"{path}:{n}: not a JSON object, skipped")
+                continue
+            entry[LINE] = f"{path}:{n}"
+            entries.append(entry)
+    return entries
 
 
 @dataclass
@@ -346,12 +371,26 @@ def _step_row(sid: str, steps: list[Step], i: int, exchange: str | None) -> dict
            "seq": int(s.step_id.rsplit(".", 1)[1]), "exchange_id": exchange, "conversation_id": f"{sid}.{s.conv}",
            "parent_step_id": steps[s.parent].step_id if s.parent is not None else None,
            "created_at": s.at, **s.fields}
-    for k in ("text", "raw"):
-        if row.get(k):
-            row[k] = redact_obj(row[k])
+    if row.get("text"):
+        row["text"] = redact_obj(row["text"])
+    if row.get("raw"):
+        row["raw"] = _redact_raw(row["raw"])
     if row.get("tool_input") is not None:
         row["tool_input"] = json.dumps(redact_obj(row["tool_input"]), ensure_ascii=False)
     return row
+
+
+def _redact_raw(raw: str) -> str:
+    """A block kept whole, redacted, but for a thinking block's signature (Codex's encrypted
+    reasoning): the model's own opaque bytes, sent back as they came, that no one typed."""
+    try:
+        block = json.loads(raw)
+    except ValueError:
+        return redact_obj(raw)
+    if not isinstance(block, dict) or not isinstance(block.get("signature"), str):
+        return redact_obj(raw)
+    signature = block.pop("signature")
+    return json.dumps({**redact_obj(block), "signature": signature}, ensure_ascii=False)
 
 
 def _parent(repo: str | None, sha: str) -> str | None:
