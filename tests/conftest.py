@@ -27,7 +27,7 @@ REAL_HOME = Path(os.path.expanduser("~"))
 UNSET_PREFIXES = ("LIT_", "GIT_", "XDG_", "CLAUDE_", "CODEX_", "ANTHROPIC_", "OPENAI_", "AWS_", "GEMINI_",
                   "GOOGLE_API", "MISTRAL_", "GROQ_", "LLM_")
 # The tests' own settings, kept: a developer rewrites golden files or names an agent binary with them.
-KEEP = ("LIT_UPDATE_GOLDEN", "LIT_CLAUDE_CODE")
+KEEP = ("LIT_UPDATE_GOLDEN", "LIT_CLAUDE_CODE", "LIT_CODEX", "LIT_AIDER", "LIT_LLM")
 UNSET = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "EMAIL", "SSH_AUTH_SOCK", "HTTP_PROXY", "HTTPS_PROXY",
          "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

@@ -70,14 +70,6 @@ def llm_cli() -> Path:
     return _install_venv(f"llm=={LLM_VERSION}", CACHE / "llm", "llm")
 
 
-def git_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
-                 ["config", "user.email", "test@example.com"], ["config", "commit.gpgsign", "false"]):
-        subprocess.run(["git", *args], cwd=path, check=True)
-    return path
-
-
 def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment of `lit record` in a test: its own HOME and DB, a made-up key, no base URL of
     the shell's, and nothing that lets a client call home."""

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from real_clients import (FAKE_OPENAI_KEY, aider_cli, aider_price_cache, git_repo,  # noqa: F401
+import pytest
+
+from lit_fixtures import init_repo
+from real_clients import (FAKE_OPENAI_KEY, aider_cli, aider_price_cache,  # noqa: F401
                           llm_cli, offline_env)
 
 from lit import store
@@ -40,8 +43,9 @@ def scripted_aider_model(body: dict) -> dict:
     return text_message(ANSWER)
 
 
+@pytest.mark.slow
 def test_aiders_edits_are_blamed_on_the_answer_that_made_them(tmp_path, aider_cli):  # noqa: F811
-    repo = git_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo")
     env = offline_env(tmp_path)
     aider_price_cache(Path(env["HOME"]), PRICES)
     with ScriptedUpstream(scripted_aider_model) as up:
@@ -104,7 +108,7 @@ def test_a_plain_llm_chat_is_a_thread(tmp_path, llm_cli):  # noqa: F811
 def test_llm_with_tools_writes_a_file_and_the_commit_is_bound(tmp_path, llm_cli):  # noqa: F811
     """llm --functions: the model calls a Python function that writes a file, and a second that
     commits it; blame cites the write call."""
-    repo = git_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo")
     (repo / "tools.py").write_text(
         "import subprocess\n\n\ndef write_file(path: str, content: str) -> str:\n"
         "    with open(path, 'w') as f:\n        f.write(content)\n    return 'wrote ' + path\n\n\n"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import FAKE_KEY
 
 from lit import store
@@ -35,6 +37,7 @@ def scripted_model(repo: Path):
     return reply
 
 
+@pytest.mark.slow
 def test_claude_codes_commit_is_bound_to_its_thread(tmp_path, claude_code):
     repo, home, db_path = tmp_path / "project", tmp_path / "home", tmp_path / "lit.db"
     repo.mkdir()

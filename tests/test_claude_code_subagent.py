@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import FAKE_KEY
 
 from lit import store
@@ -58,6 +60,7 @@ def scripted_model(repo: Path):
     return reply
 
 
+@pytest.mark.slow
 def test_a_subagents_write_is_blamed_on_the_subagent(tmp_path, claude_code):
     repo, home, db_path = tmp_path / "project", tmp_path / "home", tmp_path / "lit.db"
     repo.mkdir()

@@ -13,7 +13,10 @@ import time
 import zlib
 from pathlib import Path
 
-from real_clients import FAKE_OPENAI_KEY, codex_cli, codex_config, git_repo, offline_env  # noqa: F401
+import pytest
+
+from lit_fixtures import init_repo
+from real_clients import FAKE_OPENAI_KEY, codex_cli, codex_config, offline_env  # noqa: F401
 
 from lit import store
 from lit.git import notes
@@ -49,7 +52,7 @@ def scripted_codex_model(body: dict) -> dict:
 
 
 def record_codex(codex: Path, tmp_path: Path, upstream: ScriptedUpstream) -> subprocess.CompletedProcess:
-    repo = git_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo")
     env = offline_env(tmp_path)
     codex_config(Path(env["HOME"]))
     return subprocess.run(
@@ -58,6 +61,7 @@ def record_codex(codex: Path, tmp_path: Path, upstream: ScriptedUpstream) -> sub
         cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, codex_cli):  # noqa: F811
     with ScriptedUpstream(scripted_codex_model, websocket=False) as up:
         proc = record_codex(codex_cli, tmp_path, up)

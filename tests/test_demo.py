@@ -43,6 +43,7 @@ def test_the_shipped_recording_is_small_and_names_nothing_of_this_machine():
     assert any("git commit" in c for c in calls)
 
 
+@pytest.mark.slow
 def test_lit_demo_end_to_end(tmp_path: Path, env: dict):
     target = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "lit", "demo", str(target)], env=env, capture_output=True,

@@ -167,6 +167,7 @@ def test_rate_limits_and_overload_are_retried_by_the_agent_and_each_try_is_recor
     assert step_kinds(tmp_path) == ["prompt", "thinking", "tool_call", "tool_result", "text"]
 
 
+@pytest.mark.slow
 def test_a_stalled_upstream_is_waited_for_as_long_as_the_agent_waits(tmp_path):
     # The first answer goes silent for 3 s mid-stream (lit has no timeout of its own: it waits);
     # the second for a minute, longer than the agent's 5 s timeout: the agent gives up and asks

@@ -388,6 +388,7 @@ def test_no_sessions_is_one_line(tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_live_claude_code_session_is_imported(tmp_path, claude_code):
     """The real CLI, offline, writes the transcript now: the importer follows the current format."""
     run = mt.run_claude(tmp_path / "live", claude_code)

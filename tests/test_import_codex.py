@@ -12,10 +12,16 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from lit_fixtures import init_repo
+from real_clients import codex_cli, offline_env  # noqa: F401
+from test_codex import PATCH as CODEX_PATCH
+from test_codex import PROMPT as CODEX_PROMPT
+from test_codex import record_codex, scripted_codex_model
 
 from lit import store
 from lit.git import notes
+from lit.scripted import ScriptedUpstream
 
 SESSION = "019ac8e2-5b1f-7d30-9a4e-3c2b1a0f9e8d"
 PROMPT = "Add hello.py with a hello() function, then commit it."
@@ -216,3 +222,37 @@ def test_outside_a_repository_the_session_is_imported_unbound(tmp_path, _isolate
     assert "1 thread, 9 steps" in proc.stdout and "-> commit" not in proc.stdout
     assert subprocess.run(["git", "notes", "--ref=lit", "list"], cwd=repo, capture_output=True,
                           text=True).stdout == ""
+
+
+@pytest.mark.slow
+def test_a_real_codex_rollout_is_imported(tmp_path, codex_cli):  # noqa: F811
+    """The real Codex CLI (0.169, offline against a scripted Responses API) writes its rollout under
+    `lit record`; imported into another DB, the rollout alone gives the same thread: the commit,
+    the apply_patch call and its line map."""
+    with ScriptedUpstream(scripted_codex_model, websocket=False) as up:
+        proc = record_codex(codex_cli, tmp_path, up)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    repo = tmp_path / "repo"
+    env = {**offline_env(tmp_path), "LIT_DB": str(tmp_path / "imported.db")}
+    [rollout] = (Path(env["CODEX_HOME"]) / "sessions").rglob("rollout-*.jsonl")
+    imported = subprocess.run([sys.executable, "-m", "lit", "import", "codex"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    codex_session = "-".join(rollout.stem.split("-")[-5:])
+    assert f"lit import: codex session {codex_session} -> session " in imported.stdout
+    assert f"-> commit {head[:7]}" in imported.stdout
+    db = store.connect(tmp_path / "imported.db")
+    (thread,) = db.execute("SELECT id FROM threads WHERE commit_sha = ?", [head]).fetchone()
+    steps = store.thread_steps(db, thread)
+    kinds = [s["kind"] for s in steps]
+    assert kinds[0] == "context" and [s["text"] for s in steps if s["kind"] == "prompt"] == [CODEX_PROMPT]
+    patch = next(s for s in steps if s["tool_name"] == "apply_patch")
+    assert json.loads(patch["tool_input"]) == CODEX_PATCH
+    assert [(s["kind"], s["tool_name"]) for s in steps[kinds.index("prompt"):]] == [
+        ("prompt", None), ("thinking", None), ("tool_call", "apply_patch"), ("tool_result", None),
+        ("thinking", None), ("tool_call", "exec_command"), ("tool_result", None)]
+    assert [tuple(r) for r in db.execute("SELECT path, line_start, line_end, step_id FROM line_map")] == [
+        ("hello.py", 1, 2, patch["id"])]
+    # The note lit record wrote is replaced by the import's, which cites the same lines.
+    assert notes.read(repo, head)["files"] == {"hello.py": [[1, 2, patch["id"]]]}

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import anthropic
+
+import pytest
 from conftest import FAKE_KEY
 from lit_fixtures import init_repo
 from test_record import lit_env
@@ -102,6 +104,7 @@ def write_files(body: dict) -> dict:
     return text_message(f"Session {session}: wrote {files} files.")
 
 
+@pytest.mark.slow
 def test_eight_sessions_write_to_one_db_at_once(tmp_path):
     env = lit_env(tmp_path)  # one LIT_DB for all
     with ScriptedUpstream(write_files) as up:
@@ -303,6 +306,7 @@ def run_commands(body: dict) -> dict:
     return text_message("All done.")
 
 
+@pytest.mark.slow
 def test_a_session_of_a_thousand_exchanges(tmp_path):
     # A plain directory, not a git repository: in one, each of the 999 turns would take a
     # snapshot of the working tree (git processes), which is not what this test is about.

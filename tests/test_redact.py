@@ -199,6 +199,7 @@ runpy.run_path(%r, run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_every_secret_shape_through_a_whole_session_reaches_nothing_lit_writes(tmp_path):
     """An attacker's view: a real `lit record` session (the anthropic SDK agent, a real git repo, a
     commit) carries every shape, in the prompt, reasoning, tool inputs and results, a header, the
