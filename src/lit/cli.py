@@ -243,6 +243,10 @@ def import_(
     added = ", ".join(f"{t} {n}" for t, n in summary.added.items())
     typer.echo(f"lit import: thread {summary.thread}: "
                + (f"added rows: {added}" if added else "already in the DB, nothing added"))
+    if summary.refused:
+        refused = ", ".join(f"{t} {n}" for t, n in summary.refused.items())
+        typer.echo(f"lit import: refused rows that would add to threads or line maps the DB has: {refused}",
+                   err=True)
 
 
 def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: bool) -> None:

@@ -8,7 +8,11 @@ blame and weave read: the steps, snapshots and line map of the threads that conv
 A conversation outlives one commit (the agent's last answer comes after its `git commit`), and a
 replay needs all of it, so exporting one of its threads carries its sibling threads along.
 
-Import inserts what the target DB lacks and nothing else, so importing twice adds nothing.
+Import inserts what the target DB lacks and nothing else, so importing twice adds nothing. A file is
+another person's word: its text is redacted on the way in, as everything lit records is, and it
+never adds to a thread the DB already has (a thread id is public, in every commit's trailer): a
+step, exchange, snapshot or line map row of such a thread that the DB lacks is refused, and so is a
+line map for a commit that has one, and a thread claiming a commit another thread is bound to.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class ImportSummary:
     session: str
     added: dict[str, int] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)  # rows the DB already had
+    refused: dict[str, int] = field(default_factory=dict)  # rows that would add to what the DB holds
 
 
 def resolve_thread(db: sqlite_utils.Database, ref: str) -> dict:
@@ -243,36 +248,64 @@ def read_export(path: str | os.PathLike) -> tuple[dict, list[tuple[str, dict]]]:
     return header, rows
 
 
-def import_rows(db: sqlite_utils.Database, rows: list[tuple[str, dict]]) -> tuple[dict, dict]:
-    """Insert the rows the DB lacks; returns (added, present) counts per table."""
-    added: dict[str, int] = {}
-    present: dict[str, int] = {}
+def import_rows(db: sqlite_utils.Database, rows: list[tuple[str, dict]]) -> tuple[dict, dict, dict]:
+    """Insert the rows the DB lacks, redacted; returns (added, present, refused) counts per table."""
+    counts: dict[str, dict[str, int]] = {"added": {}, "present": {}, "refused": {}}
     columns = {t: set(db[t].columns_dict) for t in TABLES}
-    # Thread ids are public (the trailer): a file never adds steps to a thread this DB already has.
-    known = {r[0] for r in db.execute("SELECT id FROM threads")}
+    guard = _Guard(db, rows)
     with store.write_transaction(db):
         for table, row in rows:
             if table not in columns:
                 continue  # a table of a newer lit: ignore rather than fail
-            row = redact_row(table, {k: v for k, v in row.items() if k in columns[table]})
-            if table in ("steps", "line_map") and row.get("thread_id") in known:
-                present[table] = present.get(table, 0) + 1
-                continue
-            if table in _NATURAL_KEYS:
-                row.pop("id", None)  # snapshot ids are local autoincrements, not identities
-                keys = _NATURAL_KEYS[table]
-                where = " AND ".join(f"{k} IS ?" for k in keys)
-                exists = db.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1",
-                                    [row.get(k) for k in keys]).fetchone()
-                if exists:
-                    present[table] = present.get(table, 0) + 1
-                    continue
-                cur = _insert(db, table, row, ignore=False)
-            else:
-                cur = _insert(db, table, row, ignore=True)
-            bucket = added if cur.rowcount else present
-            bucket[table] = bucket.get(table, 0) + 1
-    return added, present
+            row = {k: v for k, v in row.items() if k in columns[table]}
+            outcome = _import_row(db, table, row, guard)
+            counts[outcome][table] = counts[outcome].get(table, 0) + 1
+    return counts["added"], counts["present"], counts["refused"]
+
+
+class _Guard:
+    """What the DB held before the import: the file's rows may not add to it."""
+
+    def __init__(self, db: sqlite_utils.Database, rows: list[tuple[str, dict]]) -> None:
+        # Every thread the file names, as a thread row or as the thread of a step, exchange, snapshot or
+        # line map row: a forged step needs no thread row to point at a thread of this DB.
+        ids = sorted({r.get("id") if t == "threads" else r.get("thread_id") for t, r in rows} - {None})
+        self.threads = {tid for tid in ids if db.execute("SELECT 1 FROM threads WHERE id = ?", [tid]).fetchone()}
+        shas = sorted({r.get("commit_sha") for t, r in rows if t in ("threads", "line_map")
+                       and isinstance(r.get("commit_sha"), str)})
+        self.mapped = {sha for sha in shas
+                       if db.execute("SELECT 1 FROM line_map WHERE commit_sha = ? LIMIT 1", [sha]).fetchone()}
+        self.bound = {sha: tid for sha in shas for (tid,) in db.execute(
+            "SELECT id FROM threads WHERE commit_sha = ? LIMIT 1", [sha]).fetchall()}
+        # A new thread that claims a commit another thread is bound to is refused, and its rows with it.
+        self.refused_threads = {r["id"] for t, r in rows if t == "threads" and r.get("id") not in self.threads
+                                and self.bound.get(r.get("commit_sha"), r.get("id")) != r.get("id")}
+
+    def refuses(self, table: str, row: dict) -> bool:
+        thread = row.get("id") if table == "threads" else row.get("thread_id")
+        if thread in self.refused_threads:
+            return True
+        if table in ("steps", "exchanges", "snapshots", "line_map") and thread in self.threads:
+            return True
+        return table == "line_map" and row.get("commit_sha") in self.mapped
+
+
+def _import_row(db: sqlite_utils.Database, table: str, row: dict, guard: _Guard) -> str:
+    """added, present or refused."""
+    if table in _NATURAL_KEYS:
+        row.pop("id", None)  # snapshot ids are local autoincrements, not identities
+        keys = _NATURAL_KEYS[table]
+        where = " AND ".join(f"{k} IS ?" for k in keys)
+        if db.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", [row.get(k) for k in keys]).fetchone():
+            return "present"
+    else:
+        pk = "key" if table == "messages" else "hash" if table == "blobs" else "id"
+        if db.execute(f"SELECT 1 FROM {table} WHERE {pk} = ?", [row.get(pk)]).fetchone():
+            return "present"
+    if guard.refuses(table, row):
+        return "refused"
+    _insert(db, table, redact_row(table, row), ignore=table not in _NATURAL_KEYS)
+    return "added"
 
 
 def _insert(db: sqlite_utils.Database, table: str, row: dict, *, ignore: bool) -> Any:
@@ -284,6 +317,6 @@ def _insert(db: sqlite_utils.Database, table: str, row: dict, *, ignore: bool) -
 
 def import_file(db: sqlite_utils.Database, path: str | os.PathLike) -> ImportSummary:
     header, rows = read_export(path)
-    added, present = import_rows(db, rows)
+    added, present, refused = import_rows(db, rows)
     return ImportSummary(path=str(path), thread=header.get("thread", ""),
-                         session=header.get("session", ""), added=added, present=present)
+                         session=header.get("session", ""), added=added, present=present, refused=refused)

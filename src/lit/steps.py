@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from lit.redact import redact_obj
+
 # A block an agent adds to a user turn for the model (Codex's <environment_context>, Claude Code's
 # <system-reminder>, AGENTS.md instructions): context, not what the user typed.
 CONTEXT_BLOCK = re.compile(r"\s*<(?P<tag>[A-Za-z]+(?:[_-][A-Za-z]+)+|INSTRUCTIONS)(?:\s[^>]*)?>.*</(?P=tag)>\s*",
@@ -74,3 +76,17 @@ def first_line(text: str, width: int = 120) -> str:
     """A thread's title: the first non-blank line of its prompt, cut to `width`."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def redacted_raw(raw: str) -> str:
+    """A step's `raw` (a block kept whole) redacted, but for a thinking block's signature (Anthropic's
+    signature, Codex's encrypted reasoning): the model's own opaque bytes, sent back as they came,
+    that no one typed."""
+    try:
+        block = json.loads(raw)
+    except (ValueError, RecursionError):
+        return redact_obj(raw)
+    if not isinstance(block, dict) or not isinstance(block.get("signature"), str):
+        return redact_obj(raw)
+    signature = block.pop("signature")
+    return json.dumps({**redact_obj(block), "signature": signature}, ensure_ascii=False)

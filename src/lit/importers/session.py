@@ -25,7 +25,7 @@ from lit.git import notes
 from lit.git.run import git
 from lit.importers.commits import Commit, Edit, attribute, committed_later, find_commits, line_ranges
 from lit.redact import redact_obj
-from lit.steps import first_line
+from lit.steps import first_line, redacted_raw
 
 LINE = "\0line"  # where an entry was read (file:line), for warnings; never stored
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
@@ -374,23 +374,10 @@ def _step_row(sid: str, steps: list[Step], i: int, exchange: str | None) -> dict
     if row.get("text"):
         row["text"] = redact_obj(row["text"])
     if row.get("raw"):
-        row["raw"] = _redact_raw(row["raw"])
+        row["raw"] = redacted_raw(row["raw"])
     if row.get("tool_input") is not None:
         row["tool_input"] = json.dumps(redact_obj(row["tool_input"]), ensure_ascii=False)
     return row
-
-
-def _redact_raw(raw: str) -> str:
-    """A block kept whole, redacted, but for a thinking block's signature (Codex's encrypted
-    reasoning): the model's own opaque bytes, sent back as they came, that no one typed."""
-    try:
-        block = json.loads(raw)
-    except ValueError:
-        return redact_obj(raw)
-    if not isinstance(block, dict) or not isinstance(block.get("signature"), str):
-        return redact_obj(raw)
-    signature = block.pop("signature")
-    return json.dumps({**redact_obj(block), "signature": signature}, ensure_ascii=False)
 
 
 def _parent(repo: str | None, sha: str) -> str | None:
