@@ -115,7 +115,7 @@ def test_codex_over_a_websocket_gives_one_exchange_per_response_create(tmp_path,
     false), then one per turn, each sending only what is new after its previous_response_id. The
     frames it exchanged, cut into exchanges and handed to the recorder, give the same thread as
     the HTTP transport."""
-    repo = git_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo")
     env = offline_env(tmp_path)
     codex_config(Path(env["HOME"]))
     with ScriptedUpstream(scripted_codex_model) as up:
