@@ -227,9 +227,9 @@ class Recorder:
             "request_headers": store.put_blob(self.db, store.canonical_json(sanitize_headers(ex.request_headers)),
                                               "headers"),
             "request_bytes": len(ex.request_body),
-            "client_session_id": _header(ex.request_headers, "x-claude-code-session-id") or None,
+            "client_session_id": anthropic.header(ex.request_headers, "x-claude-code-session-id") or None,
         }
-        ua = _header(ex.request_headers, "user-agent")
+        ua = anthropic.header(ex.request_headers, "user-agent")
         if protocol is None:
             if ex.request_body and len(ex.request_body) <= 256 * 1024:
                 row["request_blob"] = store.put_blob(self.db, self._redact_bytes(ex.request_body), "request")
@@ -486,7 +486,7 @@ class Recorder:
             "ttfb_ms": ex.ttfb_ms, "duration_ms": ex.duration_ms,
             "response_headers": json.dumps(kept_response_headers(ex.response_headers, ex.status)),
             "response_bytes": len(ex.response_body),
-            "request_id": _header(ex.response_headers, "request-id") or None,
+            "request_id": anthropic.header(ex.response_headers, "request-id") or None,
         }
         parsed = self._parsed.pop(ex.id, None)
         row = self.db.execute("SELECT conversation_id, role, message_key, thread_id FROM exchanges"
@@ -598,13 +598,6 @@ class Recorder:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _header(headers: dict[str, str], name: str) -> str:
-    for k, v in headers.items():
-        if k.lower() == name:
-            return v
-    return ""
 
 
 def _usage_columns(usage: dict) -> dict:

@@ -49,7 +49,7 @@ def strip_cache_control(value: Any) -> Any:
 
 def decode_body(body: bytes, headers: dict[str, str]) -> bytes:
     """Undo a content-encoding (the relay passes bytes through still compressed)."""
-    enc = _header(headers, "content-encoding").lower().strip()
+    enc = header(headers, "content-encoding").lower().strip()
     if not enc or enc == "identity" or not body:
         return body
     if enc == "gzip":
@@ -66,7 +66,8 @@ def decode_body(body: bytes, headers: dict[str, str]) -> bytes:
     raise ValueError(f"unsupported content-encoding {enc!r}")
 
 
-def _header(headers: dict[str, str], name: str) -> str:
+def header(headers: dict[str, str], name: str) -> str:
+    """A header's value by its name in lower case, whatever case it was sent in ("" if absent)."""
     for k, v in headers.items():
         if k.lower() == name:
             return v
@@ -120,13 +121,13 @@ def parse_response(body: bytes, headers: dict[str, str], status: int | None,
     try:
         raw = decode_body(body, headers)
     except Exception as e:  # noqa: BLE001 - any decoding failure is a parse error, never a crash
-        p.parse_error = _join(p.parse_error, f"response: cannot decode ({e})")
+        p.parse_error = join_errors(p.parse_error, f"response: cannot decode ({e})")
         return p
-    ctype = _header(headers, "content-type").lower()
+    ctype = header(headers, "content-type").lower()
     if "text/event-stream" in ctype:
         message, err = assemble_sse(raw)
         if err:
-            p.parse_error = _join(p.parse_error, f"response: {err}")
+            p.parse_error = join_errors(p.parse_error, f"response: {err}")
         if message is not None:
             _set_response(p, message)
         return p
@@ -135,7 +136,7 @@ def parse_response(body: bytes, headers: dict[str, str], status: int | None,
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        p.parse_error = _join(p.parse_error, f"response: not JSON ({e})")
+        p.parse_error = join_errors(p.parse_error, f"response: not JSON ({e})")
         return p
     if isinstance(data, dict) and data.get("type") == "error":
         p.error = data.get("error") if isinstance(data.get("error"), dict) else {"message": str(data)}
@@ -159,7 +160,8 @@ def _set_response(p: ParsedExchange, message: dict) -> None:
     p.response_ok = True
 
 
-def _join(a: str | None, b: str) -> str:
+def join_errors(a: str | None, b: str) -> str:
+    """Two parse errors said as one."""
     return f"{a}; {b}" if a else b
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from lit.proxy.anthropic import ParsedExchange, _header, _join, decode_body, iter_sse
+from lit.proxy.anthropic import ParsedExchange, decode_body, header, iter_sse, join_errors
 
 STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use",
                 "length": "max_tokens", "content_filter": "refusal"}
@@ -81,7 +81,7 @@ def _decoded(body: bytes, headers: dict[str, str], p: ParsedExchange) -> bytes |
     try:
         return decode_body(body, headers)
     except Exception as e:  # noqa: BLE001 - any decoding failure is a parse error, never a crash
-        p.parse_error = _join(p.parse_error, f"response: cannot decode ({e})")
+        p.parse_error = join_errors(p.parse_error, f"response: cannot decode ({e})")
         return None
 
 
@@ -141,12 +141,12 @@ def parse_chat_response(body: bytes, headers: dict[str, str], status: int | None
     raw = _decoded(body, headers, p)
     if raw is None:
         return p
-    if "text/event-stream" in _header(headers, "content-type").lower():
+    if "text/event-stream" in header(headers, "content-type").lower():
         return _assemble_chat_stream(raw, p)
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as e:
-        p.parse_error = _join(p.parse_error, f"response: not JSON ({e})")
+        p.parse_error = join_errors(p.parse_error, f"response: not JSON ({e})")
         return p
     if not isinstance(data, dict):
         return p
@@ -181,7 +181,7 @@ def _assemble_chat_stream(raw: bytes, p: ParsedExchange) -> ParsedExchange:
         try:
             chunk = json.loads(data)
         except ValueError:
-            p.parse_error = _join(p.parse_error, "response: bad chunk in stream")
+            p.parse_error = join_errors(p.parse_error, "response: bad chunk in stream")
             continue
         if not isinstance(chunk, dict):
             continue
@@ -212,7 +212,7 @@ def _assemble_chat_stream(raw: bytes, p: ParsedExchange) -> ParsedExchange:
         c = calls[i]
         content.append({"type": "tool_use", "id": c["id"], "name": c["name"], "input": _loads("".join(c["args"]))})
     if not done and not finish:
-        p.parse_error = _join(p.parse_error, "response: stream ended before [DONE]")
+        p.parse_error = join_errors(p.parse_error, "response: stream ended before [DONE]")
     _finish(p, content, STOP_REASONS.get(finish, finish), usage, model)
     return p
 
@@ -315,7 +315,7 @@ def parse_responses_response(body: bytes, headers: dict[str, str], status: int |
     raw = _decoded(body, headers, p)
     if raw is None:
         return p
-    if "text/event-stream" in _header(headers, "content-type").lower():
+    if "text/event-stream" in header(headers, "content-type").lower():
         response, items = None, {}
         for _event, data in iter_sse(raw):
             try:
@@ -337,16 +337,16 @@ def parse_responses_response(body: bytes, headers: dict[str, str], status: int |
         if response is None:
             if not items:
                 if p.error is None:
-                    p.parse_error = _join(p.parse_error, "response: no response.completed event")
+                    p.parse_error = join_errors(p.parse_error, "response: no response.completed event")
                 return p
-            p.parse_error = _join(p.parse_error, "response: stream ended before response.completed")
+            p.parse_error = join_errors(p.parse_error, "response: stream ended before response.completed")
             response = {"output": [items[i] for i in sorted(items)]}
         _responses_output(p, response)
         return p
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as e:
-        p.parse_error = _join(p.parse_error, f"response: not JSON ({e})")
+        p.parse_error = join_errors(p.parse_error, f"response: not JSON ({e})")
         return p
     if isinstance(data, dict) and data.get("error") and not data.get("output"):
         p.error = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
