@@ -141,7 +141,7 @@ def all_objects(repo: Path) -> bytes:
 
 
 def test_secret_stores_are_never_snapshotted_even_when_not_ignored(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", FILES)
     stores = {".env": "SECRET_KEY=env-only-1", ".env.local": "TOKEN=env-only-2", "id_ed25519": "ssh-only-3",
               "deploy/id_rsa": "ssh-only-4", "certs/server.pem": "pem-only-5", "certs/tls.key": "key-only-6",
               ".netrc": "machine x password netrc-only-7", "infra/prod.tfvars": "tf-only-8"}
@@ -163,7 +163,7 @@ def test_secret_stores_are_never_snapshotted_even_when_not_ignored(tmp_path):
 def test_snapshots_are_pruned_once_the_note_is_written(tmp_path):
     """A bound thread's snapshots go: the chain restarts at its tip for the next thread, and the ref
     goes when the session is over with nothing left to bind."""
-    repo = make_repo(tmp_path / "repo")
+    repo = init_repo(tmp_path / "repo", FILES)
     db = store.connect(tmp_path / "lit.db")
     session = store.new_id()
     db["sessions"].insert({"id": session, "started_at": store.now(), "repo_root": str(repo)})
