@@ -192,7 +192,7 @@ def test_a_note_written_by_lit_git_notes_reads_back(story, tmp_path, monkeypatch
     db = store.connect(story.db_path)
     notes.write(story.repo, story.commits["lines"], notes.build(db, T2, story.commits["lines"]))
     db.conn.close()
-    assert notes.read_note(story.repo, story.commits["lines"])["thread"] == T2
+    assert notes.read(story.repo, story.commits["lines"])["thread"] == T2
     monkeypatch.setenv("LIT_DB", str(tmp_path / "gone.db"))
     got = by_text(blame_module.blame("wordcount.py").lines)
     line = got['return text.count("\\n")']

@@ -89,7 +89,7 @@ def read_notes(commits: Iterable[str] | None, cwd: str | os.PathLike | None = No
                listing: dict[str, str] | None = None) -> dict[str, dict]:
     """The lit notes of `commits` (full SHAs; None: every annotated commit), read with two git
     calls whatever their number: `git notes list` maps commits to note blobs, one cat-file reads
-    them all. (lit.git.notes.read_note reads one note with one `git notes show`: right for one
+    them all. (lit.git.notes.read reads one note with one `git notes show`: right for one
     commit, 300 processes for a blame of 300 commits.)"""
     if listing is None:
         listing = notes_listing(cwd)
