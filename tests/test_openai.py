@@ -113,3 +113,21 @@ def test_custom_tool_calls_are_tool_calls_whose_input_is_text():
                                          "input": patch}]
     assert p.messages[2]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": "Success."}]
     assert openai.patch_files(patch) == ["a.py", "b/c.py"]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_custom_tool_calls_over_chat_completions(stream):
+    """Chat Completions' custom (freeform) tools: the call's input is text, as in the Responses API."""
+    from lit.proxy import openai, openai_encode
+
+    message = tool_message("apply_patch", "*** Begin Patch\n*** Add File: a.py\n+x\n*** End Patch\n", tool_id="c1")
+    p = openai.parse_chat_request(json.dumps({"model": "gpt-5.5", "stream": stream,
+                                              "messages": [{"role": "user", "content": "add a.py"}]}).encode())
+    if stream:
+        body, headers = b"".join(openai_encode.chat_stream(message, "gpt-5.5")), {"content-type": "text/event-stream"}
+    else:
+        body, headers = json.dumps(openai_encode.chat_completion(message, "gpt-5.5")).encode(), {}
+    openai.parse_chat_response(body, headers, 200, p)
+    assert p.response["content"] == [{"type": "custom_tool_use", "id": "c1", "name": "apply_patch",
+                                      "input": "*** Begin Patch\n*** Add File: a.py\n+x\n*** End Patch\n"}]
+    assert p.stop_reason == "tool_use" and not p.parse_error

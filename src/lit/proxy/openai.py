@@ -123,9 +123,7 @@ def parse_chat_request(body: bytes) -> ParsedExchange:
             if text:
                 content.append({"type": "text", "text": text})
             for call in m.get("tool_calls") or []:
-                fn = call.get("function") or {}
-                content.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
-                                "input": _loads(fn.get("arguments"))})
+                content.append(_chat_call(call))
             out.append({"role": "assistant", "content": content})
         else:
             content = m.get("content")
@@ -162,9 +160,7 @@ def parse_chat_response(body: bytes, headers: dict[str, str], status: int | None
     if isinstance(msg.get("content"), str) and msg["content"]:
         content.append({"type": "text", "text": msg["content"]})
     for call in msg.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
-                        "input": _loads(fn.get("arguments"))})
+        content.append(_chat_call(call))
     _finish(p, content, STOP_REASONS.get(choice.get("finish_reason"), choice.get("finish_reason")),
             _usage(data.get("usage")), data.get("model"))
     return p
@@ -196,12 +192,15 @@ def _assemble_chat_stream(raw: bytes, p: ParsedExchange) -> ParsedExchange:
             if isinstance(delta.get("content"), str):
                 text.append(delta["content"])
             for tc in delta.get("tool_calls") or []:
-                slot = calls.setdefault(tc.get("index", len(calls)), {"id": None, "name": None, "args": []})
+                slot = calls.setdefault(tc.get("index", len(calls)),
+                                        {"id": None, "name": None, "args": [], "custom": False})
                 slot["id"] = tc.get("id") or slot["id"]
-                fn = tc.get("function") or {}
+                slot["custom"] = slot["custom"] or tc.get("type") == "custom" or "custom" in tc
+                fn = tc.get("function") or tc.get("custom") or {}
                 slot["name"] = fn.get("name") or slot["name"]
-                if isinstance(fn.get("arguments"), str):
-                    slot["args"].append(fn["arguments"])
+                piece = fn.get("arguments", fn.get("input"))
+                if isinstance(piece, str):
+                    slot["args"].append(piece)
             finish = choice.get("finish_reason") or finish
     content: list[dict] = []
     if "".join(reasoning):
@@ -210,11 +209,24 @@ def _assemble_chat_stream(raw: bytes, p: ParsedExchange) -> ParsedExchange:
         content.append({"type": "text", "text": "".join(text)})
     for i in sorted(calls):
         c = calls[i]
-        content.append({"type": "tool_use", "id": c["id"], "name": c["name"], "input": _loads("".join(c["args"]))})
+        if c["custom"]:
+            content.append({"type": "custom_tool_use", "id": c["id"], "name": c["name"], "input": "".join(c["args"])})
+        else:
+            content.append({"type": "tool_use", "id": c["id"], "name": c["name"], "input": _loads("".join(c["args"]))})
     if not done and not finish:
         p.parse_error = join_errors(p.parse_error, "response: stream ended before [DONE]")
     _finish(p, content, STOP_REASONS.get(finish, finish), usage, model)
     return p
+
+
+def _chat_call(call: dict) -> dict:
+    """A tool call of a Chat Completions message: a function's JSON arguments, or a custom tool's text."""
+    if call.get("type") == "custom" or "custom" in call:
+        custom = call.get("custom") or {}
+        return {"type": "custom_tool_use", "id": call.get("id"), "name": custom.get("name"),
+                "input": custom.get("input") if isinstance(custom.get("input"), str) else ""}
+    fn = call.get("function") or {}
+    return {"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": _loads(fn.get("arguments"))}
 
 
 def _finish(p: ParsedExchange, content: list[dict], stop: str | None, usage: dict, model: str | None) -> None:

@@ -18,6 +18,11 @@ def _pieces(text: str, n: int = 24) -> list[str]:
     return [text[i: i + n] for i in range(0, len(text), n)] or [""]
 
 
+def _custom(call: dict) -> bool:
+    """A freeform tool's call (text input, as Codex's apply_patch), not a function's JSON arguments."""
+    return call.get("type") == "custom_tool_use" or isinstance(call.get("input"), str)
+
+
 def _arguments(call: dict) -> str:
     value = call.get("input", {})
     return value if isinstance(value, str) else json.dumps(value)
@@ -36,8 +41,10 @@ def chat_completion(message: dict, model: str) -> dict:
     if thinking:
         msg["reasoning_content"] = thinking
     if calls:
-        msg["tool_calls"] = [{"id": c["id"], "type": "function",
-                              "function": {"name": c["name"], "arguments": _arguments(c)}} for c in calls]
+        msg["tool_calls"] = [{"id": c["id"], "type": "custom", "custom": {"name": c["name"], "input": c["input"]}}
+                             if _custom(c) else {"id": c["id"], "type": "function",
+                                                 "function": {"name": c["name"], "arguments": _arguments(c)}}
+                             for c in calls]
     usage = message.get("usage", {})
     return {"id": "chatcmpl-" + uuid.uuid4().hex[:20], "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "message": msg, "logprobs": None,
@@ -60,9 +67,10 @@ def chat_stream(message: dict, model: str, include_usage: bool = True) -> list[b
     if text:
         out += [chunk({"content": p}) for p in _pieces(text)]
     for i, c in enumerate(calls):
-        out.append(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
-                                          "function": {"name": c["name"], "arguments": ""}}]}))
-        out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in _pieces(_arguments(c))]
+        kind, field = ("custom", "input") if _custom(c) else ("function", "arguments")
+        out.append(chunk({"tool_calls": [{"index": i, "id": c["id"], "type": kind,
+                                          kind: {"name": c["name"], field: ""}}]}))
+        out += [chunk({"tool_calls": [{"index": i, kind: {field: p}}]}) for p in _pieces(_arguments(c))]
     out.append(chunk({}, "tool_calls" if calls else "stop"))
     if include_usage:
         usage = chat_completion(message, model)["usage"]
