@@ -69,6 +69,11 @@ SHAPES = {
     "query-api-key": ("https://api.example.com/v1?q=1&api_key=q8dj2k4l0s", "q8dj2k4l0s"),
     "query-token": ("wss://x.example.com/socket?token=a81b2c3d4e5f6a7b", "a81b2c3d4e5f6a7b"),
     "yaml-password": ("  password: 'Kub3rn3t3s!'", "Kub3rn3t3s!"),
+    "curl-user": ("curl -u admin:Adm1nPa55 https://api.example.com", "Adm1nPa55"),
+    "google-oauth": ('{"token": "ya29.a0AfH6SMBx-abcdefghijklmnopqrstuvwxyz"}',
+                     "ya29.a0AfH6SMBx-abcdefghijklmnopqrstuvwxyz"),
+    "azure-connection": ("AccountKey=Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9v==;EndpointSuffix=core.windows.net",
+                         "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9v=="),
 }
 
 
@@ -93,6 +98,8 @@ ORDINARY = [
     "class BetaAsyncAbstractComputerToolset20260801:", "commit 8c722c8e0f6b2bd8a5c1a0a3b1e2d4f6a7b8c9d0",
     "image: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk",
     "password = getpass.getpass()", "self.assertEqual(key, 'abc')", "if not secret: raise ValueError",
+    "git push -u origin main", 'toolskey = "VS%0.f0COMNTOOLS" % version', 'key = "../data/file1.txt"',
+    "CACHE_KEY = f'user:{uid}'", "ssl_key = 'certs/server2.key'",
 ]
 
 

@@ -46,6 +46,7 @@ PROVIDERS: list[tuple[str, tuple[str, ...], str]] = [
     ("pypi-token", ("pypi-",), r"\bpypi-AgE[\w-]{50,1024}"),
     ("huggingface-token", ("hf_",), r"\bhf_[A-Za-z]{34}\b"),
     ("sendgrid-key", ("sg.",), r"\bSG\.[\w-]{22}\.[\w-]{43}\b"),
+    ("google-oauth-token", ("ya29.",), r"\bya29\.[\w-]{20,1024}"),
     ("jwt", ("eyj",), r"\beyJ[\w-]{8,8192}\.eyJ[\w-]{8,65536}\.[\w-]{0,8192}={0,2}"),
 ]
 
@@ -65,6 +66,9 @@ CONTEXTUAL: list[tuple[str, tuple[str, ...], str]] = [
                              r"(?:=|:=|:|=>)[ \t]{0,8}" + _Q + r"(?P<v>[^\"'`\\\r\n]{1,300})" + _Q),
     # NAME=value (.env, a shell line), --password=value, ?api_key=value
     ("secret", _KW_TRIGGERS, _KW + r"(?P<suffix>[A-Z0-9_]{0,40})=(?P<v>[^\s\"'`\\&;,)#<>]{1,300})"),
+    # curl -u user:password, --user=user:password
+    ("password", ("-u ", "-u=", "--user"), r"(?:-u|--user)[ =]{1,4}[\"']?[^\s:\"'@/]{1,100}:"
+                                            r"(?P<v>[^\s\"'@]{1,200})"),
     # --password value
     ("secret", _KW_TRIGGERS, _KW + r"[ \t]{1,8}(?P<v>[^\s\"'`\\;,)-][^\s\"'`\\;,)]{0,300})"),
     # X-Auth: value, Authorization: Basic value, Cookie: a=b (HTTP headers in any text)
@@ -90,6 +94,10 @@ _IDENT = re.compile(r"[a-z_][a-z0-9_]*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?|
 _SECRET_WORDS = ("pass", "secret", "token", "key", "auth", "cred", "cookie", "sig")
 
 
+# A file name, a relative path, a %-format: not a credential even when mixed letters and digits.
+_FILE_NAME = re.compile(r"\.[A-Za-z]{1,5}$|\.\.|^\.|/.*\.|%[-#0-9.]*[sdfrxi]")
+
+
 def _entropy(s: str) -> float:
     n = len(s)
     return -sum(c / n * math.log2(c / n) for c in (s.count(ch) for ch in set(s)))
@@ -97,7 +105,7 @@ def _entropy(s: str) -> float:
 
 def looks_random(value: str, min_len: int = 12) -> bool:
     """A generated credential, not a word, a number, a file name or an identifier."""
-    if len(value) < min_len or not re.fullmatch(r"[A-Za-z0-9+/=_~%-]+", value):
+    if len(value) < min_len or not re.fullmatch(r"[A-Za-z0-9+/=_~%.-]+", value) or _FILE_NAME.search(value):
         return False
     has_digit = any(c.isdigit() for c in value)
     has_alpha = any(c.isalpha() for c in value)
@@ -228,8 +236,12 @@ def _kind(name: str) -> str:
     return "password" if "pass" in name.lower() else "secret"
 
 
+def _check_user(m: re.Match, s: str, v: str) -> str | None:
+    return None if _PLACEHOLDER.match(v) or v.lower() in ("pass", "password", "passwd", "pw") else "password"
+
+
 _CHECKS: list[Callable[[re.Match, str, str], str | None]] = [
-    _check_bearer, _check_url, _check_quoted, _check_assigned, _check_flag, _check_header]
+    _check_bearer, _check_url, _check_quoted, _check_assigned, _check_user, _check_flag, _check_header]
 Rule = tuple[str, re.Pattern, Callable[[re.Match, str, str], str | None] | None]  # check None: a provider's
 
 
