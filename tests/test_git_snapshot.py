@@ -142,6 +142,12 @@ def all_objects(repo: Path) -> bytes:
 
 def test_secret_stores_are_never_snapshotted_even_when_not_ignored(tmp_path):
     repo = init_repo(tmp_path / "repo", FILES)
+    (repo / "config").mkdir()
+    (repo / "config" / "app.key").write_text("committed by the user\n")  # tracked: left out all the same
+    (repo / "kept.log").write_text("tracked though *.log is ignored\n")
+    sh(["git", "add", "-f", "config/app.key", "kept.log"], repo)
+    sh(["git", "commit", "-q", "-m", "key"], repo)
+    (repo / "config" / "app.key").write_text("key-only-0\n")
     stores = {".env": "SECRET_KEY=env-only-1", ".env.local": "TOKEN=env-only-2", "id_ed25519": "ssh-only-3",
               "deploy/id_rsa": "ssh-only-4", "certs/server.pem": "pem-only-5", "certs/tls.key": "key-only-6",
               ".netrc": "machine x password netrc-only-7", "infra/prod.tfvars": "tf-only-8"}
@@ -154,10 +160,11 @@ def test_secret_stores_are_never_snapshotted_even_when_not_ignored(tmp_path):
     (repo / ".env").write_text("SECRET_KEY=env-only-9\n")
     (repo / ".env.example").write_text("SECRET_KEY=\nDEBUG=\n")
     commit, _, new = snapshot.take(repo, "s1", reason="turn")
-    assert new and files_of(repo, commit) == {".gitignore", "a.py", "old.txt", ".env.example", "id_utils.py"}
+    assert new and files_of(repo, commit) == {".gitignore", "a.py", "old.txt", ".env.example", "id_utils.py",
+                                              "kept.log"}
     assert sh(["git", "show", f"{commit}:.env.example"], repo) == "SECRET_KEY=\nDEBUG=\n"
     objects = all_objects(repo)
-    assert [t for t in [*stores.values(), "env-only-9"] if t.encode() in objects] == []
+    assert [t for t in [*stores.values(), "env-only-9", "key-only-0"] if t.encode() in objects] == []
 
 
 def test_snapshots_are_pruned_once_the_note_is_written(tmp_path):
