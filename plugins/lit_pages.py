@@ -8,12 +8,17 @@ plugin and the database it serves).
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 
 from datasette import hookimpl
 from datasette.utils import tilde_encode
-from datasette.utils.asgi import NotFound, Response
+from datasette.utils.asgi import Base400, NotFound, Response
+from datasette.views.base import DatasetteError
 
 from lit import serve
+from lit.datasette_metadata import TABLES
+from lit.pr import failed_run
 
 
 def _lit_db(datasette) -> str | None:
@@ -29,6 +34,7 @@ def prepare_connection(conn, database, datasette):
     # while the recorder, another process, keeps writing through its own connections.
     conn.execute("PRAGMA query_only = 1")
     conn.create_function("escape_fts", 1, serve.escape_fts)
+    conn.create_function("lit_failed_run", 3, failed_run)
 
 
 @hookimpl
@@ -54,11 +60,26 @@ async def _render(datasette, request, template: str, context: dict) -> Response:
     return Response.html(await datasette.render_template(template, context, request=request))
 
 
+async def front_view(datasette, request):
+    name = _lit_db(datasette)
+    if not name:
+        raise NotFound("lit's pages serve lit's DB only")
+    database = datasette.get_database(name)
+    tables = [t for t in TABLES if not t.startswith("_") and t in await database.table_names()]
+    data = await database.execute_fn(lambda conn: serve.front_page(conn, tables))
+    return await _render(datasette, request, "lit_index.html", data)
+
+
+_HEX = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
 async def thread_view(datasette, request):
     name = _lit_db(datasette)
     if not name:
         raise NotFound("lit's pages serve lit's DB only")
     ref = request.url_vars["ref"]
+    if not _HEX.fullmatch(ref):
+        raise NotFound(f"No thread {ref}: a thread id is hexadecimal")
     data = await datasette.get_database(name).execute_fn(lambda conn: serve.thread_page(conn, ref))
     if data is None:
         raise NotFound(f"No thread {ref}")
@@ -72,6 +93,8 @@ async def commit_view(datasette, request):
     if not name:
         raise NotFound("lit's pages serve lit's DB only")
     sha = request.url_vars["sha"].lower()
+    if not _HEX.fullmatch(sha):
+        raise NotFound(f"No commit {sha}: a commit SHA is hexadecimal")
     data = await datasette.get_database(name).execute_fn(lambda conn: serve.commit_page(conn, sha))
     if data is None:
         raise NotFound(f"No thread is bound to a commit {sha}")
@@ -85,6 +108,8 @@ async def woven_view(datasette, request):
     if not name:
         raise NotFound("lit's pages serve lit's DB only")
     sha = request.url_vars["sha"].lower()
+    if not _HEX.fullmatch(sha):
+        raise NotFound(f"No commit {sha}: a commit SHA is hexadecimal")
     database = datasette.get_database(name)
     data = await database.execute_fn(lambda conn: serve.commit_page(conn, sha))
     if data is None or "ambiguous" in data:
@@ -98,8 +123,39 @@ async def woven_view(datasette, request):
 
 @hookimpl
 def register_routes():
+    # Any id: one that is not hexadecimal is a 404 that says so, not Datasette's guess at a table.
     return [
-        (r"^/-/lit/thread/(?P<ref>[0-9a-f]{4,32})$", thread_view),
-        (r"^/-/lit/commit/(?P<sha>[0-9a-fA-F]{4,64})$", commit_view),
-        (r"^/-/lit/commit/(?P<sha>[0-9a-fA-F]{4,64})/woven$", woven_view),
+        (r"^/$", front_view),
+        (r"^/-/lit/thread/(?P<ref>[^/]*)$", thread_view),
+        (r"^/-/lit/commit/(?P<sha>[^/]*)$", commit_view),
+        (r"^/-/lit/commit/(?P<sha>[^/]*)/woven$", woven_view),
     ]
+
+
+@hookimpl(tryfirst=True)
+def handle_exception(datasette, request, exception):
+    """Datasette's own handler prints each error with its traceback and local variables (160 lines
+    for a 404 of /robots.txt); `lit serve` removes it (serve.quiet_errors) and answers with this
+    one: the same error page, and one line on stderr for a server error only."""
+    if not _lit_db(datasette):
+        return None
+
+    async def inner():
+        title = None
+        if isinstance(exception, Base400):
+            status, info, message = exception.status, {}, exception.args[0] if exception.args else ""
+        elif isinstance(exception, DatasetteError):
+            status, info, message, title = exception.status, dict(exception.error_dict), exception.message, \
+                exception.title
+        else:
+            status, info, message = 500, {}, f"{type(exception).__name__}: {exception}"
+            print(f"lit serve: {request.method} {request.path}: {message}", file=sys.stderr, flush=True)
+        info.update({"ok": False, "error": str(message), "status": status, "title": title})
+        if request.path.split("?")[0].endswith(".json"):
+            return Response.json(info, status=status)
+        template = datasette.jinja_env.select_template([f"{status}.html", "error.html"])
+        page = await template.render_async(dict(info, urls=datasette.urls, app_css_hash=datasette.app_css_hash(),
+                                                menu_links=lambda: []))
+        return Response.html(page, status=status)
+
+    return inner

@@ -102,3 +102,49 @@ def test_a_person_reads_a_thread_in_chromium(tmp_path):
     assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]
     assert "<img" not in dom and 'href="javascript:' not in dom
     assert INJECTED.replace('"', "") in text.replace('"', "")
+
+
+def _dump(tmp_path, url: str, *flags: str) -> str:
+    proc = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", *flags, url],
+        capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_lit_serve_opens_on_lits_front_page_in_chromium(tmp_path):
+    """What `lit serve` opens on, as a person sees it: the newest threads with their first prompt,
+    repository, status, commit, models and time; a search box over prompts and reasoning; the
+    repositories with their thread counts; the tables one click away. And a screenshot of it."""
+    story = build(tmp_path)
+    env = {**os.environ, "HOME": str(tmp_path), "LIT_DB": str(story.db_path)}
+    server = subprocess.Popen([sys.executable, "-m", "lit", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    shot = tmp_path / "front.png"
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
+        dom = _dump(tmp_path, url, "--dump-dom")
+        _dump(tmp_path, url, f"--screenshot={shot}", "--window-size=1280,800")
+        # the search box's form, submitted as a browser submits it
+        results = _dump(tmp_path, f"{url}lit/steps?_search=script&kind__in=prompt%2Cthinking%2Ctext", "--dump-dom")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    visible = Visible()
+    visible.feed(dom)
+    text = " ".join("".join(visible.text).split())
+    assert "Recent threads" in text and "Repositories" in text and "Tables" in text
+    # newest first: first prompt, repository, status, commit, models, when, steps
+    assert ("Add a README repo pending - - 2026-11-28 19:51 UTC 2 "
+            f"Write app.py that prints hi repo bound {story.commit[:7]} claude-sonnet-4-6 "
+            "2026-11-28 19:40 UTC 12") in text
+    assert "<td>2</td><td>1</td>" in dom  # the repository: 2 threads, 1 of them committed
+    assert "Search prompts and reasoning" in text and '<input id="lit-q" type="search" name="_search"' in dom
+    for table in ("sessions", "threads", "steps", "exchanges", "line_map", "snapshots"):
+        assert f'<a href="/lit/{table}">{table}</a>' in dom
+    assert f'href="/-/lit/thread/{story.bound}"' in dom and f'href="/-/lit/commit/{story.commit}"' in dom
+    assert "<img" not in dom and "data-pwned" not in dom
+    assert "2 rows where search matches" in " ".join(results.split())
+    assert shot.stat().st_size > 20_000  # a page, not a blank

@@ -4,8 +4,10 @@ Also: the shipped recording itself replays turn for turn for examples/agent.py."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +70,12 @@ def test_lit_demo_end_to_end(tmp_path: Path, env: dict):
     assert note["thread"] == thread and note["commit"] == git(repo, "rev-parse", "HEAD").strip()
     assert set(note["files"]) >= {"wordcount.py", "test_wordcount.py", "README.md"}
     assert f"linked to thread {thread}" in out
+    # what lit record said is what `lit threads` lists: one thread, the same number of steps
+    recorded = re.search(r"lit: recorded \d+ exchanges, (\d+) steps in thread (\w+)", proc.stderr + out)
+    assert recorded and recorded.group(2) == thread, proc.stderr
+    listed = subprocess.run([sys.executable, "-m", "lit", "threads", "--json"], cwd=repo, capture_output=True,
+                            text=True, env={**env, "LIT_DB": str(target / "lit.db")}, check=True).stdout
+    assert [(t["id"], t["steps"]) for t in json.loads(listed)] == [(thread, int(recorded.group(1)))]
 
     # blame: the fixed line is the edit's, the rest of the module the write's
     assert "$ lit blame wordcount.py" in out
@@ -103,3 +111,49 @@ def test_lit_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path, env: dic
     assert proc.returncode == 1
     assert proc.stderr == f"lit: {tmp_path} is not an empty directory: give lit demo a new or empty one\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "keep.txt"]
+
+
+def test_lit_demo_quiet_tells_one_consistent_story(tmp_path: Path, env: dict):
+    """What a newcomer reads after `lit demo -q`: no blank lines; one thread, whose step count is
+    the one lit record said; the session's command as it was typed; a PR text that agrees with the
+    agent's last test run; the failed first run among the failed tool calls; paths as git shows them."""
+    target = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "lit", "demo", "-q", str(target)], env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "\n\n" not in proc.stdout and proc.stdout.strip() == proc.stdout.rstrip("\n")
+    repo = target / "tools"
+    demo_db = {**env, "LIT_DB": str(target / "lit.db"), "COLUMNS": "200"}
+    lit = [sys.executable, "-m", "lit"]
+
+    def run(*args: str) -> str:
+        out = subprocess.run([*lit, *args], cwd=repo, env=demo_db, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    threads = json.loads(run("threads", "--json"))
+    session, = json.loads(run("sessions", "--json"))
+    assert [t["status"] for t in threads] == ["bound"]  # no empty thread of the agent's last words
+    assert threads[0]["steps"] == session["steps"] == 32
+    assert json.loads(session["argv"])[:2] == [Path(sys.executable).name, "../agent.py"]
+    table = run("sessions")
+    assert f"{Path(sys.executable).name} ../agent.py 'Add a small wordcount.py CLI" in table
+    assert "1 exchanges" not in run("show", threads[0]["id"])
+
+    pr = (target / "PR.md").read_text()
+    assert "- failed: `python -m unittest` (exit code 1)\n- passed: `python -m unittest -v`" in pr
+    assert "The last run of each test suite or build passed." in pr and "ended on a failure" not in pr
+    assert "The columns line up and the total is right." not in pr  # a check, not a decision
+
+    from lit.serve import make_datasette
+
+    async def failed():
+        ds = make_datasette(target / "lit.db")
+        return (await ds.client.get("/lit/failed_tool_calls.json?_shape=array")).json()
+    rows = asyncio.run(failed())
+    assert [json.loads(r["tool_input"]) for r in rows] == [{"command": "python -m unittest"}]
+
+    shown = run("show", threads[0]["id"])
+    assert "tool write_file: wordcount.py" in shown and str(repo) not in shown
+    page = (target / "wordcount-commit.html").read_text()
+    assert "<code>wordcount.py</code>" in page and f"<code>{repo}/" not in page

@@ -110,3 +110,43 @@ def test_session_hook_scripts_carry_no_path_of_this_machine_in_the_repo():
     assert not list((Path(hooks.__file__).parent).glob("*-commit*"))
     text = hooks.session_script("post-commit")
     assert "-m lit _hook post-commit" in text
+
+
+def _trailer(repo: Path, rev: str = "HEAD") -> str:
+    return sh(["git", "log", "-1", "--format=%(trailers:key=Lit-Thread,valueonly)", rev], repo).stdout.strip()
+
+
+@pytest.mark.parametrize("how", ["installed", "session"])
+def test_a_new_message_keeps_the_lit_thread_trailer(tmp_path, session, how):
+    """`git commit --amend -m "new words"` and a reword in `git rebase -i` write a new message; the
+    commit they replace had a Lit-Thread trailer, and the new one keeps it (real git, lit's hooks)."""
+    repo = make_repo(tmp_path / "repo")
+    env = session[1] if how == "session" else {"LIT_DB": str(tmp_path / "lit.db")}
+    if how == "installed":
+        hooks.install(repo)
+    (repo / "a.txt").write_text("a\n")
+    sh(["git", "add", "a.txt"], repo, env)
+    sh(["git", "commit", "-q", "-m", "Add a\n\nLit-Thread: 0123456789ab"], repo, env)
+    (repo / "b.txt").write_text("b\n")
+    sh(["git", "add", "b.txt"], repo, env)
+    sh(["git", "commit", "-q", "-m", "Add b\n\nLit-Thread: ba9876543210"], repo, env)
+
+    sh(["git", "commit", "-q", "--amend", "-m", "new words"], repo, env)
+    assert sh(["git", "log", "-1", "--format=%s"], repo).stdout.strip() == "new words"
+    assert _trailer(repo) == "ba9876543210"
+
+    # a reword of the first commit whose editor writes a whole new message
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\necho "Add the letter a" > "$1"\n')
+    editor.chmod(0o755)
+    sh(["git", "rebase", "-q", "-i", "--root"], repo,
+       {**env, "GIT_SEQUENCE_EDITOR": "sed -i 1s/^pick/reword/", "GIT_EDITOR": str(editor)})
+    assert sh(["git", "log", "--format=%s", "HEAD~1", "-1"], repo).stdout.strip() == "Add the letter a"
+    assert _trailer(repo, "HEAD~1") == "0123456789ab"
+    assert _trailer(repo) == "ba9876543210"  # picked again, not given the other's trailer
+
+    # a commit that rewrites nothing gets no trailer it was not given
+    (repo / "c.txt").write_text("c\n")
+    sh(["git", "add", "c.txt"], repo, env)
+    sh(["git", "commit", "-q", "-m", "Add c"], repo, env)
+    assert _trailer(repo) == ""

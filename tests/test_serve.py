@@ -4,6 +4,7 @@ real git repository for the commit the first thread binds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,7 +365,7 @@ def test_lit_serve_refuses_a_file_that_is_not_lits_db(tmp_path):
     assert [r[0] for r in sqlite3.connect(other).execute("SELECT name FROM sqlite_master")] == ["birds"]
 
 
-def test_lit_serve_open_shows_the_threads_in_the_browser(tmp_path):
+def test_lit_serve_open_shows_the_front_page_in_the_browser(tmp_path):
     story = build(tmp_path)
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser"  # what $BROWSER names, as webbrowser runs it: the URL is its argument
@@ -377,9 +379,9 @@ def test_lit_serve_open_shows_the_threads_in_the_browser(tmp_path):
         deadline = time.monotonic() + 20
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert opened.read_text().strip() == f"{url}lit/threads"
+        assert opened.read_text().strip() == url
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-        with direct.open(f"{url}lit/threads") as page:
+        with direct.open(url) as page:
             assert "Write app.py that prints hi" in page.read().decode()
     finally:
         server.terminate()
@@ -410,3 +412,125 @@ def test_lit_serve_without_a_db_says_so_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"lit: no lit DB at {tmp_path / 'none.db'}: record a session first (lit record -- AGENT), or pass --db PATH"]
+
+
+# --- the front page, errors, a read-only DB (issue 18) ----------------------------------------------
+
+
+def test_the_front_page_shows_recent_threads_search_repositories_and_tables(story):
+    page, search = get(story, "/", "/lit/steps.json?_shape=array&_search=script&kind__in=prompt,thinking,text")
+    assert page.status_code == 200
+    html = page.text
+    recent = html.split("<h2>Recent threads</h2>", 1)[1].split("</table>", 1)[0]
+    # newest first: the pending thread, then the bound one with its commit, models and time
+    assert recent.index("Add a README") < recent.index("Write app.py that prints hi")
+    assert f'<a href="/-/lit/thread/{story.bound}">Write app.py that prints hi</a>' in recent
+    assert f'<a href="/-/lit/commit/{story.commit}"><code>{story.commit[:7]}</code></a>' in recent
+    assert "bound" in recent and "pending" in recent and "claude-sonnet-4-6" in recent
+    assert "2026-11-28 19:40 UTC" in recent and ">repo<" in recent
+    # a search box over prompts and reasoning, which finds them
+    assert '<form class="lit-search" action="/lit/steps"' in html
+    assert 'name="_search"' in html and 'name="kind__in" value="prompt,thinking,text"' in html
+    assert {r["kind"] for r in search.json()} == {"prompt", "thinking"}
+    # repositories with their thread counts, and every table one click away
+    repositories = html.split("<h2>Repositories</h2>", 1)[1].split("</table>", 1)[0]
+    assert f'?repo_root={story.repo}">repo</a>' in repositories
+    assert "<td>2</td><td>1</td>" in repositories  # 2 threads, 1 of them committed
+    for table in ("sessions", "threads", "steps", "exchanges", "line_map"):
+        assert f'<a href="/lit/{table}">{table}</a>' in html
+    assert "_lit_migrations" not in html
+
+
+def test_a_bad_or_unknown_id_is_a_404(story):
+    paths = ["/-/lit/thread/XYZ", "/-/lit/thread/abcdef", "/-/lit/commit/zz", "/-/lit/commit/abcdef",
+             "/-/lit/commit/zz/woven", "/robots.txt", "/lit/no_such_table"]
+    assert [r.status_code for r in get(story, *paths)] == [404] * len(paths)
+
+
+def test_lit_serve_writes_no_line_per_request(tmp_path):
+    story = build(tmp_path)
+    server = subprocess.Popen([sys.executable, "-m", "lit", "serve", "--db", str(story.db_path), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        url = server.stdout.readline().split()[2]
+        statuses = []
+        for path in ["", "robots.txt", "-/lit/thread/XYZ", "-/lit/commit/zz", "lit/nope.json",
+                     f"-/lit/thread/{story.bound}", "favicon.ico"] * 3:
+            try:
+                statuses.append(direct.open(url + path, timeout=20).status)
+            except urllib.error.HTTPError as e:
+                statuses.append(e.code)
+        assert set(statuses) == {200, 404}
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=10)
+    assert out == "" and err == "", (out, err)
+
+
+def test_failed_tool_calls_has_commands_that_failed_by_exit_code(tmp_path):
+    story = build(tmp_path)
+    db = store.connect(story.db_path)
+    with db.conn:  # a shell tool whose result says it failed, as examples/agent.py's run_shell does
+        for seq, (tool_input, result) in enumerate([({"command": "python -m unittest"}, "exit code 1\nFAILED"),
+                                                    ({"command": "python -m unittest -v"}, "exit code 0\nOK")], 13):
+            db["steps"].insert({"id": f"{story.bound}.{seq}", "thread_id": story.bound, "seq": seq * 2,
+                                "session_id": story.session, "kind": "tool_call", "tool_name": "run_shell",
+                                "tool_use_id": f"toolu_{seq}", "tool_input": json.dumps(tool_input)})
+            db["steps"].insert({"id": f"{story.bound}.{seq}r", "thread_id": story.bound, "seq": seq * 2 + 1,
+                                "session_id": story.session, "kind": "tool_result", "is_error": 0,
+                                "tool_use_id": f"toolu_{seq}", "text": result, "created_at": T0 + seq})
+    db.conn.close()
+    failed = rows(story, "/lit/failed_tool_calls.json?_shape=array")
+    assert [(r["tool_name"], r["error"]) for r in failed] == [
+        ("run_shell", "exit code 1\nFAILED"), ("Bash", "bash: pytonh: command not found")]
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """`folder` read-only, as a read-only filesystem makes it: for root (whom chmod does not stop)
+    a read-only bind mount of it over itself; for anyone else, chmod."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_db_on_a_read_only_filesystem_can_be_read_and_served(tmp_path):
+    story = build(tmp_path)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    story.db_path.rename(folder / "lit.db")  # closed, so no -wal or -shm beside it
+    env = {**os.environ, "LIT_DB": str(folder / "lit.db")}
+    lit = [sys.executable, "-m", "lit"]
+    with read_only(folder):
+        with pytest.raises(OSError):
+            (folder / "probe").write_text("x")
+        for args in (["threads", "--all"], ["sessions"], ["show", story.bound],
+                     ["export", story.bound, "-o", str(tmp_path / "t.jsonl")]):
+            proc = subprocess.run([*lit, *args], capture_output=True, text=True, env=env, timeout=60)
+            assert proc.returncode == 0, (args, proc.stderr)
+        blame = subprocess.run([*lit, "blame", "src/app.py", "--json"], cwd=story.repo, capture_output=True,
+                               text=True, env=env, timeout=60)
+        assert blame.returncode == 0 and story.bound in blame.stdout, blame.stderr
+        server = subprocess.Popen([*lit, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        try:
+            url = server.stdout.readline().split()[2]
+            direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            for path in ("", f"-/lit/thread/{story.bound}", "lit/threads"):
+                with direct.open(url + path) as page:
+                    assert "Write app.py that prints hi" in page.read().decode(), path
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    assert sorted(p.name for p in folder.iterdir()) == ["lit.db"]

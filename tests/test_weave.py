@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from lit_fixtures import T1, T2, T3, add_note, build_story, commit_files, git, make_note
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from lit import weave as weave_module
 from lit.cli import app
+from lit.paths import weave_dir
 
 HOSTILE = ("<script>alert('prompt')</script> [click me](javascript:alert(1)) [data](data:text/html,<b>x</b>) "
            "<img src=x onerror=alert(2)> <a href=\"javascript:alert(3)\">a</a> ![t](http://evil.example/t.png) "
@@ -198,13 +200,16 @@ def test_cli_default_name_and_open(story, tmp_path, monkeypatch):
     monkeypatch.setenv("BROWSER", f"{sys.executable} {browser} %s")
     out = CliRunner().invoke(app, ["weave", "HEAD", "--open"])
     assert out.exit_code == 0, out.output
-    name = f"lit-weave-{story.commits['tidy'][:8]}.html"
-    assert out.output.strip() == name and (story.repo / name).exists()
+    # Written outside the working tree (git status stays clean), where the output says.
+    page = Path(out.output.strip())
+    assert page.name == f"lit-weave-{story.commits['tidy'][:8]}.html" and page.exists()
+    assert page.parent == weave_dir() and story.repo not in page.parents
+    assert git(story.repo, "status", "--porcelain") == ""
     for _ in range(50):  # webbrowser starts the browser in the background
         if opened.exists() and opened.read_text():
             break
         time.sleep(0.05)
-    assert opened.read_text() == (story.repo / name).resolve().as_uri()
+    assert opened.read_text() == page.resolve().as_uri()
     bad = CliRunner().invoke(app, ["weave", "no-such-ref"])
     assert bad.exit_code == 1
 

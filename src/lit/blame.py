@@ -132,7 +132,7 @@ def open_db(db_path: str | None):
         return None
     from lit import store
 
-    return store.connect(path, create=False)
+    return store.read(path)
 
 
 class DBReader:
@@ -140,11 +140,9 @@ class DBReader:
     blame reads a few rows and should not pay sqlite-utils' import for them."""
 
     def __init__(self, path: Path):
-        try:
-            self.conn = sqlite3.connect(str(path), timeout=30)
-            self.conn.execute("PRAGMA busy_timeout = 30000")
-        except sqlite3.Error as e:
-            raise LitError(f"cannot open the lit DB at {path}: {e}") from e
+        from lit.dbfile import open_read_only
+
+        self.conn, _ = open_read_only(path)
         self.path = path
 
     def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
@@ -491,13 +489,22 @@ def blame(path: str, *, line_range: str | None = None, rev: str | None = None,
     return Blame(lines, notes)
 
 
-def to_json(lines: list[BlameLine]) -> list[dict]:
-    """The `lit blame --json` schema (documented in README.md): one object per line."""
-    return [{"line": bl.line, "commit": bl.commit, "path": bl.orig_path, "orig_line": bl.orig_line,
-             "thread": bl.thread, "step": bl.step, "kind": bl.kind, "tool": bl.tool, "model": bl.model,
-             "why": bl.why or None,
-             "source": bl.source, "author": bl.author, "author_time": _iso(bl.author_time), "text": bl.text}
-            for bl in lines]
+def to_json(lines: list[BlameLine], notes: dict[str, dict] | None = None) -> list[dict]:
+    """The `lit blame --json` schema (documented in README.md): one object per line. With `notes`
+    (--full), each line also carries its step's prompt, whole reasoning, tool input and result."""
+    out = [{"line": bl.line, "commit": bl.commit, "path": bl.orig_path, "orig_line": bl.orig_line,
+            "thread": bl.thread, "step": bl.step, "kind": bl.kind, "tool": bl.tool, "model": bl.model,
+            "why": bl.why or None,
+            "source": bl.source, "author": bl.author, "author_time": _iso(bl.author_time), "text": bl.text}
+           for bl in lines]
+    if notes is not None:
+        for obj, bl in zip(out, lines, strict=True):
+            note = notes.get(bl.commit) or {}
+            step = (note.get("steps") or {}).get(bl.step or "") or {}
+            prompts = {p.get("step"): p.get("text") for p in note.get("prompts") or []}
+            obj.update(prompt=prompts.get(step.get("prompt")), reasoning=step.get("why"),
+                       tool_input=step.get("input"), result=step.get("result"))
+    return out
 
 
 # --- the terminal ------------------------------------------------------------------------------------

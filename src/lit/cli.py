@@ -3,14 +3,86 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import typer
+from typer.core import TyperArgument, TyperGroup, TyperOption
+
+try:  # the click typer runs on: its own copy in newer typers
+    from typer._click import exceptions as click_errors
+except ImportError:
+    import click.exceptions as click_errors
 
 from lit import __version__
 from lit.errors import LitError
 
+# One placeholder style in every --help, as git's and gh's: an UPPERCASE word, named for what it
+# is. Options not listed here take their own name (--remote REMOTE).
+METAVARS = {"db": "PATH", "port": "N", "limit": "N", "upstream": "URL", "openai_upstream": "URL", "output": "FILE",
+            "rev": "REV", "line_range": "START,END", "host": "ADDRESS", "model": "MODEL", "weave_dir": "DIR",
+            "fmt": "FORMAT", "repo": "PATH"}
+
+
+class _Argument(TyperArgument):
+    """An argument written FILE in the usage line when required, [FILE] when not."""
+
+    def make_metavar(self, ctx=None, *, usage: bool = False) -> str:
+        var = self.metavar or (self.name or "").upper() + ("..." if self.nargs != 1 else "")
+        return f"[{var}]" if usage and not self.required and not var.startswith("[") else var
+
+    def get_error_hint(self, ctx) -> str:
+        return f"'{self.make_metavar(ctx)}'"
+
+
+def _styled(command):
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+        elif isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
+            param.metavar = METAVARS.get(param.name or "", (param.name or "").upper())
+        if isinstance(param, TyperOption) and "(default" in (param.help or ""):
+            param.show_default = False  # the help says it in words already
+    return command
+
+
+class LitGroup(TyperGroup):
+    """lit's command groups: each command's short help whole (click cuts it to fit the screen
+    with "..."; long ones wrap instead), and one placeholder style in every command's help."""
+
+    def get_command(self, ctx, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        return _styled(command) if command is not None else None
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not a port (0 to 65535; 0 picks a free one)")
+    return value
+
+
+DB_OPTION = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir).")
+
+
+def _repo_or_fail() -> None:
+    from lit.git.run import repo_root
+
+    if repo_root(".") is None:
+        fail("not in a git repository")
+
+
 app = typer.Typer(
+    cls=LitGroup,
     name="lit",
     help="Record coding-agent sessions and weave them into git history.\n\n"
     "Example: lit record -- claude",
@@ -44,10 +116,11 @@ def _root(
 def record(
     command: list[str] = typer.Argument(None, help="The agent to run, after --, with its arguments.",
                                         metavar="-- COMMAND [ARGS]..."),
-    db: str = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir)."),
+    db: str = DB_OPTION,
     upstream: str = typer.Option(None, "--upstream", help="Where API calls go (default: $ANTHROPIC_BASE_URL, "
                                  "else https://api.anthropic.com)."),
-    port: int = typer.Option(0, "--port", "-p", help="Port of the relay on 127.0.0.1 (default: a free one)."),
+    port: int = typer.Option(0, "--port", "-p", callback=_port,
+                             help="Port of the relay on 127.0.0.1 (default: a free one)."),
     openai_upstream: str = typer.Option(None, "--openai-upstream", help="Where OpenAI API calls go (default: "
                                         "$OPENAI_BASE_URL, else https://api.openai.com/v1)."),
 ) -> None:
@@ -73,8 +146,8 @@ def record(
 @app.command()
 def replay(
     source: str = typer.Argument(..., help="A thread (id, prefix or commit SHA) in the DB, or an exported .jsonl."),
-    port: int = typer.Option(0, "--port", "-p", help="Port on 127.0.0.1 (default: a free one)."),
-    db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
+    port: int = typer.Option(0, "--port", "-p", callback=_port, help="Port on 127.0.0.1 (default: a free one)."),
+    db: str = DB_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print each turn served."),
 ) -> None:
     """Serve a recorded thread as a Messages API upstream, turn by turn, until Ctrl-C.
@@ -107,7 +180,7 @@ def export(
     thread: str = typer.Argument(..., help="The thread: its id, an id prefix, or the SHA of its commit. "
                                  "With --format agent-trace: a commit (REV) or a range (A..B)."),
     output: str = typer.Option("-", "--output", "-o", help="The .jsonl file to write ('-': stdout)."),
-    db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
+    db: str = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
     fmt: str = typer.Option("lit", "--format", help="lit (a thread, for lit import and lit replay) or "
                             "agent-trace (one Agent Trace record per commit, JSON Lines)."),
@@ -137,7 +210,7 @@ def export(
     if write:
         fail("--write goes with --format agent-trace")
 
-    database = store.connect(db, create=False)
+    database = store.read(db)
     summary = portable.export_thread(database, thread, sys.stdout if output == "-" else output)
     if output == "-":
         summary.path = "-"
@@ -204,7 +277,7 @@ def import_(
                                "log or a folder of them (default: this repository's under $CODEX_HOME/sessions). "
                                "With agent-trace: a file of records ('-': stdin). With git-ai: the commits "
                                "(default: HEAD)."),
-    db: str = typer.Option(None, "--db", help="The lit DB (default: $LIT_DB or the user data dir)."),
+    db: str = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print what was added (per table, or per session) as JSON."),
     repo: str = typer.Option(None, "--repo", help="With claude-code or codex: the repository whose commits the "
                              "sessions are linked to (default: the current one)."),
@@ -330,9 +403,6 @@ def _import_sessions(agent: str, path: str | None, db: str | None, as_json: bool
                    f"commits linked, {len(results) - len(done)} left as they were")
 
 
-DB_OPTION = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir).")
-
-
 def _echo_json(data) -> None:
     import json
 
@@ -351,7 +421,7 @@ def sessions(
     """
     from lit import listing, store
 
-    rows = listing.sessions(store.connect(db, create=False), limit)
+    rows = listing.sessions(store.read(db), limit)
     _echo_json(rows) if as_json else typer.echo(listing.render_sessions(rows))
 
 
@@ -370,7 +440,7 @@ def threads(
     from lit.recorder import git_info
 
     repo = None if all_repos else git_info(".")[0]
-    rows = listing.threads(store.connect(db, create=False), repo=repo, limit=limit)
+    rows = listing.threads(store.read(db), repo=repo, limit=limit)
     _echo_json(rows) if as_json else typer.echo(listing.render_threads(rows))
 
 
@@ -386,7 +456,7 @@ def show(
     """
     from lit import listing, store
 
-    detail = listing.thread_detail(store.connect(db, create=False), thread)
+    detail = listing.thread_detail(store.read(db), thread)
     if as_json:
         _echo_json(detail)
     else:
@@ -397,13 +467,19 @@ def show(
 # --- blame, weave (issue 4) --------------------------------------------------------------------------
 
 
+# The -L forms git blame takes: N,M  N,+K  N,-K  ,M  N  /regex/...  :funcname
+_LINE_RANGE = re.compile(r"(?:\d+|/.+/|[+-]\d+)?(?:,(?:\d+|/.+/|[+-]\d+)?)?|:.+")
+
+
 @app.command()
 def blame(
     file: str = typer.Argument(..., help="The file to blame, as for git blame."),
     line_range: str = typer.Option(None, "-L", help="START,END (or any -L form git blame takes)."),
     rev: str = typer.Option(None, "--rev", help="Blame the file as of this revision (default: the working tree)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (schema in the README)."),
-    full: bool = typer.Option(False, "--full", help="The whole prompt, reasoning and tool call of each step."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array, an object for each line of the file "
+                                 "(keys in the README)."),
+    full: bool = typer.Option(False, "--full", help="Each step's whole prompt, reasoning, tool call and result "
+                              "(with --json: keys prompt, reasoning, tool_input, result)."),
     moves: bool = typer.Option(False, "-M", help="Follow lines moved within the file (git blame -M; slower)."),
     copies: bool = typer.Option(False, "-C", help="Follow lines moved from other files (git blame -C; slower)."),
     db: str = DB_OPTION,
@@ -420,9 +496,14 @@ def blame(
     """
     from lit import blame as blame_module
 
+    _repo_or_fail()
+    if line_range is not None and not _LINE_RANGE.fullmatch(line_range):
+        fail(f"-L {line_range}: give START,END (-L 40,60), START,+COUNT, or a /regex/ or :function as git blame does")
+    if rev is None and os.path.isdir(file):
+        fail(f"{file} is a folder: lit blame takes a file")
     result = blame_module.blame(file, line_range=line_range, rev=rev, db_path=db, moves=moves, copies=copies)
     if as_json:
-        _echo_json(blame_module.to_json(result.lines))
+        _echo_json(blame_module.to_json(result.lines, notes=result.notes if full else None))
         return
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     typer.echo(blame_module.render(result.lines, color=color, full=full, notes=result.notes))
@@ -431,7 +512,8 @@ def blame(
 @app.command()
 def weave(
     target: str = typer.Argument("HEAD", help="A commit (HEAD, a SHA), a range (main..HEAD) or a thread id."),
-    output: str = typer.Option(None, "--output", "-o", help="The HTML file (default: lit-weave-<sha>.html here)."),
+    output: str = typer.Option(None, "--output", "-o", help="The HTML file (default: lit-weave-SHA.html in lit's "
+                               "cache folder, outside the repository)."),
     open_page: bool = typer.Option(False, "--open", help="Open the page in a browser."),
     db: str = DB_OPTION,
 ) -> None:
@@ -446,24 +528,28 @@ def weave(
     """
     from lit import weave as weave_module
 
+    _repo_or_fail()
     path = weave_module.weave(target, output, db_path=db)
     typer.echo(str(path))
     if open_page:
         import webbrowser
 
-        webbrowser.open(path.resolve().as_uri())
+        if not webbrowser.open(path.resolve().as_uri()):
+            fail(f"could not open a browser (set $BROWSER to one); the page is {path}")
 
 
 @app.command()
 def serve(
-    port: int = typer.Option(8001, "--port", "-p", help="Port to listen on (0: a free one)."),
+    port: int = typer.Option(8001, "--port", "-p", callback=_port,
+                             help="Port to listen on (default: 8001; 0 picks a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 shares it with the network."),
-    open_browser: bool = typer.Option(False, "--open", help="Open the threads in a browser."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the front page in a browser."),
     db: str = DB_OPTION,
 ) -> None:
     """Browse and query every thread in Datasette, read-only, with thread and commit pages.
 
-    Pages: /lit/threads, /-/lit/thread/ID, /-/lit/commit/SHA, and canned queries on /lit.
+    Pages: / (recent threads, search, repositories), /-/lit/thread/ID, /-/lit/commit/SHA,
+    every table under /lit, and canned queries on /lit.
 
     \b
     Example:
@@ -488,7 +574,7 @@ def pr(
     llm: bool = typer.Option(False, "--llm", help="Have a model write the summary (ANTHROPIC_API_KEY, "
                              "ANTHROPIC_BASE_URL); on any failure the deterministic text is printed."),
     model: str = typer.Option(None, "--model", help="The model for --llm (default: claude-sonnet-4-6)."),
-    weave_dir: str = typer.Option(None, "--weave-dir", help="Link each commit to DIR/lit-weave-<sha>.html; a local "
+    weave_dir: str = typer.Option(None, "--weave-dir", help="Link each commit to DIR/lit-weave-SHA.html; a local "
                                   "DIR gets the missing pages written, a URL is only linked."),
     db: str = DB_OPTION,
 ) -> None:
@@ -504,6 +590,7 @@ def pr(
     """
     from lit import pr as pr_module
 
+    _repo_or_fail()
     fmt = "json" if as_json else fmt
     if fmt not in ("markdown", "json"):
         fail(f"--format {fmt}: use markdown or json")
@@ -524,7 +611,7 @@ def pr(
 
 # --- git linkage (issue 3) -----------------------------------------------------------------------
 
-hooks_app = typer.Typer(help="Bind commits made outside a session (a person reviews, then commits) to "
+hooks_app = typer.Typer(cls=LitGroup, help="Bind commits made outside a session (a person reviews, then commits) to "
                         "the threads that wrote them.", no_args_is_help=True)
 app.add_typer(hooks_app, name="hooks")
 
@@ -663,9 +750,29 @@ def hook(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     raise typer.Exit(run_hook(name, list(ctx.args), stdin))
 
 
+def _usage_error(e: click_errors.UsageError) -> str:
+    """click's usage error in one line: what is wrong, and where the help is."""
+    command = e.ctx.command_path if e.ctx else "lit"
+    message = e.format_message().replace("\n", " ").rstrip(".")
+    message = message[0].lower() + message[1:] if message[:1].isupper() and message[1:2].islower() else message
+    return f"{command}: {message} (see {command} --help)"
+
+
 def main() -> None:
     try:
-        app()
+        code = typer.main.get_command(app).main(prog_name="lit", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click_errors.NoArgsIsHelpError as e:
+        typer.echo(e.format_message(), err=True)
+        sys.exit(e.exit_code)
+    except click_errors.UsageError as e:
+        typer.echo(_usage_error(e), err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except click_errors.ClickException as e:
+        typer.echo(f"lit: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
     except LitError as e:
         typer.echo(f"lit: {e}", err=True)
         sys.exit(e.exit_code)

@@ -112,7 +112,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "seq": "Order within the session, from 1.",
             "started_at": "When it opened (Unix time, shown in UTC).",
             "ended_at": "When the session ended with it unbound (Unix time, shown in UTC).",
-            "status": "open (recording), pending (session over, no commit yet) or bound.",
+            "status": "open (recording), pending (session over, no commit yet), bound (a commit binds it) "
+            "or closed (only the agent's closing words, with no commit before them to join).",
             "commit_sha": "The commit that binds it.",
             "bound_at": "When the commit bound it (Unix time, shown in UTC).",
             "repo_root": "The git repository.",
@@ -201,11 +202,12 @@ order by m.path, m.line_start""",
     },
     "failed_tool_calls": {
         "title": "Failed tool calls",
-        "description": "Tool results marked as errors, next to the call that caused them.",
+        "description": "Tool results marked as errors, and commands whose result says they failed (a "
+        "non-zero exit code, failing tests), next to the call that caused them.",
         "sql": """select r.id as step_id, r.thread_id, c.tool_name, c.tool_input, r.text as error,
   datetime(r.created_at, 'unixepoch') as at
 from steps r left join steps c on c.tool_use_id = r.tool_use_id and +c.kind = 'tool_call'
-where r.kind = 'tool_result' and r.is_error = 1
+where r.kind = 'tool_result' and lit_failed_run(r.text, r.is_error, c.tool_input)
 order by r.created_at desc""",
     },
     "usage_per_model_per_day": {

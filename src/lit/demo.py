@@ -11,6 +11,7 @@ No API key and no network: the model's side is the recording, on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,16 +110,23 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     echo(f"lit demo: a new repository in {result.repo}")
     echo(f"lit demo: replaying a recorded session of examples/agent.py ({len(recording.turns)} turns)"
          " on 127.0.0.1, no API key, no network")
-    echo(f"lit demo: lit record -- python agent.py {prompt[:60]!r}...\n")
+    # The agent runs as a person would type it (`python ../agent.py PROMPT`, this Python first on
+    # PATH), so the session's command reads that way in `lit sessions` too.
+    shutil.copyfile(agent_file(), target / "agent.py")
+    python = Path(sys.executable)
+    command = [python.name, "../agent.py", prompt]
+    echo(f"lit demo: lit record -- {python.name} ../agent.py {prompt[:60]!r}...")
+    if agent_output:
+        echo("")
 
     env = {**os.environ, "LIT_DB": str(result.db), "ANTHROPIC_API_KEY": FAKE_KEY,
-           "LIT_AGENT_MODEL": recording.turns[0].response.get("model") or "claude-sonnet-4-6"}
+           "LIT_AGENT_MODEL": recording.turns[0].response.get("model") or "claude-sonnet-4-6",
+           "PATH": os.pathsep.join([str(python.parent), os.environ.get("PATH", "")])}
     env.pop("ANTHROPIC_BASE_URL", None)
     mismatches: list[str] = []
     with replay.Replay(recording, on_mismatch=lambda m: mismatches.append(m.message)) as server:
-        proc = _lit(["record", "--db", str(result.db), "--upstream", server.url, "--",
-                     sys.executable, str(agent_file()), prompt], cwd=result.repo, env=env,
-                    capture=not agent_output)
+        proc = _lit(["record", "--db", str(result.db), "--upstream", server.url, "--", *command],
+                    cwd=result.repo, env=env, capture=not agent_output)
     if proc.returncode != 0 or mismatches:
         detail = mismatches[0] if mismatches else (proc.stderr or "").strip().splitlines()[-1:] or ["?"]
         raise LitError(f"the replayed agent failed (exit {proc.returncode}): "
@@ -131,7 +139,8 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     result.thread = git(result.repo, "log", "-1", "--format=%(trailers:key=Lit-Thread,valueonly)").strip() or None
     result.note = bool(git(result.repo, "notes", "--ref=lit", "list", head, check=False))
 
-    echo("")
+    if agent_output:
+        echo("")
     blame = _lit(["blame", DEMO_FILE], cwd=result.repo, env=env)
     result.blame = blame.stdout if blame.returncode == 0 else ""
     echo(f"$ lit blame {DEMO_FILE}")
@@ -145,7 +154,8 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
         result.pr.write_text(pr.stdout)
     result.seconds = time.monotonic() - started
     for line in summary_lines(result):
-        echo(line)
+        if line or agent_output:  # -q: compact, no blank lines
+            echo(line)
     return result
 
 
@@ -155,6 +165,7 @@ def summary_lines(r: DemoResult) -> list[str]:
                 if r.thread else " (no Lit-Thread trailer: the git hooks did not run)")]
     lines.append(f"  repository    {r.repo}")
     lines.append(f"  lit DB        {r.db}")
+    lines.append(f"  the agent     {r.directory / 'agent.py'}")
     if r.page:
         lines.append(f"  woven page    {r.page}")
     if r.pr:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import time
 from typing import Any
@@ -13,6 +14,7 @@ import sqlite_utils
 
 from lit import store
 from lit.errors import LitError
+from lit.paths import repo_relative
 
 
 def sessions(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
@@ -95,9 +97,9 @@ def ago(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
+def table(rows: list[list[str]], headers: list[str], *, cut: bool = True) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
-    term = shutil.get_terminal_size((120, 20)).columns
+    term = shutil.get_terminal_size((120, 20)).columns if cut else None
     lines = []
     for row in [headers, *rows]:
         cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
@@ -110,12 +112,27 @@ def render_sessions(rows: list[dict]) -> str:
         return "No sessions recorded yet. Record one with: lit record -- claude"
     body = []
     for r in rows:
-        argv = " ".join(json.loads(r["argv"] or "[]"))
         exit_code = str(r["exit_code"]) if r["exit_code"] is not None else r.get("state", "")
         body.append([r["id"], ago(r["started_at"]), exit_code if exit_code != "ended" else "",
                      str(r["exchanges"]), str(r["threads"]), str(r["steps"]),
-                     os.path.basename(r["repo_root"] or "") or "-", argv])
-    return table(body, ["SESSION", "STARTED", "EXIT", "EXCHANGES", "THREADS", "STEPS", "REPO", "COMMAND"])
+                     os.path.basename(r["repo_root"] or "") or "-"])
+    headers = ["SESSION", "STARTED", "EXIT", "EXCHANGES", "THREADS", "STEPS", "REPO", "COMMAND"]
+    # The command as it was typed, cut in the middle to fit: its start says what ran, its end
+    # what it was asked.
+    room = shutil.get_terminal_size((120, 20)).columns - sum(
+        max(len(x) for x in col) + 2 for col in zip(headers, *body, strict=False))
+    for row, r in zip(body, rows, strict=True):
+        row.append(shorten_middle(shlex.join(json.loads(r["argv"] or "[]")), max(room, 24)))
+    return table(body, headers, cut=False)  # already fitted; on a narrow screen it wraps, whole
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """`text` on one line, cut in the middle with "…" when longer than `width`."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    head = width // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def render_threads(rows: list[dict]) -> str:
@@ -141,7 +158,8 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
         + (f", commit {detail['commit_sha'][:12]}" if detail.get("commit_sha") else "") + ")",
         f"session {detail['session_id']}  started {ago(detail['started_at'])}"
         f"  models {', '.join(detail['models']) or '-'}",
-        f"{detail['exchanges']} exchanges, {u['input_tokens']} input + {u['output_tokens']} output tokens"
+        f"{detail['exchanges']} exchange{'s' * (detail['exchanges'] != 1)}, "
+        f"{u['input_tokens']} input + {u['output_tokens']} output tokens"
         f" ({u['cache_read_input_tokens']} cache read)",
         "",
     ]
@@ -150,7 +168,7 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
         label = KIND_LABEL.get(s["kind"], s["kind"])
         indent = "    " if s.get("parent_step_id") else ""
         if s["kind"] == "tool_call":
-            summary = _tool_summary(s.get("tool_name"), s.get("tool_input"))
+            summary = _tool_summary(s.get("tool_name"), s.get("tool_input"), detail.get("repo_root"))
             out.append(f"{indent}{dim(s['id'])} {bold(label)} {s.get('tool_name')}: {summary}")
         elif s["kind"] == "tool_result":
             text = _clip(s.get("text") or "", width - 30)
@@ -170,11 +188,12 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
     return "\n".join(out)
 
 
-def _tool_summary(name: str | None, tool_input: Any) -> str:
+def _tool_summary(name: str | None, tool_input: Any, repo_root: str | None = None) -> str:
     if isinstance(tool_input, dict):
         for key in ("command", "file_path", "path", "pattern", "url", "prompt", "description"):
             if isinstance(tool_input.get(key), str):
-                return _clip(tool_input[key], 100)
+                value = tool_input[key]
+                return _clip(repo_relative(value, repo_root) if key in ("file_path", "path") else value, 100)
         return _clip(json.dumps(tool_input), 100)
     return _clip(str(tool_input or ""), 100)
 

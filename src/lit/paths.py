@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -12,6 +13,23 @@ _PACKAGE = Path(__file__).resolve().parent
 def default_db_path() -> Path:
     """`~/.local/share/lit/lit.db` on Linux (the user's data dir), shared by all repositories."""
     return Path(platformdirs.user_data_dir("lit", appauthor=False)) / "lit.db"
+
+
+def repo_relative(path: str, repo_root: str | os.PathLike | None) -> str:
+    """A tool's file path as git shows it: relative to the repository when it lies inside it."""
+    if not repo_root or not os.path.isabs(path):
+        return path
+    try:
+        relative = os.path.relpath(path, repo_root)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative == ".." or relative.startswith(".." + os.sep) else relative
+
+
+def weave_dir() -> Path:
+    """Where `lit weave` writes a page when not told (`~/.cache/lit/weave` on Linux): outside the
+    repository, so a page never shows in `git status`."""
+    return Path(platformdirs.user_cache_dir("lit", appauthor=False)) / "weave"
 
 
 def _resource_dir(name: str) -> Path:

@@ -78,12 +78,13 @@ class CommitReport:
 
     @property
     def verdict(self) -> str:
-        """passed | failed (the last run of some command failed) | unknown | none (nothing ran)."""
+        """passed | failed (the last run of some test suite or build failed) | unknown | none
+        (nothing ran). `pytest -q` then `pytest -x -v` are one suite run twice: the last run counts."""
         if not self.checks:
             return "none"
         last: dict[str, Check] = {}
         for c in self.checks:
-            last[c.command] = c
+            last[suite(c.command)] = c
         statuses = {c.status for c in last.values()}
         if "failed" in statuses:
             return "failed"
@@ -299,6 +300,13 @@ def is_check(command: str) -> bool:
     return False
 
 
+def suite(command: str) -> str:
+    """What a check command runs, whatever its flags: `python -m unittest -v` and `python -m
+    unittest` are one suite; `pytest tests/a.py` and `pytest tests/b.py` are two."""
+    words = command.split()
+    return " ".join(w for w in words if not w.startswith("-") or w in ("-m", "-c"))
+
+
 def check_status(result: str | None, is_error: bool) -> tuple[str, int | None]:
     """(passed | failed | unknown, exit code if the result says it)."""
     if result is None:
@@ -308,6 +316,17 @@ def check_status(result: str | None, is_error: bool) -> tuple[str, int | None]:
     if is_error or (code is not None and code != 0) or _PYTEST_FAILED.search(result):
         return "failed", code
     return "passed", code
+
+
+def failed_run(result: str | None, is_error: int | None, tool_input: str | None) -> bool:
+    """Did this tool call fail? Marked as an error, or a command whose result says it failed (a
+    non-zero exit code, pytest's failures): what `lit pr` counts as a failed run. A SQL function
+    of `lit serve` (failed_tool_calls)."""
+    if is_error:
+        return True
+    if not tool_input or _command(_json_or(tool_input)) is None:
+        return False
+    return check_status(result, False)[0] == "failed"
 
 
 def _checks(thread: _Thread) -> list[Check]:
@@ -326,8 +345,17 @@ _FILLER = re.compile(r"(?i)^(now|ok|okay|great|good|perfect|alright|done|let me|
 _WRITES = ("content", "new_string", "new_str", "patch", "edits", "file_text", "diff")
 
 
+# A sentence that reports how a check went ("The columns line up and the total is right.") is a
+# check, not a decision, unless it also says what to do or why ("so", "instead", "I'll").
+_REPORT = re.compile(r"(?i)\b(pass(es|ed)?|fail(s|ed|ures?)?|lines? up|(is|are|looks?) (right|correct|good|fine)|"
+                     r"works?|worked|succeed(s|ed)?|as expected|all green)\b")
+_DECIDES = re.compile(r"(?i)(\b(I'll|I will|I'm going to|so|so that|because|since|instead|rather|should|keep|"
+                      r"use|put|prefer|choose|simplest|better)\b)")
+
+
 def key_sentence(text: str | None) -> str:
-    """The first sentence of the reasoning that says something: "Now let me edit it." is skipped."""
+    """The first sentence of the reasoning that says something: "Now let me edit it." is filler and
+    "All four pass." a check's outcome, not a decision; both are skipped."""
     rest = (text or "").strip()
     first = ""
     for _ in range(6):
@@ -335,7 +363,9 @@ def key_sentence(text: str | None) -> str:
         if not sentence:
             break
         first = first or sentence
-        if not (_FILLER.match(sentence) and len(sentence.split()) < 10):
+        filler = _FILLER.match(sentence) and len(sentence.split()) < 10
+        report = _REPORT.search(sentence) and not _DECIDES.search(sentence)
+        if not filler and not report:
             return sentence
         rest = rest.split(sentence, 1)[1] if sentence in rest else ""
     return first
@@ -547,8 +577,8 @@ def _checks_md(r: CommitReport) -> list[str]:
         failed = sum(c.status == "failed" for c in earlier)
         out.append(f"- {len(earlier)} earlier runs ({failed} failed)")
     out += [_check_md(c) for c in shown]
-    verdict = {"passed": "The last run of each command passed.",
-               "failed": "The last run of some command failed.",
+    verdict = {"passed": "The last run of each test suite or build passed.",
+               "failed": "The last run of some test suite or build failed.",
                "unknown": "Some results were not recorded."}[r.verdict]
     return out + ["", verdict]
 
@@ -622,7 +652,7 @@ def _totals(d: Description) -> str:
         finally_failed = sum(r.verdict == "failed" for r in d.commits)
         parts.append(f"{len(runs)} test/build runs by the agent ({failed} failed"
                      + (f"; {finally_failed} commit{'s' * (finally_failed != 1)} ended on a failure)"
-                        if finally_failed else "; each command passed on its last run)"))
+                        if finally_failed else "; each passed on its last run)"))
     return ", ".join(parts) + "."
 
 

@@ -573,8 +573,10 @@ class Recorder:
                                                        [thread_id]).fetchall()}
                 if "tool_call" in kinds or "prompt" in kinds:
                     status = "pending"  # a person may commit it later (lit hooks install binds it then)
+                elif kinds and _fold_into_bound(self.db, self.session_id, thread_id):
+                    continue
                 elif kinds:
-                    status = "closed"  # only the agent's last words after its commit: nothing to bind
+                    status = "closed"  # only the agent's last words, and no commit before them
                 else:
                     self.db.execute("DELETE FROM threads WHERE id = ?", [thread_id])
                     continue
@@ -598,6 +600,29 @@ class Recorder:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _fold_into_bound(db, session_id: str, thread_id: str) -> bool:
+    """The agent's last words after its commit ("Committed as 1a2b3c4.") end the thread that
+    commit bound: its steps and exchanges move there (renumbered after its last step) and the
+    empty thread is dropped, rather than left as a thread of its own that nothing can bind.
+    False when the thread before it in the session is not bound."""
+    before = db.execute(
+        """SELECT p.id FROM threads p JOIN threads t ON t.id = ? WHERE p.session_id = ? AND p.seq < t.seq
+           ORDER BY p.seq DESC LIMIT 1""", [thread_id, session_id]).fetchone()
+    if not before or db.execute("SELECT status FROM threads WHERE id = ?", [before[0]]).fetchone()[0] != "bound":
+        return False
+    target = before[0]
+    offset = store.next_step_seq(db, target) - 1
+    db.execute("""UPDATE steps SET parent_step_id = ? || '.' || (CAST(substr(parent_step_id, ?) AS INTEGER) + ?)
+                  WHERE thread_id = ? AND parent_step_id LIKE ? || '.%'""",
+               [target, len(thread_id) + 2, offset, thread_id, thread_id])
+    db.execute("UPDATE steps SET thread_id = ?, seq = seq + ?, id = ? || '.' || (seq + ?) WHERE thread_id = ?",
+               [target, offset, target, offset, thread_id])
+    for table in ("exchanges", "snapshots"):
+        db.execute(f"UPDATE {table} SET thread_id = ? WHERE thread_id = ?", [target, thread_id])
+    db.execute("DELETE FROM threads WHERE id = ?", [thread_id])
+    return True
 
 
 def _usage_columns(usage: dict) -> dict:

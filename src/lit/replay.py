@@ -63,7 +63,7 @@ def load(source: str, db_path: str | os.PathLike | None = None) -> Recording:
         return from_db(db, header["thread"], source=source)
     if os.sep in source or source.endswith(".jsonl"):
         raise LitError(f"no such file: {source}")
-    return from_db(store.connect(db_path, create=False), source, source=source)
+    return from_db(store.read(db_path), source, source=source)
 
 
 def from_db(db: sqlite_utils.Database, ref: str, *, source: str | None = None) -> Recording:

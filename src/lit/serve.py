@@ -31,7 +31,7 @@ from datasette.app import Datasette
 from lit import loopback, store
 from lit.datasette_metadata import DB_NAME, metadata
 from lit.errors import LitError
-from lit.paths import plugins_dir, templates_dir
+from lit.paths import plugins_dir, repo_relative, templates_dir
 from lit.render import markdown
 
 PLUGIN_CONFIG = {"database": DB_NAME}
@@ -43,8 +43,11 @@ def make_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = Non
     path = str(Path(db_path).expanduser().resolve())
     meta = metadata()
     meta["plugins"] = {"lit": dict(PLUGIN_CONFIG)}
+    conn, immutable = store.open_read_only(Path(path))
+    conn.close()
     ds = Datasette(
-        files=[path],
+        files=[] if immutable else [path],
+        immutables=[path] if immutable else [],
         metadata=meta,
         template_dir=str(templates_dir()),
         plugins_dir=str(plugins_dir()),
@@ -61,24 +64,24 @@ def make_datasette(db_path: str | Path, *, settings: dict[str, Any] | None = Non
 
 
 def check_db(db_path: str | Path | None) -> Path:
-    """The DB `lit serve` will show (store.resolve_db_path), migrated to this lit's schema (its
-    indexes make the pages fast); LitError in one line when there is none, or when the file is
-    not lit's (lit must not add its tables to someone else's SQLite file)."""
+    """The DB `lit serve` will show (store.resolve_db_path), brought up to this lit's schema when
+    it can be written (its indexes make the pages fast); LitError in one line when there is none,
+    when it is a folder, or when the file is not lit's (lit must not add its tables to someone
+    else's SQLite file)."""
     path = store.resolve_db_path(db_path)
-    if not path.exists():
-        raise LitError(f"no lit DB at {path}: record a session first (lit record -- AGENT), or pass --db PATH")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            ours = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_lit_migrations'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise LitError(f"{path} is not a lit DB: {e}") from e
-    if not ours:
-        raise LitError(f"{path} is not a lit DB (no _lit_migrations table): pass lit's DB with --db PATH")
-    store.connect(path, create=False).conn.close()
+    store.read(path).conn.close()
     return path
+
+
+def quiet_errors() -> None:
+    """Take out Datasette's default error handler, which prints every error (a 404 too) with its
+    traceback and local variables; plugins/lit_pages.py answers errors instead, with one line on
+    stderr for a server error. For the `lit serve` process only: the plugin manager is global."""
+    from datasette.plugins import pm
+
+    default = pm.get_plugin("datasette.handle_exception")
+    if default is not None:
+        pm.unregister(default)
 
 
 def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, open_browser: bool = False,
@@ -86,6 +89,7 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
     """Serve until interrupted. Port 0 picks a free port; the URL is printed once listening."""
     import uvicorn
 
+    quiet_errors()
     ds = make_datasette(db_path)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -107,8 +111,7 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
         await ds.invoke_startup()
         await ds.refresh_schemas()
         if open_browser:
-            threads = f"{url}{DB_NAME}/threads"
-            threading.Thread(target=webbrowser.open, args=(threads,), daemon=True).start()
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
         echo(f"lit serve: {url} (read-only; Ctrl-C to stop)")
         await server.serve(sockets=[sock])
 
@@ -169,11 +172,14 @@ def _find_thread(conn: sqlite3.Connection, ref: str) -> dict | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def tool_summary(name: str | None, tool_input: Any) -> str:
-    """One line saying what a tool call did: the file it read or wrote, the command it ran."""
+def tool_summary(name: str | None, tool_input: Any, repo_root: str | None = None) -> str:
+    """One line saying what a tool call did: the file it read or wrote (relative to the
+    repository, as git shows it), the command it ran."""
     if isinstance(tool_input, dict):
         for key in ("file_path", "path", "command", "pattern", "url", "query", "description", "prompt"):
             value = tool_input.get(key)
+            if isinstance(value, str) and key in ("file_path", "path"):
+                value = repo_relative(value, repo_root)
             if isinstance(value, str) and value:
                 line = value.strip().splitlines()[0] if value.strip() else ""
                 return line[:117] + "..." if len(line) > 120 else line
@@ -218,7 +224,7 @@ def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
             continue
         if s["kind"] == "tool_call":
             s["input"] = _parse_json(s["tool_input"])
-            s["summary"] = tool_summary(s["tool_name"], s["input"])
+            s["summary"] = tool_summary(s["tool_name"], s["input"], thread["repo_root"])
             s["input_text"], s["input_cut"] = _cut(
                 json.dumps(s["input"], indent=2, ensure_ascii=False)
                 if not isinstance(s["input"], str | None) else s["input"] or "")
@@ -284,6 +290,31 @@ def commit_page(conn: sqlite3.Connection, sha: str) -> dict | None:
             "woven": bool(repo_root and Path(repo_root, ".git").exists()), "steps": steps, "prompts": prompts,
             "human_lines": sum(r["line_end"] - r["line_start"] + 1 for r in ranges if not r["step_id"]),
             "agent_lines": sum(r["line_end"] - r["line_start"] + 1 for r in ranges if r["step_id"])}
+
+
+# --- the front page ---------------------------------------------------------------------------------
+
+FRONT_THREADS = 25
+
+
+def front_page(conn: sqlite3.Connection, tables: list[str]) -> dict:
+    """What `lit serve` opens on: the newest threads (first prompt, repository, status, commit,
+    models, when), the repositories with their thread counts, and lit's tables with their rows."""
+    threads = _rows(conn, """SELECT t.id, t.title, t.repo_root, t.status, t.commit_sha, t.started_at,
+          (SELECT COUNT(*) FROM steps s WHERE s.thread_id = t.id) AS steps,
+          (SELECT group_concat(DISTINCT s.model) FROM steps s WHERE s.thread_id = t.id) AS models
+        FROM threads t ORDER BY t.started_at DESC LIMIT ?""", [FRONT_THREADS])
+    for t in threads:
+        t["repository"] = Path(t["repo_root"]).name if t["repo_root"] else None
+        t["models"] = ", ".join(sorted(set((t["models"] or "").split(",")) - {""}))
+    repositories = _rows(conn, """SELECT repo_root, COUNT(*) AS threads,
+          SUM(status = 'bound') AS bound, MAX(started_at) AS last FROM threads
+        GROUP BY repo_root ORDER BY last DESC""")
+    for r in repositories:
+        r["name"] = Path(r["repo_root"]).name if r["repo_root"] else "(no repository)"
+    counts = {name: conn.execute(f"SELECT COUNT(*) FROM [{name}]").fetchone()[0] for name in tables}
+    return {"threads": threads, "repositories": repositories, "tables": counts,
+            "total_threads": counts.get("threads", 0)}
 
 
 def why(conn: sqlite3.Connection, step: dict) -> str:

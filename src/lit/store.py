@@ -30,14 +30,12 @@ from typing import Any
 
 import sqlite_utils
 
-from lit.errors import LitError
+from lit.dbfile import StoreError, not_a_folder, open_read_only
 from lit.paths import default_db_path
 
 STEP_KINDS = ("prompt", "context", "thinking", "text", "tool_call", "tool_result", "other")
 
 
-class StoreError(LitError):
-    """The DB cannot be opened or written; the message says what to do."""
 
 
 def now() -> float:
@@ -282,10 +280,27 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
     return default_db_path()
 
 
+def read(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """lit's DB for a command that only reads it: opened read-only, so it works on a read-only
+    filesystem and for a user who cannot write it (see open_read_only). A DB made by an older lit
+    is migrated first when it can be written. Raises StoreError with a one-line reason."""
+    db_path = resolve_db_path(path)
+    conn, _ = open_read_only(db_path)
+    done = {r[0] for r in conn.execute("SELECT name FROM _lit_migrations").fetchall()}
+    if {fn.__name__ for fn in MIGRATIONS} - done:
+        conn.close()
+        if not os.access(db_path, os.W_OK) or not os.access(db_path.parent, os.W_OK):
+            raise StoreError(f"{db_path} was made by an older lit and cannot be written here to bring it "
+                             "up to date: run any lit command where it can be written")
+        return connect(db_path, create=False)
+    return sqlite_utils.Database(conn)
+
+
 def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sqlite_utils.Database:
     """Open (and migrate) lit's DB: WAL mode, a busy timeout, foreign keys off (rows arrive in
     any order from concurrent processes). Raises StoreError with a one-line reason."""
     db_path = resolve_db_path(path)
+    not_a_folder(db_path)
     if not create and not db_path.exists():
         raise StoreError(f"no lit DB at {db_path}: record a session first (lit record -- AGENT)")
     try:

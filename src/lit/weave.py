@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from lit.blame import LineMap, commit_notes, db_notes, git, note_from_db, open_db, read_notes
 from lit.errors import LitError
+from lit.paths import repo_relative, weave_dir
 from lit.redact import redact_lines, redact_text
 from lit.render import highlight_lines, pygments_css, template_env
 
@@ -302,11 +303,17 @@ def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _target(tool_input) -> str:
+def _target(tool_input, files: list[FileDiff] | None = None, root: str | None = None) -> str:
+    """What a step's head names: the file it wrote, as git shows it (relative to the repository,
+    also when the agent ran in a checkout elsewhere), else the command or pattern it ran."""
     if isinstance(tool_input, dict):
         for key in ("file_path", "path", "notebook_path", "command", "pattern", "url"):
-            if isinstance(tool_input.get(key), str):
-                return tool_input[key]
+            value = tool_input.get(key)
+            if isinstance(value, str):
+                if key in ("file_path", "path", "notebook_path") and os.path.isabs(value):
+                    names = [f.name for f in files or [] if value.endswith("/" + f.name)]
+                    return max(names, key=len) if names else repo_relative(value, root)
+                return value
     return ""
 
 
@@ -315,7 +322,7 @@ def _seq(step_id: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def build_rows(chapter: Chapter) -> list[Row]:
+def build_rows(chapter: Chapter, root: str | None = None) -> list[Row]:
     """The chapter's rows in thread order: prompts and tool calls from the note, each with the
     fragments it owns; then the person's lines; then the lines nobody is known for."""
     note = chapter.note or {}
@@ -337,7 +344,7 @@ def build_rows(chapter: Chapter) -> list[Row]:
             prose=s.get("why") or (f"*No reasoning recorded in the source ({s['imported']}"
                                    + (f", model {s['model']}" if s.get("model") else "") + ").*"
                                    if s.get("imported") else ""),
-            tool=tool, target=_target(s.get("input")),
+            tool=tool, target=_target(s.get("input"), chapter.files, root),
             input_json=json.dumps(s.get("input"), ensure_ascii=False, indent=2) if s.get("input") else "",
             result=s.get("result"), is_error=bool(s.get("is_error")), seq=s.get("seq") or _seq(sid))
     human = Row(anchor=f"human-{chapter.anchor}", kind="human", title="Written by a person",
@@ -420,6 +427,7 @@ def resolve(target: str, cwd: str | os.PathLike | None = None, db_path: str | No
     rest = [c for c in commits if c not in notes]
     if rest:
         notes.update(commit_notes(rest, cwd=cwd, db=db))
+    root = git(["rev-parse", "--show-toplevel"], cwd=cwd, check=False).decode().strip() or None
     info: dict[str, list[str]] = {}
     if commits:
         log = git(["log", "--no-walk=unsorted", "--stdin", "--format=%H%x1f%an%x1f%aI%x1f%B%x1e"],
@@ -438,7 +446,7 @@ def resolve(target: str, cwd: str | os.PathLike | None = None, db_path: str | No
             ch.files = commit_diff(ch.commit, cwd=cwd)
             _highlight(ch.files)
             attribute(ch.files, ch.note)
-        ch.rows = build_rows(ch)
+        ch.rows = build_rows(ch, root)
     return chapters
 
 
@@ -488,8 +496,9 @@ def weave(target: str, output: str | os.PathLike | None = None, *, cwd: str | os
     """Write the page for `target` (REV, RANGE or THREAD) and return its path."""
     chapters = resolve(target, cwd=cwd, db_path=db_path)
     page = render_page(chapters, title=f"lit weave {target}")
-    path = Path(output) if output else Path(cwd or ".") / default_output(target, chapters)
+    path = Path(output) if output else weave_dir() / default_output(target, chapters)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
     except OSError as e:
         raise LitError(f"cannot write {path}: {e.strerror}") from e

@@ -169,6 +169,11 @@ def run_hook(name: str, args: list[str], stdin: str = "") -> int:
     session_id = os.environ.get("LIT_SESSION") or None
     try:
         repo = git(["rev-parse", "--show-toplevel"], os.getcwd())
+        if name == "commit-msg" and args:  # needs no DB: the trailers are in git
+            from lit.git.hooks import keep_trailers  # noqa: PLC0415
+
+            keep_trailers(repo, args[0])
+            return 0
         db_path = store.resolve_db_path(None)
         if not Path(db_path).exists():
             return 0
