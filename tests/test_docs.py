@@ -41,3 +41,41 @@ def test_the_readmes_commands_exist():
     mentioned = set(re.findall(r"^(?:\$ )?lit ([a-z][a-z-]+)", blocks, flags=re.M))
     known = {name.split()[0] for name in commands()}
     assert mentioned and mentioned <= known, mentioned - known
+
+
+def test_ci_runs_exactly_the_readmes_install_and_test_command():
+    root = Path(__file__).resolve().parent.parent
+    section = README.split("## Run the tests", 1)[1].split("\n## ", 1)[0]
+    command, = re.findall(r"^```\n(.+)\n```", section, flags=re.M)
+    ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == command == "pip install '.[test]' && scripts/test"
+    script = root / "scripts" / "test"
+    assert script.stat().st_mode & 0o111 and "apt-get install -y -qq chromium" in script.read_text()
+
+
+def test_scripts_test_says_when_chromium_cannot_be_installed_then_runs_pytest(tmp_path):
+    """Where Chromium is missing and apt-get is not there to install it, the script says the browser
+    tests will fail, in one line, and still runs the suite (here: one quick test file)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    bin_dir = tmp_path / "bin"  # python, git and sh only: no chromium, no apt-get
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # this venv's python
+    (bin_dir / "python").chmod(0o755)
+    for name, target in (("sh", "/bin/sh"), ("git", "/usr/bin/git")):
+        (bin_dir / name).symlink_to(target)
+    for tool in ("dirname", "id"):
+        for folder in ("/usr/bin", "/bin"):
+            if Path(folder, tool).exists():
+                (bin_dir / tool).symlink_to(Path(folder, tool))
+                break
+    proc = subprocess.run(["/bin/sh", str(root / "scripts" / "test"), "tests/test_docs.py", "-k", "every_command"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "scripts/test: Chromium is missing and could not be installed here (apt-get install chromium as root): "
+        "the browser tests will fail"]
+    assert "2 passed" in proc.stdout

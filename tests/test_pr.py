@@ -507,3 +507,32 @@ def test_plain_markdown_golden(feature, cli):
     """The description without --weave-dir or --llm (what the --llm failures must print)."""
     repo, _, _ = feature
     _golden("pr_feature_plain.md", cli(["pr", "main..feature"], cwd=repo).stdout)
+
+
+# --- how it was verified, and what a decision is (issue 18) ---------------------------------------------
+
+
+def test_a_suite_is_judged_by_its_last_run_whatever_its_flags():
+    from lit.pr import Check, CommitReport
+
+    def report(*runs: tuple[str, str]) -> CommitReport:
+        return CommitReport("0" * 40, "s", checks=[Check(c, st, None, "t.1", "t") for c, st in runs])
+
+    assert report(("python -m unittest", "failed"), ("python -m unittest -v", "passed")).verdict == "passed"
+    assert report(("pytest -q", "passed"), ("pytest -x --tb=short", "failed")).verdict == "failed"
+    # two suites: the other one's failure still counts
+    assert report(("pytest tests/a.py", "failed"), ("pytest tests/b.py", "passed")).verdict == "failed"
+    assert report(("ruff check .", "failed"), ("python -m unittest", "passed")).verdict == "failed"
+
+
+def test_a_checks_outcome_is_not_a_key_decision():
+    from lit.pr import key_sentence
+
+    assert key_sentence("The columns line up and the total is right. Now the README: a short section "
+                        "with usage, after the existing text.") == (
+        "Now the README: a short section with usage, after the existing text.")
+    assert key_sentence("All four pass. Let me commit.") == "All four pass."  # nothing better: the first
+    assert key_sentence("Tests pass, so I'll keep the parser as it is.") == (
+        "Tests pass, so I'll keep the parser as it is.")  # says what to do: a decision
+    assert key_sentence("Counting newline characters matches what `wc -l` reports. I'll add it.") == (
+        "Counting newline characters matches what `wc -l` reports.")
