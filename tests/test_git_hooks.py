@@ -117,10 +117,9 @@ def _trailer(repo: Path, rev: str = "HEAD") -> str:
 
 
 @pytest.mark.parametrize("how", ["installed", "session"])
-def test_a_new_message_keeps_the_lit_thread_trailer(tmp_path, session, how):
+def test_a_new_message_keeps_the_lit_thread_trailer(tmp_path, session, repo, how):
     """`git commit --amend -m "new words"` and a reword in `git rebase -i` write a new message; the
     commit they replace had a Lit-Thread trailer, and the new one keeps it (real git, lit's hooks)."""
-    repo = make_repo(tmp_path / "repo")
     env = session[1] if how == "session" else {"LIT_DB": str(tmp_path / "lit.db")}
     if how == "installed":
         hooks.install(repo)
