@@ -100,6 +100,8 @@ ORDINARY = [
     "password = getpass.getpass()", "self.assertEqual(key, 'abc')", "if not secret: raise ValueError",
     "git push -u origin main", 'toolskey = "VS%0.f0COMNTOOLS" % version', 'key = "../data/file1.txt"',
     "CACHE_KEY = f'user:{uid}'", "ssl_key = 'certs/server2.key'",
+    '{"type": "thinking", "thinking": "hm", "signature": "EqQBCkYIARgCIkC3sm9xTkVrZ3Bq2w8oLnsKQ2Jw7fP/k9Wb+q3Z"}',
+    "X-Hub-Signature-256: sha256=7d38cdd689735b008b3c702edd92eea23791c5f6",
 ]
 
 
@@ -154,6 +156,8 @@ def test_structured_values_headers_and_query():
     assert out["password"] == out["db_password"] == "[REDACTED:password]" and out["api_key"] == "[REDACTED:secret]"
     assert out["token"] == "abc" and out["sort_key"] == "name" and out["max_tokens"] == 100
     assert out["auth"] == {"password_field": "password"}
+    thinking = {"type": "thinking", "thinking": "hm", "signature": "EqQBCkYIARgCIkC3sm9xTkVrZ3Bq2w8oLnsKQ2Jw7fP"}
+    assert r.obj(thinking) == thinking  # the model's own opaque bytes, sent back as they came
     headers = r.headers({"X-Auth": "s3cr3t", "x-api-key": "sk-x", "Cookie": "a=b", "user-agent": "claude-cli/2",
                          "x-claude-code-session-id": "5f0c"})
     assert headers == {"X-Auth": "[REDACTED]", "x-api-key": "[REDACTED]", "Cookie": "[REDACTED]",

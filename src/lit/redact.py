@@ -52,8 +52,10 @@ PROVIDERS: list[tuple[str, tuple[str, ...], str]] = [
 
 # Keyword rules: only the value (group `v`) is the secret, and a check decides from the match and
 # the text around it (the name before the keyword) whether it is one.
+# Not `signature`: a thinking block's signature (and a webhook's HMAC) is the sender's opaque proof,
+# sent back as it came, never a credential; `sig` stays for an Azure SAS token's `&sig=`.
 _KW = (r"(?P<kw>(?i:pass(?:word|wd|phrase)?|secrets?|token|keys?|auth(?:ori[sz]ation)?|credentials?|cookie"
-       r"|signature|sig))")
+       r"|sig))")
 _KW_TRIGGERS = ("pass", "secret", "token", "key", "auth", "credential", "cookie", "sig")
 _Q = r"\\?[\"'`]"  # a quote, maybe escaped inside JSON text
 CONTEXTUAL: list[tuple[str, tuple[str, ...], str]] = [
@@ -129,7 +131,7 @@ def _strength(name: str) -> int:
         return 3
     if n.endswith(KEY_NAMES) or name.isupper() and n.endswith(("_key", "_keys", "_token", "_auth")):
         return 2
-    return 1 if n.endswith(("token", "key", "keys", "auth", "sig", "signature", "cookie")) else 0
+    return 1 if n.endswith(("token", "key", "keys", "auth", "sig", "cookie")) else 0
 
 
 def _plausible(value: str, strength: int) -> bool:
@@ -223,7 +225,7 @@ def _check_header(m: re.Match, s: str, v: str) -> str | None:
         return "auth-header" if any(looks_random(p) for p in pairs) else None
     if s.startswith(" =", m.end("v")) or "[" in v:  # `authorization: Optional[str] = None`
         return None
-    signature = name.endswith(("sig", "signature"))
+    signature = name.endswith("sig")
     header = "-" in name.strip("-") and not name.startswith("-") or name in ("authorization", "proxy-authorization")
     if header and not signature and (_strength(name) >= 1 or "auth" in name):
         # a credential, not a word: `Authorization: Bearer skips CSRF` is prose
