@@ -86,3 +86,17 @@ def test_lit_serve_on_every_address_is_what_was_asked_and_said_once(served):
     proc.terminate()
     _, err = proc.communicate(timeout=10)
     assert err.splitlines() == ["lit serve: listening on 0.0.0.0: any machine that reaches it can read every thread"]
+
+
+def test_the_rule_itself():
+    from lit.loopback import is_loopback, refusal
+
+    assert refusal({"host": "localhost:8001"}, 8001) is None
+    assert refusal({"host": "localhost"}, 80) is None  # a browser names no port 80
+    assert refusal({"host": "localhost"}, 8001) is not None
+    assert refusal({"host": "127.0.0.2:8001"}, 8001, listen="127.0.0.2") is None
+    assert refusal({"host": "127.0.0.1:8001", "origin": "null"}, 8001) is not None
+    assert refusal({"host": "127.0.0.1:8001", "sec-fetch-site": "same-site", "sec-fetch-mode": "cors"}, 8001)
+    assert refusal({"host": "anything:8001"}, 8001, listen="0.0.0.0", any_host=True) is None
+    assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.9.9.9", "0.0.0.0", "10.0.0.1",
+                                     "example.com")] == [True, True, True, True, True, False, False, False]

@@ -35,7 +35,9 @@ def is_loopback(host: str) -> bool:
 
 def allowed_hosts(port: int, listen: str = "127.0.0.1") -> set[str]:
     listen = f"[{listen}]" if ":" in listen and not listen.startswith("[") else listen
-    return {f"{name}:{port}" for name in (*LOOPBACK_NAMES, listen.lower())}
+    names = (*LOOPBACK_NAMES, listen.lower())
+    # On port 80 a browser names no port.
+    return {f"{name}:{port}" for name in names} | (set(names) if port == 80 else set())
 
 
 def refusal(headers: dict[str, str], port: int, *, listen: str = "127.0.0.1", any_host: bool = False) -> str | None:
