@@ -436,10 +436,10 @@ class Recorder:
         if socket is None:
             if openai.protocol_for("POST", ex.path) != "openai-responses":
                 return  # another protocol over a WebSocket: the upgrade's own row says it happened
-            readers = {side: wsframes.MessageReader(**dict(zip(("deflate", "no_context_takeover"),
-                                                                 wsframes.deflate_settings(ex.response_headers, side),
-                                                                 strict=True)))
-                       for side in (True, False)}
+            readers = {}
+            for side in (True, False):
+                deflate, fresh = wsframes.deflate_settings(ex.response_headers, side)
+                readers[side] = wsframes.MessageReader(deflate=deflate, no_context_takeover=fresh)
             socket = self._sockets[ex.id] = _Socket(ex, readers)
         from_client = direction == "c"
         for opcode, message in socket.readers[from_client].feed(payload):
