@@ -167,6 +167,12 @@ def test_codex_over_a_websocket_gives_one_exchange_per_response_create(tmp_path,
     assert [m["role"] for m in chain][-4:] == ["assistant", "user", "assistant", "user"]
     assert any(b.get("type") == "custom_tool_use" and b.get("input") == PATCH
                for m in chain for b in m["content"])
+    # The encrypted reasoning is the model's own bytes, kept as they came (a resumed call sends them back).
+    answered = [json.loads(text) for from_client, text in up.websocket_frames[0] if not from_client]
+    encrypted = {i["encrypted_content"] for e in answered if e["type"] == "response.completed"
+                 for i in e["response"]["output"] if i["type"] == "reasoning"}
+    kept = {b.get("signature") for m in chain for b in m["content"] if b.get("type") == "thinking"}
+    assert len(encrypted) == 2 and encrypted <= kept
 
 
 def ws_frames(payload: bytes, *, masked: bool, compressed: bool, fragment: int) -> bytes:

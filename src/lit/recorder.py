@@ -24,7 +24,7 @@ from lit.proxy import anthropic, openai, wsframes
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
 from lit.redact import redact_headers, redact_obj, redact_query
-from lit.steps import first_line, from_block, is_context, raw_if_more, result_text
+from lit.steps import first_line, from_block, is_context, raw_if_more, redacted_raw, result_text
 
 log = logging.getLogger("lit.recorder")
 
@@ -408,7 +408,14 @@ class Recorder:
     def _ref(self, step_id: str, row: dict, block: dict) -> dict:
         """{"$step": id} where the step rebuilds the (redacted) block exactly, else the block."""
         rebuilt = store.block_from_step(row)
-        return {"$step": step_id} if rebuilt is not None and rebuilt == self._redact(block) else block
+        return {"$step": step_id} if rebuilt is not None and rebuilt == self._redact_block(block) else block
+
+    def _redact_block(self, block: dict) -> dict:
+        """A block as a step keeps it: redacted, but for a thinking block's signature (see redacted_raw)."""
+        if block.get("type") == "thinking" and isinstance(block.get("signature"), str):
+            return {**self._redact({k: v for k, v in block.items() if k != "signature"}),
+                    "signature": block["signature"]}
+        return self._redact(block)
 
     def _add_step(self, ex: Exchange, conv: _Conversation, thread_id: str | None,
                   fields: dict) -> tuple[str, dict]:
@@ -419,9 +426,10 @@ class Recorder:
                "exchange_id": ex.id, "conversation_id": conv.id, "parent_step_id": conv.parent_step_id,
                "created_at": store.now(), "model": self._parsed.get(ex.id).model if ex.id in self._parsed else None,
                **fields}
-        for k in ("text", "raw"):
-            if row.get(k):
-                row[k] = self._redact(row[k])
+        if row.get("text"):
+            row["text"] = self._redact(row["text"])
+        if row.get("raw"):
+            row["raw"] = redacted_raw(row["raw"])
         if row.get("tool_input") is not None:
             row["tool_input"] = json.dumps(self._redact(row["tool_input"]), ensure_ascii=False)
         self.db["steps"].insert(row)
