@@ -103,8 +103,10 @@ def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
             return git(["write-tree"], repo_root, env=env)
         except GitError as e:
             # The recorder and a hook process may snapshot at once: the private index is locked
-            # for the few milliseconds the other one holds it.
-            if "remove the file manually" not in str(e) or attempt == 49:
+            # for the few milliseconds the other one holds it. A lit starting in the same repository
+            # may take a live lock for a stale one and remove it: git then cannot write the index.
+            if not any(m in str(e) for m in ("remove the file manually", "Unable to write new index file")) \
+                    or attempt == 49:
                 raise
             time.sleep(0.02)
     raise AssertionError("unreachable")
