@@ -61,12 +61,6 @@ def raw_if_more(block: dict, known: set[str]) -> str | None:
     return json.dumps(block, ensure_ascii=False) if extra else None
 
 
-def is_reminder(text: str) -> bool:
-    """Text Claude Code adds to a user turn for the model (`<system-reminder>`), not typed by anyone."""
-    t = text.strip()
-    return t.startswith("<system-reminder>") and t.endswith("</system-reminder>")
-
-
 def is_context(text: str) -> bool:
     """A whole text that is a context block an agent added (see CONTEXT_BLOCK)."""
     return bool(CONTEXT_BLOCK.fullmatch(text)) or text.lstrip().startswith(CONTEXT_PREFIXES)

@@ -28,7 +28,7 @@ from lit.errors import LitError
 from lit.git.run import repo_root
 from lit.importers.commits import printed_sha, recorded_edits, tool_input_of
 from lit.importers.session import LINE, ImportResult, Source, Step, read_jsonl, run
-from lit.steps import from_block, is_reminder, result_text
+from lit.steps import from_block, is_context, result_text
 
 AGENT = "claude-code-import"
 SUBAGENT_TOOLS = ("Agent", "Task")
@@ -238,7 +238,9 @@ def _user_steps(entry: dict, at: float, conv: int) -> list[Step]:
                                 "is_error": int(bool(block.get("is_error")))}, at, conv,
                                tool_use_result=entry.get("toolUseResult")))
         elif btype == "text":
-            if not is_reminder(block.get("text", "")):
+            if is_context(block.get("text", "")):  # <system-reminder>: Claude Code's, for the model
+                steps.append(Step({"kind": "context", "text": block.get("text", "")}, at, conv))
+            else:
                 texts.append(block.get("text", ""))
         else:
             steps.append(Step({"kind": "other", "raw": json.dumps(block, ensure_ascii=False)}, at, conv))
