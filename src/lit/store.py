@@ -562,6 +562,44 @@ def rebind_threads(db: sqlite_utils.Database, commit: str, thread_ids: list[str]
         db["line_map"].insert_all(line_map)
 
 
+# --- reads of what an import added before (lit.importers.session) --------------------------------
+
+
+def session_exists(db: sqlite_utils.Database, session_id: str) -> bool:
+    return db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone() is not None
+
+
+def session_of_client(db: sqlite_utils.Database, client_session_id: str) -> str | None:
+    """The lit session that recorded an agent's session live (its exchanges carry the agent's id)."""
+    row = db.execute("SELECT session_id FROM exchanges WHERE client_session_id = ? LIMIT 1",
+                     [client_session_id]).fetchone()
+    return row[0] if row else None
+
+
+def session_steps(db: sqlite_utils.Database, session_id: str) -> list[dict]:
+    """A session's steps in thread order: id, kind, tool_use_id, thread_id, seq, and the thread's status."""
+    return list(db.query("SELECT s.id, s.kind, s.tool_use_id, s.thread_id, s.seq, t.status FROM steps s"
+                         " JOIN threads t ON s.thread_id = t.id WHERE s.session_id = ? ORDER BY t.seq, s.seq",
+                         [session_id]))
+
+
+def bound_commits(db: sqlite_utils.Database) -> set[str]:
+    return {r[0] for r in db.execute("SELECT commit_sha FROM threads WHERE commit_sha IS NOT NULL")}
+
+
+def exchanges_by_request(db: sqlite_utils.Database, session_id: str) -> dict[str, str]:
+    """request id -> exchange id, for a session's exchanges."""
+    return {rid: ex for ex, rid in db.execute("SELECT id, request_id FROM exchanges WHERE session_id = ?",
+                                              [session_id])}
+
+
+def last_seq(db: sqlite_utils.Database, table: str, session_id: str) -> int:
+    """The highest seq of a session's exchanges or threads (0: none yet)."""
+    if table not in ("exchanges", "threads"):
+        raise ValueError(f"no seq per session in {table}")
+    return db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table} WHERE session_id = ?", [session_id]).fetchone()[0]
+
+
 # --- reads the commands share ------------------------------------------------------------------
 
 

@@ -103,21 +103,12 @@ class Prior:
 
 def read_prior(db: sqlite_utils.Database, source: Source) -> Prior:
     sid = source.session_id
-    known = db.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone() is not None
-    live = None if known else db.execute(
-        "SELECT session_id FROM exchanges WHERE client_session_id = ? LIMIT 1", [source.agent_session]).fetchone()
-    rows = list(db.query("SELECT s.id, s.kind, s.tool_use_id, s.thread_id, s.seq, t.status FROM steps s"
-                         " JOIN threads t ON s.thread_id = t.id WHERE s.session_id = ? ORDER BY t.seq, s.seq",
-                         [sid])) if known else []
+    known = store.session_exists(db, sid)
     return Prior(
-        known=known, live=live[0] if live else None, rows=rows,
-        bound={r[0] for r in db.execute("SELECT commit_sha FROM threads WHERE commit_sha IS NOT NULL")},
-        exchanges={rid: ex for ex, rid in db.execute(
-            "SELECT id, request_id FROM exchanges WHERE session_id = ?", [sid])},
-        exchange_seq=db.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges WHERE session_id = ?",
-                                [sid]).fetchone()[0],
-        thread_seq=db.execute("SELECT COALESCE(MAX(seq), 0) FROM threads WHERE session_id = ?",
-                              [sid]).fetchone()[0])
+        known=known, live=None if known else store.session_of_client(db, source.agent_session),
+        rows=store.session_steps(db, sid) if known else [], bound=store.bound_commits(db),
+        exchanges=store.exchanges_by_request(db, sid), exchange_seq=store.last_seq(db, "exchanges", sid),
+        thread_seq=store.last_seq(db, "threads", sid))
 
 
 @dataclass
