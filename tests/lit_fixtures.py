@@ -208,11 +208,20 @@ class Agent:
         return git(self.repo, "rev-parse", "HEAD")
 
     def end(self) -> None:
-        """What the recorder does at exit: an end snapshot, the open thread left pending."""
-        snapshot.record_snapshot(self.db, self.repo, self.session, store.current_thread(self.db, self.session), "end")
-        with self.db.conn:
-            self.db.execute("UPDATE threads SET status = 'pending', ended_at = ? WHERE session_id = ?"
-                            " AND status = 'open'", [store.now(), self.session])
+        """What the recorder does at exit (Recorder._on_finish): an end snapshot; the open thread left
+        pending when it holds a prompt or a tool call, closed when only words, dropped when empty;
+        the session ended; the snapshots no thread needs pruned."""
+        tid = store.current_thread(self.db, self.session)
+        snapshot.record_snapshot(self.db, self.repo, self.session, tid, "end")
+        with store.write_transaction(self.db):
+            kinds = {r[0] for r in self.db.execute("SELECT DISTINCT kind FROM steps WHERE thread_id = ?", [tid])}
+            if not kinds:
+                self.db.execute("DELETE FROM threads WHERE id = ?", [tid])
+            else:
+                status = "pending" if kinds & {"prompt", "tool_call"} else "closed"
+                self.db.execute("UPDATE threads SET status = ?, ended_at = ? WHERE id = ?", [status, store.now(), tid])
+            self.db["sessions"].update(self.session, {"ended_at": store.now()})
+        snapshot.prune(self.db, self.repo, self.session)
 
     def person_commits(self, add: list[str], message: str = "reviewed") -> str:
         """After the session, with `lit hooks install`: no LIT_SESSION, only the DB."""

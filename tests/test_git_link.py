@@ -250,6 +250,7 @@ def test_relink_restores_the_note_after_a_squash_merge(agent_in):
     sh(["git", "checkout", "-q", "-b", "feature"], repo)
     write, edit = write_then_edit(a)
     a.commit("Add app", add=["app.py"])
+    a.end()
     thread = notes.read(repo, "HEAD")["thread"]
     sh(["git", "checkout", "-q", "main"], repo)
     sh(["git", "merge", "-q", "--squash", "feature"], repo)
