@@ -256,3 +256,21 @@ def test_a_real_codex_rollout_is_imported(tmp_path, codex_cli):  # noqa: F811
         ("hello.py", 1, 2, patch["id"])]
     # The note lit record wrote is replaced by the import's, which cites the same lines.
     assert notes.read(repo, head)["files"] == {"hello.py": [[1, 2, patch["id"]]]}
+
+
+def test_a_commit_line_git_printed_names_the_sessions_commit(tmp_path):
+    """Without -q, git prints `[main 1a2b3c4] subject`: that commit is the session's (found by its
+    SHA, and never taken for a person's commit by another session's import)."""
+    from lit.importers import codex
+
+    writer = RolloutWriter(tmp_path / f"rollout-2026-11-30T10-00-00-{SESSION}.jsonl")
+    writer.write(1.0, "session_meta", {"id": SESSION, "cwd": str(tmp_path), "cli_version": "0.169.0"})
+    writer.item(2.0, {"type": "function_call", "name": "exec_command", "call_id": "call_1",
+                      "arguments": json.dumps({"cmd": "git commit -am 'Add hello'"})})
+    writer.item(3.0, {"type": "function_call_output", "call_id": "call_1", "output":
+                      "Process exited with code 0\nOutput:\n[main 1a2b3c4] Add hello\n 1 file changed\n"})
+    writer.item(4.0, {"type": "function_call", "name": "exec_command", "call_id": "call_2",
+                      "arguments": json.dumps({"cmd": "echo '[main 9f9f9f9] not a commit'"})})
+    writer.item(5.0, {"type": "function_call_output", "call_id": "call_2", "output": "[main 9f9f9f9] not a commit\n"})
+    source = codex.source(codex.load_rollout(writer.path), None)
+    assert codex.printed_shas(source.steps) == {"1a2b3c4"}  # an echo of such a line is no commit

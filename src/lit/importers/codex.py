@@ -28,7 +28,7 @@ from pathlib import Path
 import sqlite_utils
 
 from lit.errors import LitError
-from lit.importers.commits import recorded_edits
+from lit.importers.commits import GIT_COMMIT, printed_sha, recorded_edits, shell_command
 from lit.importers.session import LINE, ImportResult, Source, Step, read_jsonl, run
 from lit.steps import from_block, is_context, result_text
 
@@ -76,7 +76,9 @@ def find_rollouts(path: str | os.PathLike | None = None, root: str | None = None
         raise LitError(f"{p} does not exist: pass a session log (.jsonl) or a folder of them")
     root = root or os.getcwd()
     sessions = codex_home() / "sessions"
-    found = [f for f in sorted(sessions.rglob("rollout-*.jsonl")) if f.is_file() and _inside(_meta_cwd(f), root)]
+    # `codex` moves a session it archives to archived_sessions/, flat.
+    found = [f for folder in (sessions, codex_home() / "archived_sessions")
+             for f in sorted(folder.rglob("rollout-*.jsonl")) if f.is_file() and _inside(_meta_cwd(f), root)]
     if not found:
         raise LitError(f"no Codex sessions for {root} under {sessions} "
                        "(pass a session log or a folder of them: lit import codex PATH)")
@@ -302,4 +304,19 @@ def import_path(db: sqlite_utils.Database, path: str | os.PathLike | None = None
     folder) into `repo`: their commits are looked for there and their notes written there (None:
     outside any repository, the sessions are imported unbound)."""
     rollouts = [load_rollout(f) for f in find_rollouts(path, repo)]
-    return [run(db, source(r, repo), repo) for r in rollouts]
+    sources = [source(r, repo) for r in rollouts]
+    # A commit some session's shell made is that session's, never "committed later by a person".
+    claimed = {sha for s in sources for sha in printed_shas(s.steps)}
+    return [run(db, s, repo, claimed=claimed) for s in sources]
+
+
+def printed_shas(steps: list[Step]) -> set[str]:
+    """The (short) SHAs git printed for the commits the session's shell calls made."""
+    out = set()
+    for s in steps:
+        command = shell_command(steps[s.result_of]) if s.result_of is not None else None
+        if s.fields["kind"] == "tool_result" and command and GIT_COMMIT.search(command):
+            sha, _ = printed_sha(None, s.fields.get("text"))
+            if sha:
+                out.add(sha)
+    return out
