@@ -728,11 +728,12 @@ def redact(
     """
     from lit import redact as r
     from lit import store
+    from lit.git import notes
     from lit.git.run import repo_root
 
     counts = r.scrub_db(store.connect(db, create=False), dry_run=dry_run)
     root = repo_root(".") if notes_too else None
-    counts["notes"] = r.scrub_notes(root, dry_run=dry_run) if root else 0
+    counts["notes"] = notes.scrub(root, dry_run=dry_run) if root else 0
     if as_json:
         _echo_json(counts)
         return

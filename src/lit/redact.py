@@ -526,38 +526,6 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
     return {t: changed.get(t, 0) for t in order} | {t: n for t, n in changed.items() if t not in order}
 
 
-def scrub_notes(repo, redactor: Redactor | None = None, *, dry_run: bool = False) -> int:
-    """Rewrite each note in refs/notes/lit that the patterns change; returns how many."""
-    import json  # noqa: PLC0415
-
-    from lit.git import notes  # noqa: PLC0415
-    from lit.git.run import git  # noqa: PLC0415
-
-    r = redactor or default()
-    count = 0
-    for line in git(["notes", "--ref", notes.NOTES_REF, "list"], repo, check=False).splitlines():
-        parts = line.split()
-        if len(parts) != 2:
-            continue
-        raw = git(["notes", "--ref", notes.NOTES_REF, "show", parts[1]], repo, check=False)
-        try:
-            note = json.loads(raw)
-        except ValueError:
-            note = None
-        if note is None:
-            if r.text(raw) != raw:
-                count += 1
-                if not dry_run:
-                    git(["notes", "--ref", notes.NOTES_REF, "add", "-f", "-F", "-", parts[1]], repo, input=r.text(raw))
-            continue
-        scrubbed = r.obj(note)
-        if scrubbed != note:
-            count += 1
-            if not dry_run:
-                notes.write(repo, parts[1], scrubbed)
-    return count
-
-
 _KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 _KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 

@@ -13,7 +13,7 @@ import os
 import sqlite_utils
 
 from lit.git.run import git
-from lit.redact import redact_obj
+from lit.redact import Redactor, default, redact_obj
 
 NOTES_REF = "refs/notes/lit"
 MAX_NOTE_BYTES = 256 * 1024
@@ -82,3 +82,30 @@ def read(repo: str | os.PathLike, commit: str) -> dict | None:
         return None
     return note if isinstance(note, dict) and note.get("version") else None
 
+
+def scrub(repo: str | os.PathLike, redactor: Redactor | None = None, *, dry_run: bool = False) -> int:
+    """Rewrite each note in refs/notes/lit that the redaction rules change (`lit redact`); returns
+    how many."""
+    r = redactor or default()
+    count = 0
+    for line in git(["notes", "--ref", NOTES_REF, "list"], repo, check=False).splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        raw = git(["notes", "--ref", NOTES_REF, "show", parts[1]], repo, check=False)
+        try:
+            note = json.loads(raw)
+        except (ValueError, RecursionError):
+            note = None
+        if note is None:
+            if r.text(raw) != raw:
+                count += 1
+                if not dry_run:
+                    git(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", parts[1]], repo, input=r.text(raw))
+            continue
+        scrubbed = r.obj(note)
+        if scrubbed != note:
+            count += 1
+            if not dry_run:
+                write(repo, parts[1], scrubbed)
+    return count
