@@ -12,6 +12,8 @@ from pathlib import Path
 
 from conftest import FAKE_KEY
 
+from lit_fixtures import init_repo
+
 from lit import store
 
 PROMPT = "Create greeting.txt saying hello."
@@ -42,11 +44,8 @@ def record_claude(claude: Path, tmp_path: Path, upstream_url: str, prompt: str) 
     """`lit record -- claude -p PROMPT` in a new repository tmp_path/project, with its own HOME and
     DB (tmp_path/lit.db), offline."""
     repo, home = tmp_path / "project", tmp_path / "home"
-    repo.mkdir()
+    init_repo(repo)
     home.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
-                 ["config", "user.email", "test@example.com"], ["config", "commit.gpgsign", "false"]):
-        subprocess.run(["git", *args], cwd=repo, check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
     env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY,
                 "LIT_DB": str(tmp_path / "lit.db"), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",

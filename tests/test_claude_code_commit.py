@@ -12,6 +12,8 @@ import pytest
 
 from conftest import FAKE_KEY
 
+from lit_fixtures import init_repo
+
 from lit import store
 from lit.git import notes
 from lit.scripted import ScriptedUpstream, text_message, tool_message
@@ -40,11 +42,8 @@ def scripted_model(repo: Path):
 @pytest.mark.slow
 def test_claude_codes_commit_is_bound_to_its_thread(tmp_path, claude_code):
     repo, home, db_path = tmp_path / "project", tmp_path / "home", tmp_path / "lit.db"
-    repo.mkdir()
+    init_repo(repo)
     home.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Test User"],
-                 ["config", "user.email", "test@example.com"], ["config", "commit.gpgsign", "false"]):
-        subprocess.run(["git", *args], cwd=repo, check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
     env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY, "LIT_DB": str(db_path),
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",

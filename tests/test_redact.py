@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lit_fixtures import init_repo
+
 from lit import store
 from lit.redact import Redactor
 from lit.scripted import ScriptedUpstream, text_message, tool_message
@@ -215,13 +217,7 @@ def test_every_secret_shape_through_a_whole_session_reaches_nothing_lit_writes(t
     """An attacker's view: a real `lit record` session (the anthropic SDK agent, a real git repo, a
     commit) carries every shape, in the prompt, reasoning, tool inputs and results, a header, the
     query string and the commit message; then every file and output lit made is searched."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for args in (["init", "-q"], ["config", "user.email", "d@example.com"], ["config", "user.name", "D"]):
-        sh(["git", *args], repo)
-    (repo / "README.md").write_text("app\n")
-    sh(["git", "add", "README.md"], repo)
-    sh(["git", "commit", "-q", "-m", "start"], repo)
+    repo = init_repo(tmp_path / "repo", {"README.md": "app\n"})
     config = tmp_path / "config.toml"
     config.write_text('[redact]\npatterns = ["corp-[0-9a-f]{16}"]\n')
     db = tmp_path / "lit.db"
@@ -298,13 +294,7 @@ def test_every_secret_shape_through_a_whole_session_reaches_nothing_lit_writes(t
 
 
 def test_lit_redact_rescrubs_old_rows_and_notes(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for args in (["init", "-q"], ["config", "user.email", "d@example.com"], ["config", "user.name", "D"]):
-        sh(["git", *args], repo)
-    (repo / "f").write_text("x\n")
-    sh(["git", "add", "f"], repo)
-    sh(["git", "commit", "-q", "-m", "f"], repo)
+    repo = init_repo(tmp_path / "repo", {"f": "x\n"})
     db_path = tmp_path / "lit.db"
     db = store.connect(db_path)
     with db.conn:
