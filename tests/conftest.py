@@ -5,11 +5,13 @@ itself; `repo` is a fresh git repository."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lit.proxy import spool
 from lit.proxy.exchange import Exchange
 from lit.proxy.relay import Relay
 from lit.scripted import ScriptedUpstream
@@ -79,25 +81,40 @@ def agent_in(tmp_path, hooks_folder):
     return start
 
 
-class Sink:
-    """The recorder's interface, keeping what it is handed (the relay's tests need no DB)."""
+class Sink(spool.SpoolWriter):
+    """A spool read back as the recorder process reads it, keeping the exchanges it makes (the
+    relay's tests need no DB)."""
 
     session_id = "a0b1c2d3e4f5"
 
     def __init__(self) -> None:
+        read_end, write_end = spool.pipe()
+        super().__init__(write_end)
         self.requests: list[Exchange] = []
         self.responses: list[Exchange] = []
+        assembler = spool.ExchangeAssembler(self.session_id, self.requests.append, self.responses.append)
+        self._reader = threading.Thread(target=self._read, args=(read_end, assembler), daemon=True)
+        self._reader.start()
 
-    def request(self, exchange: Exchange) -> None:
-        self.requests.append(exchange)
+    @staticmethod
+    def _read(fd: int, assembler: spool.ExchangeAssembler) -> None:
+        for record in spool.read_records(fd):
+            assembler.feed(*record)
+        os.close(fd)
 
-    def response(self, exchange: Exchange) -> None:
-        self.responses.append(exchange)
+    def close_spool(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        self._reader.join(5)
 
 
 @pytest.fixture
-def sink() -> Sink:
-    return Sink()
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.close_spool()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from test_record import lit_env
 
 from lit import store
 from lit.proxy.relay import Relay
-from lit.recorder import Recorder
+from lit.recording import RecorderProcess
 from lit.scripted import ScriptedUpstream, text_message, tool_message, wait_for
 
 MODEL = "claude-sonnet-4-6"
@@ -216,8 +216,9 @@ def test_sixty_four_concurrent_streams_through_one_relay(tmp_path):
 
     # A short pause between chunks, so that the 64 streams are still running side by side.
     with ScriptedUpstream(answer, chunk_delay=0.005) as up:
-        rec = Recorder(tmp_path / "lit.db", argv=["load-test"], cwd=str(tmp_path), upstream=up.url, snapshots=False)
-        relay = Relay(up.url, rec)  # as `lit record` wires them
+        rec = RecorderProcess(tmp_path / "lit.db", argv=["load-test"], cwd=str(tmp_path), upstream=up.url,
+                              session_id=store.new_id(), snapshots=False)
+        relay = Relay(up.url, rec.spool)  # as `lit record` wires them
         try:
             relay.start()
             answers = asyncio.run(stream_all(relay.url))
@@ -226,7 +227,7 @@ def test_sixty_four_concurrent_streams_through_one_relay(tmp_path):
             summary = rec.finish(0)
 
     assert answers == [answer_to(prompt_of(i)) for i in range(STREAMS)]  # each client got its own
-    assert relay.sink_errors == 0 and relay.exchanges == STREAMS
+    assert relay.spool_lost == 0 and relay.exchanges == STREAMS
     assert (summary.exchanges, summary.unrecorded, summary.problems) == (STREAMS, 0, [])
 
     db = store.connect(tmp_path / "lit.db", create=False)

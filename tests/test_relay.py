@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -14,8 +15,9 @@ import time
 import aiohttp
 import anthropic
 import pytest
-from conftest import FAKE_KEY, Sink
+from conftest import FAKE_KEY
 
+from lit.proxy import spool
 from lit.proxy.anthropic import message_to_sse
 from lit.proxy.relay import Relay
 from lit.scripted import ScriptedUpstream, text_message, tool_message, wait_for
@@ -288,29 +290,25 @@ def test_when_the_agent_hangs_up_the_upstream_call_ends_with_it(upstream, relay,
 # --- the sink cannot hurt the agent --------------------------------------------------------------
 
 
-class BrokenSink(Sink):
-    def request(self, exchange):
-        raise RuntimeError("disk full")
-
-    def response(self, exchange):
-        raise OSError("database is locked")
-
-
-def test_a_failing_sink_never_reaches_the_agent(upstream):
+def test_a_recorder_that_is_gone_never_reaches_the_agent(upstream):
+    read_end, write_end = spool.pipe()
+    os.close(read_end)  # the recorder died: every write to the spool fails
+    gone = spool.SpoolWriter(write_end)
     upstream.replies = [text_message("still here"), text_message("and here")]
-    with Relay(upstream.url, BrokenSink()) as relay:
+    with Relay(upstream.url, gone) as relay:
         c = client(relay)
         assert c.messages.create(model=MODEL, max_tokens=5, messages=HI).content[0].text == "still here"
         assert "and here" in "".join(str(e) for e in c.messages.create(model=MODEL, max_tokens=5, messages=HI,
                                                                         stream=True))
-    assert relay.sink_errors == 4 and "disk full" in relay.sink_problems[0]
+    assert relay.spool_lost == 2 and gone.broken.startswith("the recorder stopped reading: ")
+    os.close(write_end)
 
 
 # --- where it listens ----------------------------------------------------------------------------------
 
 
 def test_listens_on_loopback_only_and_reports_a_taken_port(upstream, relay):
-    assert relay._runner.addresses == [("127.0.0.1", relay.port)]
+    assert [s.getsockname() for s in relay._server.sockets] == [("127.0.0.1", relay.port)]
     with pytest.raises(OSError), socket.create_connection(("127.0.0.2", relay.port), timeout=2):
         pass  # the same port on another loopback address: nobody there
     with pytest.raises(OSError):
@@ -363,6 +361,7 @@ def test_stopping_with_a_call_in_flight_cuts_it_and_keeps_it_incomplete(upstream
     thread.join(10)
     assert time.monotonic() - started < 4  # not the 10 s the stream would take
     assert outcome == ["cut"]
+    assert wait_for(lambda: sink.responses)
     assert [(e.complete, e.error) for e in sink.responses] == [(False, "lit stopped during the call")]
 
 
@@ -458,3 +457,98 @@ def test_an_upstream_url_with_credentials_is_masked_in_what_lit_says(sink):
     assert f"lit: upstream http://***@127.0.0.1:{dead.rsplit(':', 1)[1]} unreachable".encode() in body
     assert wait_for(lambda: sink.responses)
     assert "hunter2" not in sink.responses[0].error and "gateway-user" not in sink.responses[0].error
+
+
+# --- WebSocket (Codex's Responses API over a WebSocket) -----------------------------------------
+
+
+def test_a_websocket_upgrade_is_relayed_both_ways_and_spooled(sink):
+    from aiohttp import WSMsgType, web
+
+    async def responses(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(json.dumps({"type": "response.completed", "echo": json.loads(msg.data)}))
+                if json.loads(msg.data).get("last"):
+                    await ws.close()
+        return ws
+
+    async def scenario() -> list:
+        app = web.Application()
+        app.router.add_get("/v1/responses", responses)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        relay = Relay(f"http://127.0.0.1:{port}", sink)
+        relay_port = await relay.start_async()
+        got = []
+        try:
+            auth = {"authorization": "Bearer " + FAKE_KEY}
+            async with aiohttp.ClientSession() as s, s.ws_connect(
+                    f"http://127.0.0.1:{relay_port}/v1/responses", headers=auth) as ws:
+                await ws.send_str(json.dumps({"type": "response.create", "n": 1}))
+                got.append(json.loads((await ws.receive()).data))
+                await ws.send_str(json.dumps({"type": "response.create", "n": 2, "last": True}))
+                got.append(json.loads((await ws.receive()).data))
+                assert (await ws.receive()).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+        finally:
+            await relay.stop_async()
+            await runner.cleanup()
+        return got
+
+    got = asyncio.run(scenario())
+    assert [g["echo"]["n"] for g in got] == [1, 2] and all(g["type"] == "response.completed" for g in got)
+    assert wait_for(lambda: sink.responses)
+    (ex,) = sink.responses
+    assert (ex.method, ex.path, ex.status, ex.complete) == ("GET", "/v1/responses", 101, True)
+    assert lower(ex.request_headers)["upgrade"].lower() == "websocket"
+    sent = b"".join(data for direction, _, data in ex.frames if direction == "c")
+    received = b"".join(data for direction, _, data in ex.frames if direction == "s")
+    # The agent's frames are masked on the wire; the upstream's are not, so its text shows as is.
+    assert b'"response.completed"' in received and b'"n": 2' in received
+    assert len(sent) > 2 * len(b'{"type": "response.create", "n": 1}')
+
+
+# --- the snapshot gate: only an answer's end waits for the turn's snapshot ----------------------
+
+
+class SlowSnapshots:
+    """A gate whose snapshot takes `seconds` (as the recorder process's would)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.asked = seconds, []
+
+    def open(self, seq: int) -> asyncio.Future:
+        self.asked.append(seq)
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.seconds, future.set_result, None)
+        return future
+
+
+def test_a_tool_result_turn_holds_only_the_answers_end_until_its_snapshot(upstream, sink):
+    chunks = message_to_sse(message("after the tools ran"))
+    upstream.replies = [{"chunks": chunks}, {"chunks": chunks}]
+    gate = SlowSnapshots(1.0)
+    with Relay(upstream.url, sink, gate=gate) as relay:
+        async def call(body: bytes) -> tuple[float, float, bytes]:
+            t0 = time.monotonic()
+            async with aiohttp.ClientSession() as s, s.post(relay.url + "/v1/messages", data=body,
+                                                            headers=JSON) as resp:
+                first = await resp.content.readany()
+                t1 = time.monotonic()
+                rest = await resp.content.read()
+            return t1 - t0, time.monotonic() - t0, first + rest
+
+        turn = json.dumps({"messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]}).encode()
+        first, end, body = asyncio.run(call(turn))
+        assert body == b"".join(chunks) and gate.asked == [1]
+        assert first < 0.5 and end >= 0.95  # the first bytes at once; the end once the snapshot is taken
+        first, end, _ = asyncio.run(call(b'{"messages": [{"role": "user", "content": "no tools ran"}]}'))
+        assert gate.asked == [1] and end < 0.5  # no tool results: nothing to wait for
+    assert wait_for(lambda: len(sink.responses) == 2)
+    assert [e.snapshot_asked for e in sink.requests] == [True, False]

@@ -21,62 +21,13 @@ from lit import agents, store
 from lit.errors import LitError
 from lit.git import hooks
 from lit.proxy.relay import Relay, shown
-from lit.recorder import Recorder, Summary
+from lit.recording import HOOKS_OWNER, RecorderProcess, Summary
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
 DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
 OPENAI_PREFIX = "/openai"  # the child's OpenAI clients reach the relay under this path
-# The recorder's writer thread parses and writes in the relay's process. Python hands the GIL
-# between threads every 5 ms by default, so each chunk of a stream could wait that long while the
-# writer holds it; at 1 ms the relay gets it back promptly (measured with a busy writer: a 10 MB
-# stream 1.5-2x faster, time to first byte 15 ms -> 5 ms).
-SWITCH_INTERVAL = 0.001
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-HOOKS_OWNER = ".lit-pid"  # in a session's hooks folder: the pid of the lit that made it
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def clean_stale(db, repo_root: str | None) -> int:
-    """What a lit killed with SIGKILL could not remove: its session's hooks folder in $TMPDIR and
-    its snapshots' private index in .git/lit/. Removed when the lit that made them is gone (or
-    its session ended); returns how many were removed."""
-    import tempfile  # noqa: PLC0415
-
-    removed = 0
-    for folder in Path(tempfile.gettempdir()).glob("lit-hooks-*"):
-        try:
-            pid = int((folder / HOOKS_OWNER).read_text())
-        except (OSError, ValueError):
-            continue  # not ours to judge: made by a lit that did not say whose it is
-        if not _alive(pid):
-            hooks.remove_session_hooks(folder)
-            removed += 1
-    if repo_root:
-        from lit.git.run import GitError, git_dir  # noqa: PLC0415
-
-        try:
-            indexes = list((git_dir(repo_root) / "lit").glob("index-*"))
-        except (GitError, OSError):
-            indexes = []
-        for index in indexes:
-            row = db.execute("SELECT ended_at, pid FROM sessions WHERE id = ?",
-                             [index.name.removeprefix("index-")]).fetchone()
-            if row is None or row[0] is not None or not (row[1] and _alive(row[1])):
-                index.unlink(missing_ok=True)
-                removed += 1
-    return removed
 
 
 def resolve_upstream(upstream: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -180,10 +131,8 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     db_path = Path(os.path.abspath(store.resolve_db_path(db)))
     session_id = store.new_id()
 
-    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
-        relay = Relay(upstream_url, None, port=port, session_id=session_id,
-                      routes={OPENAI_PREFIX: openai_url})
+        relay = Relay(upstream_url, None, port=port, routes={OPENAI_PREFIX: openai_url})
     except ValueError as e:
         raise LitError(f"--upstream: {e}", exit_code=2) from e
     try:
@@ -191,20 +140,17 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     except OSError as e:
         raise LitError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from e
     try:
-        rec = Recorder(db_path, argv=list(argv), cwd=os.getcwd(), upstream=shown(upstream_url), session_id=session_id)
+        # The recorder is a process of its own, fed by the relay's spool (see lit.recording).
+        rec = RecorderProcess(db_path, argv=list(argv), cwd=os.getcwd(), upstream=shown(upstream_url),
+                              session_id=session_id, port=bound)
     except BaseException:
         relay.stop()
         raise
-    relay.sink = rec
-    rec.set_port(bound)
+    relay.spool, relay.gate = rec.spool, rec.gate
 
     hooks_folder = hooks.make_session_hooks(rec.repo_root) if rec.repo_root else None
     if hooks_folder:
         (hooks_folder / HOOKS_OWNER).write_text(str(os.getpid()))
-    try:
-        clean_stale(rec.db, rec.repo_root)
-    except Exception:  # noqa: BLE001 - tidying after an earlier lit must never stop this one
-        pass
     env = child_env(os.environ, relay_url=relay.url, session_id=session_id, db_path=db_path,
                     hooks_folder=hooks_folder)
     code: int | None = None
@@ -232,15 +178,15 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
         code = exit_code_of(child.wait())
     finally:
         relay.stop()
-        summary = rec.finish(code)
+        summary = rec.finish(code, say)
         hooks.remove_session_hooks(hooks_folder)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    say(summary_line(summary, relay.sink_errors))
+    say(summary_line(summary, relay.spool_lost, relay.spool.broken if relay.spool else None))
     return code
 
 
-def summary_line(summary: Summary, relay_errors: int = 0) -> str:
+def summary_line(summary: Summary, relay_errors: int = 0, relay_problem: str | None = None) -> str:
     """The one line lit says at exit."""
     line = f"lit: recorded {_count(summary.exchanges, 'exchange')}, {_count(summary.steps, 'step')}"
     threads = [(tid, commit, status) for tid, commit, status in summary.threads]
@@ -258,7 +204,7 @@ def summary_line(summary: Summary, relay_errors: int = 0) -> str:
     missed = summary.unrecorded + relay_errors
     if missed:
         why = next((p for p in summary.problems if not p.startswith(("snapshot:", "unreadable:"))), None) \
-            or "see `lit sessions`"
+            or relay_problem or "see `lit sessions`"
         line += f"; {missed} not recorded ({why})"
     unclosed = next((p for p in summary.problems if p.startswith("the session was not closed")), None)
     if unclosed and not missed:

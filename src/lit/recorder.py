@@ -23,6 +23,7 @@ from lit import agents, store
 from lit.proxy import anthropic, openai, wsframes
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
+from lit.recording import Summary
 from lit.redact import redact_headers, redact_obj, redact_query
 from lit.steps import first_line, from_block, is_context, raw_if_more, redacted_raw, result_text
 
@@ -30,9 +31,6 @@ log = logging.getLogger("lit.recorder")
 
 # Tool inputs that start a subagent: its first user message is this field of the call.
 SUBAGENT_PROMPT_FIELDS = ("prompt", "task", "description")
-# Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
-TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"',
-                       b'"custom_tool_call_output"')
 PARSERS = {
     "anthropic": (anthropic.parse_request, anthropic.parse_response),
     "openai-chat": (openai.parse_chat_request, openai.parse_chat_response),
@@ -76,19 +74,6 @@ def git_info(cwd: str) -> tuple[str | None, str | None]:
 
 
 @dataclass
-class Summary:
-    session_id: str
-    exchanges: int = 0
-    steps: int = 0
-    unrecorded: int = 0
-    problems: list[str] = field(default_factory=list)
-    unreadable: int = 0  # exchanges recorded with a body lit could not parse (kept raw, redacted)
-    snapshot_failures: int = 0  # turns whose working tree could not be captured (lines then count as a person's)
-    threads: list[tuple[str, str | None, str]] = field(default_factory=list)  # (id, commit, status)
-    repo_root: str | None = None
-
-
-@dataclass
 class _Socket:
     """A Responses API WebSocket being read: each direction's frames, and the call in flight."""
     upgrade: Exchange
@@ -110,7 +95,7 @@ class Recorder:
 
     def __init__(self, db_path: str | os.PathLike | None = None, *, argv: list[str] | None = None,
                  cwd: str | None = None, upstream: str | None = None,
-                 session_id: str | None = None, snapshots: bool = True):
+                 session_id: str | None = None, snapshots: bool = True, pid: int | None = None):
         self.session_id = session_id or store.new_id()
         self.cwd = cwd or os.getcwd()
         self.db_path = store.resolve_db_path(db_path)
@@ -129,15 +114,20 @@ class Recorder:
         self._text_edits: dict[str, list[str]] = {}  # conversation -> text steps whose edits no snapshot holds yet
         self._response_keys: dict[str, str] = {}  # upstream response id -> its message key (previous_response_id)
         self._sockets: dict[str, _Socket] = {}  # upgrade exchange id -> its WebSocket, while it is open
-        self._gates: dict[str, threading.Event] = {}
+        # Turn snapshots taken as the relay asked (lit.recording), before the request is parsed:
+        # exchange id -> [taken, (commit, tree, new, ms) or the exception]
+        self._captures: dict[str, list] = {}
+        self._captures_lock = threading.Lock()
         self._stored: set[str] = set()
+        self._history = anthropic.MessageHistory()
+        self._blobs: dict[tuple[str, str], str] = {}  # (kind, canonical JSON) -> hash of the redacted blob
         try:
             with store.write_transaction(self.db):
                 self.db["sessions"].insert({
                     "id": self.session_id, "started_at": store.now(),
                     "argv": json.dumps(self._redact(list(argv or []))),
                     "cwd": self.cwd, "repo_root": self.repo_root, "head_start": self.head_start,
-                    "upstream": upstream, "pid": os.getpid(), "exchanges_unrecorded": 0,
+                    "upstream": upstream, "pid": pid or os.getpid(), "exchanges_unrecorded": 0,
                 })
                 store.open_thread(self.db, self.session_id, self.repo_root)
         except Exception as e:  # noqa: BLE001 - said in one line before the child starts
@@ -153,14 +143,8 @@ class Recorder:
     def set_port(self, port: int) -> None:
         self._queue.put(("port", port))
 
-    def request(self, ex: Exchange) -> threading.Event | None:
-        """Queue the request; when it carries tool results (a turn boundary: a snapshot is due),
-        return an event set once the snapshot is taken, for the relay to hold the answer on."""
-        gate = None
-        if self.snapshots and any(marker in ex.request_body for marker in TOOL_RESULT_MARKERS):
-            gate = self._gates[ex.id] = threading.Event()
+    def request(self, ex: Exchange) -> None:
         self._queue.put(("request", ex))
-        return gate
 
     def response(self, ex: Exchange) -> None:
         self._queue.put(("response", ex))
@@ -178,6 +162,31 @@ class Recorder:
             self.summary.problems.append("the recorder did not finish writing in time")
         return self.summary
 
+    def _capture(self, exchange_id: str) -> list:
+        with self._captures_lock:
+            return self._captures.setdefault(exchange_id, [threading.Event(), None])
+
+    def abandon(self, timeout: float = 60.0) -> Summary:
+        """Write what is queued and stop, leaving the session open: lit was killed, and `lit
+        sessions` should say the session was interrupted."""
+        self._queue.put(("abandon",))
+        self._writer.join(timeout)
+        return self.summary
+
+    def capture_turn(self, exchange_id: str) -> None:
+        """Take the snapshot of the turn that `exchange_id` ends, now (from the snapshot thread,
+        while the request is still on its way); its row is written when the request is parsed."""
+        from lit.git import snapshot  # noqa: PLC0415 - git linkage is optional for recording
+
+        capture = self._capture(exchange_id)
+        t0 = time.perf_counter()
+        try:
+            commit, tree, new = snapshot.take(self.repo_root, self.session_id, reason="turn")
+            capture[1] = (commit, tree, new, (time.perf_counter() - t0) * 1000)
+        except Exception as e:  # noqa: BLE001 - said when the turn's row is written
+            capture[1] = e
+        capture[0].set()
+
     # --- the writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -186,12 +195,7 @@ class Recorder:
             kind = item[0]
             try:
                 if kind == "request":
-                    try:
-                        self._on_request(item[1])
-                    finally:
-                        gate = self._gates.pop(item[1].id, None)
-                        if gate:
-                            gate.set()
+                    self._on_request(item[1])
                 elif kind == "response":
                     self._on_response(item[1])
                 elif kind == "websocket":
@@ -203,6 +207,8 @@ class Recorder:
                         self.db["sessions"].update(self.session_id, {"port": item[1]})
                 elif kind == "finish":
                     self._on_finish(item[1])
+                elif kind == "abandon":
+                    return
             except Exception as e:  # noqa: BLE001 - recording failures are counted, never raised
                 why = (f"cannot write {self.db_path}: {e}" if isinstance(e, sqlite3.OperationalError)
                        else f"{kind}: {type(e).__name__}: {e}")
@@ -236,7 +242,8 @@ class Recorder:
             with store.write_transaction(self.db):
                 self.db["exchanges"].insert(row, replace=True)
             return
-        parsed = PARSERS[protocol][0](ex.request_body)
+        parsed = (anthropic.parse_request(ex.request_body, history=self._history) if protocol == "anthropic"
+                  else PARSERS[protocol][0](ex.request_body))
         self._parsed[ex.id] = parsed
         row.update({"protocol": parsed.protocol, "model": parsed.model, "streamed": int(parsed.stream),
                     "parse_error": parsed.parse_error})
@@ -255,10 +262,9 @@ class Recorder:
         snapshot_steps: list[str] = []
         with store.write_transaction(self.db):  # steps are written: see write_transaction
             if parsed.system is not None:
-                row["system_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.system)),
-                                                    "system")
+                row["system_hash"] = self._blob(parsed.system, "system")
             if parsed.tools:
-                row["tools_hash"] = store.put_blob(self.db, store.canonical_json(self._redact(parsed.tools)), "tools")
+                row["tools_hash"] = self._blob(parsed.tools, "tools")
             row.update({"message_key": keys[-1] if keys else continued, "conversation_id": conv.id,
                         "role": conv.role})
             stored = [m.get("content") for m in parsed.messages]
@@ -279,14 +285,20 @@ class Recorder:
             self.db["exchanges"].insert(row, replace=True)
         # A subagent's turns are turn boundaries too: what its tools wrote is blamed on its own calls.
         if conv.role in ("main", "subagent") and snapshot_steps and self.snapshots:
-            self._snapshot("turn", snapshot_steps)
+            self._snapshot("turn", snapshot_steps, ex.id if ex.snapshot_asked else None)
+        elif ex.snapshot_asked and self.snapshots:
+            # Taken for a call that is no turn (a side call quoting tool results): the turn
+            # that follows writes its row (see record_snapshot).
+            self._capture(ex.id)[0].wait(60)
+        with self._captures_lock:
+            self._captures.pop(ex.id, None)
 
     def _place(self, parsed: anthropic.ParsedExchange,
                continued: str | None = None) -> tuple[_Conversation, list[dict], list[str]]:
         """Which conversation a request continues, and which of its messages are new to it.
         `continued` is the key of the response a request names as its previous one (the Responses
         API's previous_response_id, as Codex sends over a WebSocket): its messages follow that one."""
-        keys = store.message_keys(parsed.messages, parent=continued)
+        keys = self._message_keys(parsed, continued)
         known = next((i for i in range(len(keys) - 1, -1, -1) if keys[i] in self._conv_of_key), -1)
         if known >= 0:
             conv = self._conversations[self._conv_of_key[keys[known]]]
@@ -297,6 +309,31 @@ class Recorder:
         for k in keys:
             self._conv_of_key.setdefault(k, conv.id)
         return conv, parsed.messages[known + 1:], keys
+
+    def _blob(self, value: Any, kind: str) -> str:
+        """The system prompt and tools, redacted and stored once per session: an agent sends the
+        same ones on every call."""
+        canonical = store.canonical_json(value)
+        known = self._blobs.get((kind, canonical))
+        if known is None or not self._blob_written(known):
+            known = store.put_blob(self.db, store.canonical_json(self._redact(value)), kind)
+            if len(self._blobs) > 64:
+                self._blobs.clear()
+            self._blobs[(kind, canonical)] = known
+        return known
+
+    def _blob_written(self, h: str) -> bool:
+        # A transaction rolled back (a full disk) may have taken the blob with it.
+        return self.db.execute("SELECT 1 FROM blobs WHERE hash = ?", [h]).fetchone() is not None
+
+    def _message_keys(self, parsed: anthropic.ParsedExchange, continued: str | None = None) -> list[str]:
+        """Each message's key; those known from an earlier request (MessageHistory) are not
+        computed again."""
+        keys = [] if continued else list(parsed.known_keys)
+        keys += store.message_keys(parsed.messages[len(keys):], parent=keys[-1] if keys else continued)
+        if parsed.raw_messages is not None and not continued:
+            self._history.remember(parsed.raw_messages, parsed.messages, keys)
+        return keys
 
     def _new_conversation(self, parsed: anthropic.ParsedExchange) -> _Conversation:
         """Any conversation an agent carries on is a thread's (tools or not); side calls are told
@@ -553,14 +590,21 @@ class Recorder:
         return self.db.execute("SELECT 1 FROM exchanges WHERE response_key = ? AND id != ? AND session_id = ?"
                                " LIMIT 1", [key, exchange_id, self.session_id]).fetchone() is not None
 
-    def _snapshot(self, reason: str, step_ids: list[str]) -> None:
+    def _snapshot(self, reason: str, step_ids: list[str], exchange_id: str | None = None) -> None:
         if not self.snapshots:
             return
         from lit.git import snapshot  # noqa: PLC0415 - git linkage is optional for recording
 
         thread_id = store.current_thread(self.db, self.session_id)
+        capture = self._capture(exchange_id) if exchange_id else None
         try:
-            snapshot.record_snapshot(self.db, self.repo_root, self.session_id, thread_id, reason, step_ids)
+            taken = None
+            if capture is not None and capture[0].wait(60):
+                if isinstance(capture[1], Exception):
+                    raise capture[1]
+                taken = capture[1]
+            snapshot.record_snapshot(self.db, self.repo_root, self.session_id, thread_id, reason, step_ids,
+                                     taken=taken)
         except Exception as e:  # noqa: BLE001 - the exchange is recorded; only the attribution suffers
             self.summary.snapshot_failures += 1
             if len(self.summary.problems) < 5:

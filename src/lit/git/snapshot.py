@@ -141,13 +141,23 @@ def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids
 
 
 def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | None, session_id: str,
-                    thread_id: str | None, reason: str, step_ids: list[str] | tuple = ()) -> str | None:
+                    thread_id: str | None, reason: str, step_ids: list[str] | tuple = (),
+                    taken: tuple[str, str, bool, float] | None = None) -> str | None:
     """Take a snapshot and keep its row; returns the commit (None outside a repository or when
-    nothing changed and there is nothing to attribute)."""
+    nothing changed and there is nothing to attribute). `taken`: (commit, tree, new, ms) of a
+    snapshot already taken with take(), whose row this writes."""
     if not repo_root:
         return None
     t0 = time.perf_counter()
-    commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids)
+    if taken is not None:
+        commit, tree, new, ms = taken
+        t0 -= ms / 1000
+        # Taken for a call that wrote no row (a side call between a tool's run and its result):
+        # the turn is this one.
+        new = new or bool(step_ids) and db.execute(
+            "SELECT 1 FROM snapshots WHERE commit_sha = ?", [commit]).fetchone() is None
+    else:
+        commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids)
     if not new:
         return None
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE session_id = ?", [session_id]).fetchone()[0]

@@ -35,6 +35,36 @@ class ParsedExchange:
     parse_error: str | None = None
     request_ok: bool = False
     response_ok: bool = False
+    # The request's messages as sent, and the keys of those already known from an earlier request
+    # (see MessageHistory): the recorder hashes only the messages past them.
+    raw_messages: list | None = None
+    known_keys: list[str] = field(default_factory=list)
+
+
+class MessageHistory:
+    """The last requests' messages, as sent and as stored, with their keys. An agent resends the
+    whole conversation on every call: a request's messages that equal, from the first on, those
+    of a recent request are taken from it, so only the new ones are normalized and hashed (a
+    session of N calls costs O(N) hashing, not O(N^2)). Equality of the parsed JSON is a C loop,
+    far cheaper than hashing the canonical JSON again."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._recent: list[tuple[list, list[dict], list[str]]] = []
+
+    def match(self, raw: list) -> tuple[int, list[dict], list[str]]:
+        best: tuple[int, list[dict], list[str]] = (0, [], [])
+        for prev_raw, normalized, keys in self._recent:
+            n = _common_prefix(raw, prev_raw, min(len(raw), len(prev_raw), len(keys)))
+            if n > best[0]:
+                best = (n, normalized[:n], keys[:n])
+            if n and n >= len(prev_raw) - 4:  # the conversation this request continues
+                break
+        return best
+
+    def remember(self, raw: list, normalized: list[dict], keys: list[str]) -> None:
+        self._recent.insert(0, (raw, normalized, keys))
+        del self._recent[self.size:]
 
 
 def strip_cache_control(value: Any) -> Any:
@@ -74,7 +104,24 @@ def header(headers: dict[str, str], name: str) -> str:
     return ""
 
 
-def parse_request(body: bytes, parsed: ParsedExchange | None = None) -> ParsedExchange:
+def _common_prefix(a: list, b: list, limit: int) -> int:
+    """How many first items a and b share: list equality runs in C, so the common cases (all
+    shared, or all but the last few, where agents move their cache markers) cost one compare."""
+    for k in range(limit, max(limit - 4, 0) - 1, -1):
+        if a[:k] == b[:k]:
+            return k
+    lo, hi = 0, max(limit - 4, 0)  # a[:lo] == b[:lo]; a[:hi + 1] differs
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def parse_request(body: bytes, parsed: ParsedExchange | None = None,
+                  history: MessageHistory | None = None) -> ParsedExchange:
     p = parsed or ParsedExchange()
     try:
         data = json.loads(body)
@@ -95,9 +142,10 @@ def parse_request(body: bytes, parsed: ParsedExchange | None = None) -> ParsedEx
     p.tools = strip_cache_control(tools) if isinstance(tools, list) else None
     messages = data.get("messages")
     if isinstance(messages, list):
-        p.messages = [
-            _normalize_message(strip_cache_control(m)) for m in messages if isinstance(m, dict)
-        ]
+        raw = [m for m in messages if isinstance(m, dict)]
+        n, known, p.known_keys = history.match(raw) if history else (0, [], [])
+        p.messages = known + [_normalize_message(strip_cache_control(m)) for m in raw[n:]]
+        p.raw_messages = raw
     else:
         p.parse_error = "request: no messages list"
     p.params = {k: v for k, v in data.items() if k not in _CONTEXT_FIELDS}

@@ -24,3 +24,7 @@ class Exchange:
     duration_ms: float | None = None
     complete: bool = False
     error: str | None = None
+    snapshot_asked: bool = False  # the relay had the turn's snapshot taken as the request arrived
+    # After a 101 (WebSocket): (direction "c" agent->upstream or "s" upstream->agent, time.time(),
+    # bytes as they went through), in order; see lit.proxy.spool.
+    frames: list[tuple[str, float, bytes]] = field(default_factory=list)

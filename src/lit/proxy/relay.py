@@ -1,20 +1,34 @@
 """The relay: every HTTP call the agent makes goes through here to the upstream, byte for byte.
 
-The hot path only moves bytes: each upstream chunk is written to the agent before anything else
-happens to it, then appended to the exchange's copy. Streaming is decided per response by
-relaying whatever arrives (`iter_any`), never by buffering. The sink (the recorder) gets the
-exchange twice, when the request body is in and when the response ended; it queues and returns,
-and whatever it raises is counted here and never reaches the agent.
+A byte pump on asyncio streams, HTTP/1.1 on both sides. The request body streams upstream as it
+arrives; each answer chunk is written to the agent first, then appended to the spool (a pipe the
+recorder process reads, see `lit.proxy.spool`). The relay reads only what it must to move bytes:
+the request and response heads, and the body framing (Content-Length, chunked) to know where a
+message ends. Bodies are never parsed, bodies are never held whole, and nothing here hashes or
+writes a DB. After a 101 Switching Protocols (a WebSocket), bytes go both ways as they come.
+
+Measured against aiohttp streaming the same calls (benchmarks/bench_relay.py): the pump adds less
+to the time to first byte of big requests, since aiohttp's server reads a request body before
+the handler can send it on, and its client and server each parse and re-frame the stream.
+
+The one wait the relay may add: a request that carries tool results is a turn boundary, and the
+working tree is snapshotted (by the recorder process) while the call goes on. The answer's first
+bytes go out at once; only the bytes that end a tool call or the message (which would let the
+agent run its next tool) wait, and only while that snapshot is still running (at most 5 s).
 
 Failure modes, as the agent sees them:
+- a request no local agent sends (a foreign Host, an Origin header, a non-JSON body): 403,
+  not relayed, not recorded; a body over 64 MB: 413;
 - upstream unreachable (or gone before its status line): 502 with an Anthropic-style error body;
 - upstream cut mid-response: the agent's connection is cut too, never ended cleanly;
-- the agent hangs up: the upstream call is cancelled, the exchange is kept with complete=False.
+- the agent hangs up: the upstream call is cut at once, the exchange kept with complete=False.
+A spool failure (the recorder gone or far behind) drops records, never the agent's bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -22,50 +36,54 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from typing import Protocol
 
-import aiohttp
-from aiohttp import web
-from multidict import CIMultiDict
 from yarl import URL
 
-from lit.proxy.exchange import Exchange
+from lit.proxy import spool as sp
+from lit.proxy.spool import SpoolWriter, parse_head
 
 log = logging.getLogger("lit.relay")
 
-# RFC 9110 7.6.1: meaningful for one connection only, so never forwarded in either direction.
+# RFC 9110 7.6.1: meaningful for one connection only, so never forwarded in either direction
+# (Transfer-Encoding is kept: the relay forwards the body framing as it is).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
-# aiohttp computes these from the body it sends, so the agent's values would conflict; and the
-# body is read whole before the call, so there is nothing to wait for a 100 Continue about.
-REQUEST_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect"}
-# What reading an upstream body raises when the upstream stops mid-response.
-UPSTREAM_BROKE_OFF = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
-                      aiohttp.ClientOSError)
-GATE_TIMEOUT = 5.0  # seconds a snapshot may hold an answer back, at most; the agent never waits longer
+                        "proxy-connection", "te", "trailer", "upgrade"})
+# Host is the upstream's; Expect: 100-continue is answered by the relay itself.
+REQUEST_DROPPED = HOP_BY_HOP | {"host", "expect"}
+GATE_TIMEOUT = 5.0  # seconds a snapshot may hold an answer's end back, at most
 # The agent's request body: 20 MB requests are ordinary with images, 64 MB is far above any real
 # agent, and a body past it is refused before it is read (a 300 MB POST once took lit to 2 GB).
 MAX_BODY = 64 * 1024**2
+HEAD_LIMIT = 256 * 1024  # request and response heads
+READ_SIZE = 256 * 1024
+STOP_GRACE = 1.0  # at stop, a call still in flight (an agent's background process) gets this long
+IDLE_REUSE = 30.0  # seconds an idle upstream connection is kept for the next call
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
+TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"',
+                       b'"custom_tool_call_output"')
+# Bytes of an answer after which the agent can run a tool: a content block's or the message's
+# end (Anthropic), an output item's or the response's end (OpenAI Responses), a chat
+# completion's finish (OpenAI chat).
+TURN_END_MARKERS = (b"content_block_stop", b"message_stop", b"response.output_item.done", b"response.completed",
+                    b'"finish_reason":"', b"[DONE]")
+MARKER_TAIL = 32
 
 
-def refusal(headers, port: int, has_body: bool) -> str | None:
-    """Why a request may not reach the upstream, or None: the relay answers only what a local
-    agent sends. A web page the developer has open can reach 127.0.0.1 too: through DNS
-    rebinding (its Host is then the page's name), or with a no-preflight cross-site POST (its
-    browser adds Origin, and the body is text/plain or a form). Neither may write into a thread."""
-    hosts = headers.getall("host", [])
-    if len(hosts) != 1 or hosts[0].strip().lower() not in {f"{h}:{port}" for h in LOOPBACK_HOSTS} | (
-            set(LOOPBACK_HOSTS) if port == 80 else set()):
-        return f"lit: the relay answers only Host 127.0.0.1:{port}, localhost:{port} or [::1]:{port}"
-    if "origin" in headers:
-        return "lit: the relay refuses requests from web pages (an Origin header was sent)"
-    if has_body:
-        kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if not (kind == "application/json" or kind.startswith("application/") and kind.endswith("+json")):
-            return f"lit: the relay takes JSON request bodies only, not {kind or 'a body without a content type'}"
-    return None
+class Gate(Protocol):
+    """Snapshots at turn boundaries, taken in another process: `open(seq)` starts one and
+    returns a future done when it is taken (or None when there is nothing to wait for)."""
+
+    def open(self, seq: int) -> asyncio.Future | None: ...
+
+
+def error_body(message: str, kind: str = "api_error") -> bytes:
+    """An error body in the Messages API's shape, so SDKs show the message as they do the API's."""
+    return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
 
 
 def shown(url: URL | str) -> str:
@@ -76,29 +94,22 @@ def shown(url: URL | str) -> str:
     return str(url.with_user(None)).replace("://", "://***@", 1)
 
 
-class Sink(Protocol):
-    def request(self, exchange: Exchange) -> threading.Event | None: ...
-    def response(self, exchange: Exchange) -> None: ...
-
-
-def _dropped(headers, base: frozenset[str]) -> set[str]:
-    """Hop-by-hop names: the fixed ones plus any the Connection header lists."""
-    names = set(base)
-    for value in headers.getall("connection", []):
-        names.update(v.strip().lower() for v in value.split(",") if v.strip())
-    return names
-
-
-def error_body(message: str, kind: str = "api_error") -> bytes:
-    """An error body in the Messages API's shape, so SDKs show the message as they do the API's."""
-    return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
-
-
-def _upstream_url(upstream: str) -> URL:
-    url = URL(upstream.rstrip("/"))
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
-    return url
+def refusal(headers: list[tuple[str, str]], port: int, has_body: bool) -> str | None:
+    """Why a request may not reach the upstream, or None: the relay answers only what a local
+    agent sends. A web page the developer has open can reach 127.0.0.1 too: through DNS
+    rebinding (its Host is then the page's name), or with a no-preflight cross-site POST (its
+    browser adds Origin, and the body is text/plain or a form). Neither may write into a thread."""
+    hosts = [v for k, v in headers if k.lower() == "host"]
+    allowed = {f"{h}:{port}" for h in LOOPBACK_HOSTS} | (set(LOOPBACK_HOSTS) if port == 80 else set())
+    if len(hosts) != 1 or hosts[0].strip().lower() not in allowed:
+        return f"lit: the relay answers only Host 127.0.0.1:{port}, localhost:{port} or [::1]:{port}"
+    if any(k.lower() == "origin" for k, _ in headers):
+        return "lit: the relay refuses requests from web pages (an Origin header was sent)"
+    if has_body:
+        kind = next((v for k, v in headers if k.lower() == "content-type"), "").split(";")[0].strip().lower()
+        if not (kind == "application/json" or kind.startswith("application/") and kind.endswith("+json")):
+            return f"lit: the relay takes JSON request bodies only, not {kind or 'a body without a content type'}"
+    return None
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -114,48 +125,119 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-def _hung_up(transport) -> bool:
-    """Whether the agent's end of the connection is closed (EOF or reset waiting to be read)."""
-    if transport is None:
-        return True
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return False
-    try:
-        with socket.socket(fileno=os.dup(sock.fileno())) as peek:
-            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+@dataclass
+class Upstream:
+    """Where calls go: scheme, host, port, the path prefix, and what the relay sends as Host."""
+
+    url: URL
+    secure: bool
+    host: str
+    port: int
+    prefix: str
+    host_header: str
+    auth: str | None  # Basic credentials from user:pass@ in the URL
+    proxy: URL | None  # HTTPS_PROXY / HTTP_PROXY, as the agent's own client would use them
+
+    @classmethod
+    def parse(cls, upstream: str) -> Upstream:
+        url = URL(upstream.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"upstream must be an http(s) URL, not {shown(upstream)!r}")
+        secure = url.scheme == "https"
+        port = url.port or (443 if secure else 80)
+        host = url.raw_host or ""
+        host_header = (f"[{host}]" if ":" in host else host) + ("" if url.is_default_port() else f":{port}")
+        auth = None
+        if url.user is not None:
+            auth = "Basic " + base64.b64encode(f"{url.user}:{url.password or ''}".encode()).decode()
+        proxy = None
+        if host not in LOOPBACK:
+            proxies = urllib.request.getproxies_environment()
+            chosen = proxies.get(url.scheme)
+            if chosen and not urllib.request.proxy_bypass_environment(host, proxies):
+                proxy = URL(chosen if "://" in chosen else "http://" + chosen)
+        return cls(url, secure, host, port, url.raw_path.rstrip("/"), host_header, auth, proxy)
+
+
+@dataclass
+class _Pooled:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    idle_since: float = field(default_factory=time.monotonic)
+
+    def usable(self) -> bool:
+        return (not self.writer.is_closing() and not self.reader.at_eof() and not self.reader._buffer  # noqa: SLF001
+                and time.monotonic() - self.idle_since < IDLE_REUSE)
+
+
+class _AgentConnection(asyncio.StreamReaderProtocol):
+    """One connection from the agent. Knows, from the socket's own events, whether the agent hung
+    up: that (not the order in which lit notices things) says why a call ended early."""
+
+    def __init__(self, relay: Relay):
+        self.relay = relay
+        self.reader = asyncio.StreamReader(limit=HEAD_LIMIT)
+        super().__init__(self.reader)
+        self.writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task | None = None
+        self.busy = False  # an exchange is in flight
+        self.hung_up = False  # the agent closed its end (EOF or reset)
+        self.stopped = False  # cancelled by lit's stop
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport = transport
+        loop = asyncio.get_running_loop()
+        self.writer = asyncio.StreamWriter(transport, self, self.reader, loop)  # type: ignore[arg-type]
+        self.relay._conns.add(self)  # noqa: SLF001
+        self.task = loop.create_task(self.relay._serve(self))  # noqa: SLF001
+        self.relay._tasks.add(self.task)  # noqa: SLF001
+        self.task.add_done_callback(self.relay._tasks.discard)  # noqa: SLF001
+
+    def eof_received(self) -> bool | None:
+        self._gone()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
+        self.relay._conns.discard(self)  # noqa: SLF001
+        super().connection_lost(exc)
+
+    def _gone(self) -> None:
+        self.hung_up = True
+        if self.busy and self.task and not self.task.done():
+            self.task.cancel()
+
+
+class _Cut(Exception):
+    """The upstream stopped mid-response."""
 
 
 class Relay:
-    """An HTTP relay on 127.0.0.1 to `upstream`, handing each exchange to `sink`.
+    """An HTTP relay on 127.0.0.1 to `upstream`, appending a copy of each exchange to `spool`.
 
     From synchronous code: `port = relay.start()` (its own event loop in a thread), `relay.stop()`.
     From async code: `await relay.start_async()`, `await relay.stop_async()`.
     """
 
-    def __init__(self, upstream: str, sink: Sink | None = None, *, port: int = 0,
-                 session_id: str | None = None, host: str = "127.0.0.1",
-                 routes: dict[str, str] | None = None):
-        self.upstream = _upstream_url(upstream)
+    def __init__(self, upstream: str, spool: SpoolWriter | None = None, *, port: int = 0,
+                 host: str = "127.0.0.1", routes: dict[str, str] | None = None, gate: Gate | None = None):
+        self.upstream = Upstream.parse(upstream)
         # Path prefixes relayed to another upstream, the prefix removed: {"/openai": "https://api.openai.com/v1"}
         # lets one relay serve an agent's Anthropic and OpenAI clients at once.
-        self.routes = {prefix.rstrip("/"): _upstream_url(url) for prefix, url in (routes or {}).items()}
-        self.sink = sink
-        self.session_id = session_id or getattr(sink, "session_id", None) or "relay"
+        self.routes = {prefix.rstrip("/"): Upstream.parse(url) for prefix, url in (routes or {}).items()}
+        self.spool = spool
+        self.gate = gate
         self.host, self.port = host, port
         self.exchanges = 0
-        self.sink_errors = 0
-        self.sink_problems: list[str] = []
         self._seq = 0
         self._stopping = False
-        self._in_flight: dict[str, web.Request] = {}
-        self._gone_at_stop: set[str] = set()
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[_AgentConnection] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._pool: dict[tuple, list[_Pooled]] = {}
+        self._tls: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -163,50 +245,42 @@ class Relay:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def spool_lost(self) -> int:
+        """Exchanges the spool could not keep whole (the recorder gone, or far behind)."""
+        return len(self.spool.lost) if self.spool else 0
+
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start_async(self) -> int:
         """Listen (OSError if the port is taken); returns the port."""
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=_tls_context()),
-            # A stream may sit silent for minutes while the model thinks: no read timeout.
-            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=30, sock_read=None),
-            auto_decompress=False,  # pass content-encoded bytes through as they are
-            # Send the agent's headers and nothing of aiohttp's own.
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # As the agent's own client would: HTTPS_PROXY / NO_PROXY (never for a local upstream),
-            # and certifi's CAs besides the system's.
-            trust_env=self.upstream.host not in LOOPBACK,
-            read_bufsize=1024 * 1024,
-        )
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # handler_cancellation: when the agent hangs up, the handler (and so the upstream call)
-        # is cancelled at once instead of at the next chunk.
-        # shutdown_timeout: at stop, a call still in flight (a background process of the agent's)
-        # gets about 2 s to end, then is cut and handed to the sink as incomplete.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await self.stop_async()
-            raise
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _AgentConnection(self), self.host, self.port,
+                                                reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
     async def stop_async(self) -> None:
-        # Calls whose agent had hung up already are said as such, whatever lit does next.
-        self._gone_at_stop = {i for i, r in self._in_flight.items() if _hung_up(r.transport)}
         self._stopping = True
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._session:
-            await self._session.close()
-            self._session = None
+        if self._server:
+            self._server.close()
+        conns = list(self._conns)
+        for conn in conns:
+            if not conn.busy and conn.transport is not None:
+                conn.transport.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=STOP_GRACE)
+        for conn in conns:
+            if conn.task and not conn.task.done():
+                conn.stopped = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+        for pooled in self._pool.values():
+            for p in pooled:
+                p.writer.close()
+        self._pool.clear()
 
     def start(self) -> int:
         """Run the relay on its own event loop in a daemon thread; returns the port."""
@@ -246,125 +320,476 @@ class Relay:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- the sink, kept away from the agent -----------------------------------------------------
+    # --- the spool ---------------------------------------------------------------------------------
 
-    def _tell(self, method: str, ex: Exchange):
-        if self.sink is None:
-            return None
+    def _spool(self, kind: bytes, seq: int, payload: bytes = b"") -> None:
+        if self.spool is not None:
+            self.spool.add(kind, seq, payload)
+
+    def _end(self, seq: int, complete: bool, error: str | None) -> None:
+        self._spool(sp.END, seq, json.dumps({"complete": complete, "error": error}).encode())
+
+    # --- the agent's connection ------------------------------------------------------------------------
+
+    async def _serve(self, conn: _AgentConnection) -> None:
+        reader, writer = conn.reader, conn.writer
+        assert writer is not None
         try:
-            return getattr(self.sink, method)(ex)
-        except Exception as e:  # noqa: BLE001 - a recording failure must never reach the agent
-            self.sink_errors += 1
-            if len(self.sink_problems) < 5:
-                self.sink_problems.append(f"{method} {ex.id}: {type(e).__name__}: {e}")
-            log.debug("sink failed", exc_info=True)
-            return None
+            while not self._stopping:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                except asyncio.LimitOverrunError:
+                    self._answer(writer, 431, "lit: request headers too large", "invalid_request_error")
+                    return
+                conn.busy = True
+                try:
+                    if not await self._exchange(conn, reader, writer, head):
+                        return
+                finally:
+                    conn.busy = False
+                if conn.hung_up:
+                    return
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - one connection's bug must not stop the relay
+            log.debug("relay connection failed", exc_info=True)
+        finally:
+            writer.close()
 
-    # --- the hot path --------------------------------------------------------------------------------
+    def _answer(self, writer: asyncio.StreamWriter, status: int, message: str, kind: str) -> bytes:
+        """An answer of lit's own (the connection is closed after it); returns its head."""
+        body = error_body(message, kind)
+        reason = {400: "Bad Request", 403: "Forbidden", 413: "Payload Too Large", 431:
+                  "Request Header Fields Too Large", 502: "Bad Gateway"}.get(status, "Error")
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        writer.write(head + body)
+        return head
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        started, t0 = time.time(), time.perf_counter()
-        if not request.raw_path.startswith("/"):
+    async def _exchange(self, conn: _AgentConnection, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter, head: bytes) -> bool:
+        """One request and its answer; returns whether the connection may carry another."""
+        parsed = parse_head(head)
+        line = parsed[0].split(" ") if parsed else []
+        if not parsed or len(line) != 3 or not line[2].startswith("HTTP/1."):
+            self._answer(writer, 400, "lit: not an HTTP/1.1 request", "invalid_request_error")
+            return False
+        method, target, version = line
+        headers = parsed[1]
+        if not target.startswith("/"):
             # An absolute-form target (`POST http://elsewhere/...`) would make lit an open proxy:
             # it relays to its configured upstreams only.
-            return web.Response(status=400, content_type="application/json", body=error_body(
-                "lit: the relay forwards paths to its upstream only, not absolute URLs",
-                "invalid_request_error"))
-        has_body = bool(request.content_length) or "transfer-encoding" in request.headers
-        why = refusal(request.headers, self.port, has_body)
-        if why:
-            return web.Response(status=403, content_type="application/json",
-                                body=error_body(why, "permission_error"))
-        if (request.content_length or 0) > MAX_BODY:
-            return web.Response(status=413, content_type="application/json", body=error_body(
-                f"lit: request bodies above {MAX_BODY // 1024**2} MB are refused", "request_too_large"))
-        body = await request.read()
-        self._seq += 1
-        self.exchanges += 1
-        ex = Exchange(id=f"{self.session_id}.{self._seq}", session_id=self.session_id, seq=self._seq,
-                      method=request.method, path=request.path, query=request.query_string,
-                      request_headers=dict(request.headers), request_body=body, started_at=started)
-        # The sink may hand back a gate: the working tree is being snapshotted (this request
-        # carries tool results), and the agent must not get the answer, and run its next tools,
-        # before that snapshot is taken. The upstream call goes ahead meanwhile.
-        gate = self._tell("request", ex)
-        self._in_flight[ex.id] = request
-        drop = _dropped(request.headers, REQUEST_DROPPED)
-        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
-        # raw_path keeps the agent's own encoding of path and query (`?beta=true` and all).
-        base = self.upstream
-        url = URL(str(base) + request.raw_path, encoded=True)
-        for prefix, target in self.routes.items():
-            if request.raw_path == prefix or request.raw_path.startswith((prefix + "/", prefix + "?")):
-                base = target
-                url = URL(str(target) + (request.raw_path[len(prefix):] or "/"), encoded=True)
-                break
-        chunks: list[bytes] = []
-        resp: web.StreamResponse | None = None
-        assert self._session is not None
+            self._answer(writer, 400, "lit: the relay forwards paths to its upstream only, not absolute URLs",
+                         "invalid_request_error")
+            return False
+        lower = [(k.lower(), v) for k, v in headers]
+        chunked = any(k == "transfer-encoding" and "chunked" in v.lower() for k, v in lower)
+        lengths = {v.strip() for k, v in lower if k == "content-length"}
         try:
-            try:
-                upstream = await self._session.request(
-                    request.method, url, headers=headers, data=body if body else None,
-                    allow_redirects=False)
-            except (TimeoutError, aiohttp.ClientError, OSError) as e:
-                return self._unreachable(ex, base, e, t0)
-            try:
-                if gate is not None and not gate.is_set():
-                    await asyncio.get_running_loop().run_in_executor(None, gate.wait, GATE_TIMEOUT)
-                ex.status = upstream.status
-                ex.response_headers = dict(upstream.headers)
-                ex.streamed = upstream.content_type == "text/event-stream"
-                resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                drop = _dropped(upstream.headers, HOP_BY_HOP)
-                for k, v in upstream.headers.items():
-                    if k.lower() not in drop:
-                        resp.headers.add(k, v)
-                await resp.prepare(request)
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await resp.write(chunk)  # the agent first
-                        if ex.ttfb_ms is None:
-                            ex.ttfb_ms = (time.perf_counter() - t0) * 1000
-                        chunks.append(chunk)
-                except UPSTREAM_BROKE_OFF as e:
-                    # The upstream broke off: cut the agent's connection after what it already
-                    # has (close flushes, then ends the connection without a final chunk).
-                    ex.error = f"upstream cut the response: {type(e).__name__}: {e}"
-                    if request.transport is not None:
-                        request.transport.close()
-                    return resp
-                await resp.write_eof()
-                ex.complete = True
-                return resp
-            finally:
-                upstream.close()  # a no-op after a full read; drops the connection otherwise
-        except (ConnectionError, asyncio.CancelledError) as e:
-            # The agent hung up, or lit is stopping; the upstream call ends with it. Which one is
-            # read from the agent's connection, not from which of the two lit noticed first: an
-            # agent killed just before lit stops shows as such.
-            ex.error = ex.error or (f"the agent closed the connection: {type(e).__name__}"
-                                    if isinstance(e, ConnectionError) or not self._stopping
-                                    or ex.id in self._gone_at_stop else "lit stopped during the call")
-            raise
-        finally:
-            self._in_flight.pop(ex.id, None)
-            if ex.status is not None or ex.error:
-                if chunks:
-                    ex.response_body = b"".join(chunks)
-                if ex.ttfb_ms is None and ex.status is not None:
-                    ex.ttfb_ms = (time.perf_counter() - t0) * 1000
-                ex.duration_ms = (time.perf_counter() - t0) * 1000
-                self._tell("response", ex)
+            length = int(lengths.pop()) if lengths and not chunked else 0
+            if lengths or length < 0:
+                raise ValueError
+        except ValueError:
+            self._answer(writer, 400, "lit: a bad Content-Length", "invalid_request_error")
+            return False
+        why = refusal(headers, self.port, chunked or length > 0)
+        if why:
+            self._answer(writer, 403, why, "permission_error")
+            return False
+        if length > MAX_BODY:
+            self._answer(writer, 413, f"lit: request bodies above {MAX_BODY // 1024**2} MB are refused",
+                         "request_too_large")
+            return False
+        connection = {t.strip().lower() for k, v in lower if k == "connection" for t in v.split(",")}
+        upgrade = "upgrade" in connection and any(k == "upgrade" for k, _ in lower)
+        keep_alive = version == "HTTP/1.1" and "close" not in connection or "keep-alive" in connection
 
-    def _unreachable(self, ex: Exchange, upstream: URL, error: BaseException, t0: float) -> web.Response:
-        detail = (str(error) or type(error).__name__)
-        if upstream.password:
-            detail = detail.replace(upstream.password, "***")
-        message = f"lit: upstream {shown(upstream)} unreachable: {detail}"
+        self._seq += 1
+        seq = self._seq
+        self.exchanges += 1
+        self._spool(sp.REQUEST_HEAD, seq, head)
+        upstream, path = self._route(target)
+        if any(k == "expect" and v.lower() == "100-continue" for k, v in lower):
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        out = [f"{method} {path} {version}", f"Host: {upstream.host_header}"]
+        out += [f"{k}: {v}" for k, v in headers if k.lower() not in REQUEST_DROPPED
+                or upgrade and k.lower() in ("upgrade", "connection")]
+        if upstream.auth and not any(k == "authorization" for k, _ in lower):
+            out.append(f"Authorization: {upstream.auth}")
+        upstream_head = ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
+
+        up: _Pooled | None = None
+        done: asyncio.Future | None = None
+        error: str | None = None
+        complete = False
+        try:
+            body_kept: list[bytes] | None = None
+            for attempt in range(2):
+                try:
+                    up, reused = await self._connect(upstream, fresh=attempt > 0)
+                except (TimeoutError, OSError, ssl.SSLError, ValueError) as e:
+                    if attempt == 0 and body_kept is None:
+                        await self._drain_body(reader, length, chunked, seq)
+                    return self._unreachable(writer, seq, upstream, e)
+                up.writer.write(upstream_head)
+                if body_kept is None:
+                    # Kept (references, not copies) only on a reused connection, so that a call the
+                    # upstream's idle close cut before any answer can be sent again.
+                    body_kept = [] if reused else None
+                    done = await self._pump_request(reader, up.writer, length, chunked, seq, body_kept)
+                else:
+                    for piece in body_kept:
+                        up.writer.write(piece)
+                    await up.writer.drain()
+                try:
+                    status, response_head = await self._response_head(up, writer)
+                    break
+                except (asyncio.IncompleteReadError, ConnectionError) as e:
+                    up.writer.close()
+                    up = None
+                    if attempt == 0 and reused and body_kept is not None:
+                        continue
+                    return self._unreachable(writer, seq, upstream, e)
+            else:  # pragma: no cover - the loop breaks or returns
+                return False
+            rlower = [(k.lower(), v) for k, v in parse_head(response_head)[1]]  # type: ignore[index]
+            self._spool(sp.RESPONSE_HEAD, seq, response_head)
+            if status == 101:
+                conn.busy = False  # from here on, either side closing is the tunnel's normal end
+                writer.write(response_head)
+                await self._tunnel(reader, writer, up, seq)
+                up = None
+                complete = True
+                return False
+            framing = self._framing(method, status, rlower)
+            close_after = framing == "close" or not keep_alive
+            writer.write(self._agent_head(response_head, close_after))
+            await self._pump_response(up, writer, framing, rlower, seq, done)
+            complete = True
+            if framing != "close" and any(k == "connection" and "close" in v.lower() for k, v in rlower):
+                up.writer.close()
+                up = None
+            elif framing == "close":
+                up = None
+            return not close_after
+        except _Cut as e:
+            error = f"upstream cut the response: {e}"
+            if up:
+                up.writer.close()
+                up = None
+            if writer.transport is not None:
+                writer.transport.close()  # flushes what the agent has, then no clean end
+            return False
+        except asyncio.CancelledError:
+            error = self._cancel_cause(conn)
+            if up:
+                up.writer.transport.abort()  # the upstream call ends with the agent's
+                up = None
+            raise
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
+            error = error or (self._cancel_cause(conn) if conn.hung_up or self._stopping
+                              else f"the agent closed the connection: {type(e).__name__}")
+            if up:
+                up.writer.transport.abort()
+                up = None
+            return False
+        finally:
+            if up is not None and complete:
+                self._release(upstream, up)
+            elif up is not None:
+                up.writer.close()
+            if complete or error:
+                self._end(seq, complete, error)
+
+    def _cancel_cause(self, conn: _AgentConnection) -> str:
+        """Why a call ended early, from the agent's connection: an agent that had hung up when
+        lit stopped is said as such, whatever lit noticed first."""
+        if conn.hung_up or _peer_closed(conn.transport):
+            return "the agent closed the connection"
+        if conn.stopped or self._stopping:
+            return "lit stopped during the call"
+        return "the call was cancelled"
+
+    def _route(self, target: str) -> tuple[Upstream, str]:
+        for prefix, up in self.routes.items():
+            if target == prefix or target.startswith((prefix + "/", prefix + "?")):
+                rest = target[len(prefix):] or "/"
+                return up, up.prefix + (rest if rest.startswith("/") else "/" + rest)
+        return self.upstream, self.upstream.prefix + target
+
+    async def _connect(self, upstream: Upstream, fresh: bool = False) -> tuple[_Pooled, bool]:
+        key = (upstream.secure, upstream.host, upstream.port, str(upstream.proxy))
+        idle = self._pool.get(key, [])
+        while idle and not fresh:
+            pooled = idle.pop()
+            if pooled.usable():
+                return pooled, True
+            pooled.writer.close()
+        if upstream.secure and self._tls is None:
+            self._tls = _tls_context()
+        if upstream.proxy is None:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                upstream.host, upstream.port, ssl=self._tls if upstream.secure else None,
+                server_hostname=upstream.host if upstream.secure else None, limit=HEAD_LIMIT), 30)
+        else:
+            reader, writer = await asyncio.wait_for(self._via_proxy(upstream), 30)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _Pooled(reader, writer), False
+
+    async def _via_proxy(self, upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        proxy = upstream.proxy
+        assert proxy is not None and proxy.host
+        reader, writer = await asyncio.open_connection(proxy.host, proxy.port or 80, limit=HEAD_LIMIT)
+        if not upstream.secure:
+            raise ValueError(f"plain HTTP through the proxy {shown(proxy)} is not supported; use https")
+        auth = ""
+        if proxy.user is not None:
+            token = base64.b64encode(f"{proxy.user}:{proxy.password or ''}".encode()).decode()
+            auth = f"Proxy-Authorization: Basic {token}\r\n"
+        target = f"{upstream.host}:{upstream.port}"
+        writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode())
+        answer = await reader.readuntil(b"\r\n\r\n")
+        if answer.split(b" ", 2)[1:2] != [b"200"]:
+            writer.close()
+            first = answer.split(b"\r\n", 1)[0].decode("latin-1")
+            raise ValueError(f"the proxy {shown(proxy)} refused: {first}")
+        await writer.start_tls(self._tls, server_hostname=upstream.host)  # type: ignore[arg-type]
+        return reader, writer
+
+    def _release(self, upstream: Upstream, pooled: _Pooled) -> None:
+        if self._stopping:
+            pooled.writer.close()
+            return
+        pooled.idle_since = time.monotonic()
+        key = (upstream.secure, upstream.host, upstream.port, str(upstream.proxy))
+        self._pool.setdefault(key, []).append(pooled)
+
+    async def _drain_body(self, reader: asyncio.StreamReader, length: int, chunked: bool, seq: int) -> None:
+        """Read (and spool) a request body that cannot be sent on, so the record keeps it."""
+        class _Nowhere:
+            def write(self, data: bytes) -> None:
+                pass
+
+            async def drain(self) -> None:
+                pass
+
+        await self._pump_request(reader, _Nowhere(), length, chunked, seq, None)  # type: ignore[arg-type]
+
+    async def _pump_request(self, reader: asyncio.StreamReader, up: asyncio.StreamWriter, length: int,
+                            chunked: bool, seq: int, kept: list[bytes] | None) -> asyncio.Future | None:
+        """The request body, upstream as it arrives; opens the gate if it carries tool results."""
+        look = self.gate is not None
+        tail = b""
+        done: asyncio.Future | None = None
+
+        def send(piece: bytes) -> None:
+            nonlocal look, tail, done
+            up.write(piece)
+            self._spool(sp.REQUEST_BODY, seq, piece)
+            if kept is not None:
+                kept.append(piece)
+            if look:
+                edge = tail + piece[:MARKER_TAIL]
+                if any(m in piece or m in edge for m in TOOL_RESULT_MARKERS):
+                    look = False
+                    done = self.gate.open(seq)  # type: ignore[union-attr]
+                    if done is not None:
+                        self._spool(sp.GATE, seq)
+                tail = piece[-MARKER_TAIL:]
+
+        if chunked:
+            total = 0
+            while True:
+                size_line = await reader.readuntil(b"\r\n")
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError as e:
+                    raise ConnectionError("a malformed chunked body") from e
+                total += size
+                if total > MAX_BODY:
+                    raise ConnectionError("a chunked body over the cap")
+                if size == 0:
+                    trailer = size_line
+                    while True:
+                        line = await reader.readuntil(b"\r\n")
+                        trailer += line
+                        if line == b"\r\n":
+                            break
+                    send(trailer)
+                    break
+                send(size_line + await reader.readexactly(size + 2))
+                await up.drain()
+        else:
+            remaining = length
+            while remaining > 0:
+                piece = await reader.read(min(remaining, READ_SIZE))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                remaining -= len(piece)
+                send(piece)
+                await up.drain()
+        return done
+
+    async def _response_head(self, up: _Pooled, writer: asyncio.StreamWriter) -> tuple[int, bytes]:
+        """The upstream's status line and headers; interim 1xx answers (but a 101) go to the agent."""
+        while True:
+            try:
+                head = await up.reader.readuntil(b"\r\n\r\n")
+            except asyncio.LimitOverrunError as e:
+                raise ConnectionError("the upstream's answer has headers too large") from e
+            try:
+                status = int(head[9:12])
+            except ValueError as e:
+                raise ConnectionError("the upstream did not answer in HTTP") from e
+            if 100 <= status < 200 and status != 101:
+                if status != 100:  # a 100 Continue was given to the agent already
+                    writer.write(head)
+                continue
+            return status, head
+
+    @staticmethod
+    def _framing(method: str, status: int, headers: list[tuple[str, str]]) -> str | int:
+        """How the response body ends: "none", "chunked", a length, or "close"."""
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return "none"
+        if any(k == "transfer-encoding" and "chunked" in v.lower() for k, v in headers):
+            return "chunked"
+        length = next((v for k, v in headers if k == "content-length"), None)
+        if length is not None:
+            try:
+                return int(length)
+            except ValueError:
+                return "close"
+        return "close"
+
+    @staticmethod
+    def _agent_head(head: bytes, close: bool) -> bytes:
+        """The upstream's head for the agent: its per-connection headers are the relay's own."""
+        lines = head[:-4].split(b"\r\n")
+        kept = [lines[0]] + [ln for ln in lines[1:]
+                             if ln.split(b":", 1)[0].strip().lower().decode("latin-1") not in HOP_BY_HOP]
+        if close:
+            kept.append(b"Connection: close")
+        return b"\r\n".join(kept) + b"\r\n\r\n"
+
+    async def _pump_response(self, up: _Pooled, writer: asyncio.StreamWriter, framing: str | int,
+                             headers: list[tuple[str, str]], seq: int, gate: asyncio.Future | None) -> None:
+        if framing == "none":
+            await writer.drain()
+            return
+        remaining = framing if isinstance(framing, int) else -1
+        dechunk = sp.Dechunker(keep=False) if framing == "chunked" else None
+        tail = b""
+        read = up.reader.read
+        while remaining:
+            try:
+                piece = await read(READ_SIZE if remaining < 0 else min(remaining, READ_SIZE))
+            except (ConnectionError, OSError) as e:
+                raise _Cut(f"{type(e).__name__}: {e}") from e
+            if not piece:
+                if framing == "close":
+                    break
+                raise _Cut("the upstream closed the connection")
+            if dechunk is not None:
+                dechunk.feed(piece)
+                last = dechunk.done
+            else:
+                remaining -= len(piece)
+                last = remaining == 0
+            if gate is not None and not gate.done():
+                cut = _turn_end(tail, piece, last)
+                tail = piece[-MARKER_TAIL:]
+                if cut >= 0:
+                    # What comes before the turn's end goes out now; the rest once the snapshot is in.
+                    if cut:
+                        writer.write(piece[:cut])
+                        self._spool(sp.RESPONSE_BODY, seq, piece[:cut])
+                        piece = piece[cut:]
+                    await writer.drain()
+                    await _wait_gate(gate)
+                    gate = None
+            writer.write(piece)  # the agent first
+            self._spool(sp.RESPONSE_BODY, seq, piece)
+            await writer.drain()
+            if last:
+                break
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: _Pooled,
+                      seq: int) -> None:
+        """After a 101: bytes both ways, as they come, each direction tagged in the spool."""
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, kind: bytes) -> None:
+            try:
+                while piece := await src.read(READ_SIZE):
+                    dst.write(piece)
+                    self._spool(kind, seq, piece)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                if dst.can_write_eof():
+                    try:
+                        dst.write_eof()
+                    except (ConnectionError, OSError):
+                        pass
+
+        tasks = [asyncio.ensure_future(copy(reader, up.writer, sp.CLIENT_FRAMES)),
+                 asyncio.ensure_future(copy(up.reader, writer, sp.SERVER_FRAMES))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            # One side ended: the other gets a moment to say its last bytes (a close frame).
+            await asyncio.wait(tasks, timeout=1.0)
+        finally:
+            for t in tasks:
+                t.cancel()
+            up.writer.close()
+
+    def _unreachable(self, writer: asyncio.StreamWriter, seq: int, upstream: Upstream, error: BaseException) -> bool:
+        detail = str(error) or type(error).__name__
+        if upstream.url.password:
+            detail = detail.replace(upstream.url.password, "***")
+        message = f"lit: upstream {shown(upstream.url)} unreachable: {detail}"
         body = error_body(message)
-        ex.status, ex.error = 502, message
-        ex.response_headers = {"Content-Type": "application/json"}
-        ex.response_body = body
-        ex.duration_ms = (time.perf_counter() - t0) * 1000
-        return web.Response(status=502, body=body, content_type="application/json")
+        head = self._answer(writer, 502, message, "api_error")
+        self._spool(sp.RESPONSE_HEAD, seq, head)
+        self._spool(sp.RESPONSE_BODY, seq, body)
+        self._end(seq, False, message)
+        return False
+
+
+def _turn_end(tail: bytes, piece: bytes, last: bool) -> int:
+    """Where in `piece` the bytes that let the agent run a tool begin (-1: not in it)."""
+    found = [i for i in (piece.find(m) for m in TURN_END_MARKERS) if i >= 0]
+    if found:
+        return min(found)
+    edge = tail + piece[:MARKER_TAIL]
+    if any(m in edge for m in TURN_END_MARKERS):
+        return 0
+    return len(piece) - 1 if last else -1
+
+
+async def _wait_gate(gate: asyncio.Future) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(gate), GATE_TIMEOUT)
+    except (TimeoutError, Exception):  # noqa: BLE001 - a snapshot never holds the agent longer
+        pass
+
+
+def _peer_closed(transport: asyncio.BaseTransport | None) -> bool:
+    """Whether the agent's end of the connection is closed (EOF or reset waiting to be read)."""
+    if transport is None:
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
