@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -333,8 +334,11 @@ def test_what_a_killed_lit_left_behind_is_cleaned_at_the_next_start(tmp_path):
         (tmp / name).mkdir()
         (tmp / name / ".lit-pid").write_text(str(pid))
     (repo / ".git" / "lit").mkdir()
-    (repo / ".git" / "lit" / "index-0123456789ab").write_bytes(b"DIRC")  # a session not in the DB
+    left = repo / ".git" / "lit" / "index-0123456789ab"  # a session not in the DB, untouched for a day
+    left.write_bytes(b"DIRC")
+    os.utime(left, (time.time() - 86400, time.time() - 86400))
+    (repo / ".git" / "lit" / "index-0123456789ab.lock").write_bytes(b"")  # a lock is never lit's to remove
     proc = lit_record(["--", "true"], cwd=repo, env=lit_env(tmp_path, TMPDIR=str(tmp)))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp.iterdir()) == ["lit-hooks-running"]
-    assert list((repo / ".git" / "lit").glob("index-*")) == []
+    assert [p.name for p in (repo / ".git" / "lit").glob("index-*")] == ["index-0123456789ab.lock"]

@@ -23,11 +23,13 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,9 +89,15 @@ def clean_stale(db, repo_root: str | None) -> int:
         except (GitError, OSError):
             indexes = []
         for index in indexes:
-            row = db.execute("SELECT ended_at, pid FROM sessions WHERE id = ?",
-                             [index.name.removeprefix("index-")]).fetchone()
-            if row is None or row[0] is not None or not (row[1] and _alive(row[1])):
+            session_id = index.name.removeprefix("index-")
+            if not re.fullmatch(r"[0-9a-f]{12}", session_id):
+                continue  # a lock or a file of another kind: never ours to remove
+            row = db.execute("SELECT ended_at, pid FROM sessions WHERE id = ?", [session_id]).fetchone()
+            if row is None:  # a session of another DB: removed only once it has long stopped using it
+                stale = time.time() - index.stat().st_mtime > 3600
+            else:
+                stale = row[0] is not None or not (row[1] and _alive(row[1]))
+            if stale:
                 index.unlink(missing_ok=True)
                 removed += 1
     return removed

@@ -210,6 +210,19 @@ class _AgentConnection(asyncio.StreamReaderProtocol):
             self.task.cancel()
 
 
+@dataclass
+class _Request:
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[str, str]]
+    lower: list[tuple[str, str]]  # the same, names in lower case
+    chunked: bool
+    length: int
+    upgrade: bool
+    keep_alive: bool
+
+
 class _Cut(Exception):
     """The upstream stopped mid-response."""
 
@@ -294,6 +307,7 @@ class Relay:
                 self._loop.run_until_complete(self.start_async())
             except BaseException as e:  # noqa: BLE001 - handed to the caller of start()
                 failure.append(e)
+                self._loop.close()
                 ready.set()
                 return
             ready.set()
@@ -368,14 +382,13 @@ class Relay:
         writer.write(head + body)
         return head
 
-    async def _exchange(self, conn: _AgentConnection, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter, head: bytes) -> bool:
-        """One request and its answer; returns whether the connection may carry another."""
+    def _admit(self, writer: asyncio.StreamWriter, head: bytes) -> _Request | None:
+        """The request's head read and checked; None once lit has answered it itself."""
         parsed = parse_head(head)
         line = parsed[0].split(" ") if parsed else []
         if not parsed or len(line) != 3 or not line[2].startswith("HTTP/1."):
             self._answer(writer, 400, "lit: not an HTTP/1.1 request", "invalid_request_error")
-            return False
+            return None
         method, target, version = line
         headers = parsed[1]
         if not target.startswith("/"):
@@ -383,7 +396,7 @@ class Relay:
             # it relays to its configured upstreams only.
             self._answer(writer, 400, "lit: the relay forwards paths to its upstream only, not absolute URLs",
                          "invalid_request_error")
-            return False
+            return None
         lower = [(k.lower(), v) for k, v in headers]
         chunked = any(k == "transfer-encoding" and "chunked" in v.lower() for k, v in lower)
         lengths = {v.strip() for k, v in lower if k == "content-length"}
@@ -393,67 +406,87 @@ class Relay:
                 raise ValueError
         except ValueError:
             self._answer(writer, 400, "lit: a bad Content-Length", "invalid_request_error")
-            return False
+            return None
         why = refusal(headers, self.port, chunked or length > 0)
         if why:
             self._answer(writer, 403, why, "permission_error")
-            return False
+            return None
         if length > MAX_BODY:
             self._answer(writer, 413, f"lit: request bodies above {MAX_BODY // 1024**2} MB are refused",
                          "request_too_large")
-            return False
+            return None
         connection = {t.strip().lower() for k, v in lower if k == "connection" for t in v.split(",")}
-        upgrade = "upgrade" in connection and any(k == "upgrade" for k, _ in lower)
-        keep_alive = version == "HTTP/1.1" and "close" not in connection or "keep-alive" in connection
+        return _Request(method, target, version, headers, lower, chunked, length,
+                        upgrade="upgrade" in connection and any(k == "upgrade" for k, _ in lower),
+                        keep_alive=version == "HTTP/1.1" and "close" not in connection or "keep-alive" in connection)
 
+    @staticmethod
+    def _upstream_head(req: _Request, upstream: Upstream, path: str) -> bytes:
+        out = [f"{req.method} {path} {req.version}", f"Host: {upstream.host_header}"]
+        out += [f"{k}: {v}" for k, v in req.headers if k.lower() not in REQUEST_DROPPED
+                or req.upgrade and k.lower() in ("upgrade", "connection")]
+        if upstream.auth and not any(k == "authorization" for k, _ in req.lower):
+            out.append(f"Authorization: {upstream.auth}")
+        return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
+
+    async def _call(self, req: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    upstream: Upstream, upstream_head: bytes, seq: int
+                    ) -> tuple[_Pooled, int, bytes, asyncio.Future | None] | None:
+        """Send the request upstream and read its answer's head; None once a 502 was answered."""
+        body_kept: list[bytes] | None = None
+        done: asyncio.Future | None = None
+        for attempt in range(2):
+            try:
+                up, reused = await self._connect(upstream, fresh=attempt > 0)
+            except (TimeoutError, OSError, ssl.SSLError, ValueError) as e:
+                if attempt == 0:
+                    await self._drain_body(reader, req.length, req.chunked, seq)
+                self._unreachable(writer, seq, upstream, e)
+                return None
+            up.writer.write(upstream_head)
+            if attempt == 0:
+                # Kept (references, not copies) only on a reused connection, so that a call the
+                # upstream's idle close cut before any answer can be sent again.
+                body_kept = [] if reused else None
+                done = await self._pump_request(reader, up.writer, req.length, req.chunked, seq, body_kept)
+            else:
+                for piece in body_kept or []:
+                    up.writer.write(piece)
+                await up.writer.drain()
+            try:
+                status, response_head = await self._response_head(up, writer)
+                return up, status, response_head, done
+            except (asyncio.IncompleteReadError, ConnectionError) as e:
+                up.writer.close()
+                if attempt == 0 and reused and body_kept is not None:
+                    continue
+                self._unreachable(writer, seq, upstream, e)
+                return None
+        return None  # pragma: no cover - the loop returns
+
+    async def _exchange(self, conn: _AgentConnection, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter, head: bytes) -> bool:
+        """One request and its answer; returns whether the connection may carry another."""
+        req = self._admit(writer, head)
+        if req is None:
+            return False
         self._seq += 1
         seq = self._seq
         self.exchanges += 1
         self._spool(sp.REQUEST_HEAD, seq, head)
-        upstream, path = self._route(target)
-        if any(k == "expect" and v.lower() == "100-continue" for k, v in lower):
+        upstream, path = self._route(req.target)
+        if any(k == "expect" and v.lower() == "100-continue" for k, v in req.lower):
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        out = [f"{method} {path} {version}", f"Host: {upstream.host_header}"]
-        out += [f"{k}: {v}" for k, v in headers if k.lower() not in REQUEST_DROPPED
-                or upgrade and k.lower() in ("upgrade", "connection")]
-        if upstream.auth and not any(k == "authorization" for k, _ in lower):
-            out.append(f"Authorization: {upstream.auth}")
-        upstream_head = ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
+        upstream_head = self._upstream_head(req, upstream, path)
 
         up: _Pooled | None = None
-        done: asyncio.Future | None = None
         error: str | None = None
         complete = False
         try:
-            body_kept: list[bytes] | None = None
-            for attempt in range(2):
-                try:
-                    up, reused = await self._connect(upstream, fresh=attempt > 0)
-                except (TimeoutError, OSError, ssl.SSLError, ValueError) as e:
-                    if attempt == 0 and body_kept is None:
-                        await self._drain_body(reader, length, chunked, seq)
-                    return self._unreachable(writer, seq, upstream, e)
-                up.writer.write(upstream_head)
-                if body_kept is None:
-                    # Kept (references, not copies) only on a reused connection, so that a call the
-                    # upstream's idle close cut before any answer can be sent again.
-                    body_kept = [] if reused else None
-                    done = await self._pump_request(reader, up.writer, length, chunked, seq, body_kept)
-                else:
-                    for piece in body_kept:
-                        up.writer.write(piece)
-                    await up.writer.drain()
-                try:
-                    status, response_head = await self._response_head(up, writer)
-                    break
-                except (asyncio.IncompleteReadError, ConnectionError) as e:
-                    up.writer.close()
-                    up = None
-                    if attempt == 0 and reused and body_kept is not None:
-                        continue
-                    return self._unreachable(writer, seq, upstream, e)
-            else:  # pragma: no cover - the loop breaks or returns
+            called = await self._call(req, reader, writer, upstream, upstream_head, seq)
+            if called is None:
                 return False
+            up, status, response_head, done = called
             rlower = [(k.lower(), v) for k, v in parse_head(response_head)[1]]  # type: ignore[index]
             self._spool(sp.RESPONSE_HEAD, seq, response_head)
             if status == 101:
@@ -463,8 +496,8 @@ class Relay:
                 up = None
                 complete = True
                 return False
-            framing = self._framing(method, status, rlower)
-            close_after = framing == "close" or not keep_alive
+            framing = self._framing(req.method, status, rlower)
+            close_after = framing == "close" or not req.keep_alive
             writer.write(self._agent_head(response_head, close_after))
             await self._pump_response(up, writer, framing, rlower, seq, done)
             complete = True
@@ -747,7 +780,7 @@ class Relay:
                 t.cancel()
             up.writer.close()
 
-    def _unreachable(self, writer: asyncio.StreamWriter, seq: int, upstream: Upstream, error: BaseException) -> bool:
+    def _unreachable(self, writer: asyncio.StreamWriter, seq: int, upstream: Upstream, error: BaseException) -> None:
         detail = str(error) or type(error).__name__
         if upstream.url.password:
             detail = detail.replace(upstream.url.password, "***")
@@ -757,7 +790,6 @@ class Relay:
         self._spool(sp.RESPONSE_HEAD, seq, head)
         self._spool(sp.RESPONSE_BODY, seq, body)
         self._end(seq, False, message)
-        return False
 
 
 def _turn_end(tail: bytes, piece: bytes, last: bool) -> int:
