@@ -62,8 +62,11 @@ def record_codex(codex: Path, tmp_path: Path, upstream: ScriptedUpstream) -> sub
 
 
 @pytest.mark.slow
-def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, codex_cli):  # noqa: F811
-    with ScriptedUpstream(scripted_codex_model, websocket=False) as up:
+@pytest.mark.parametrize("transport", ["websocket", "http"])
+def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, codex_cli, transport):  # noqa: F811
+    """Codex keeps its preferred transport under lit (a WebSocket through the relay); with an upstream
+    that refuses the upgrade it falls back to HTTP with SSE. Either way the same thread is recorded."""
+    with ScriptedUpstream(scripted_codex_model, websocket=transport == "websocket") as up:
         proc = record_codex(codex_cli, tmp_path, up)
     repo, db_path = tmp_path / "repo", tmp_path / "lit.db"
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -71,7 +74,11 @@ def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, cod
     assert (repo / "hello.py").read_text() == CONTENT
     # No flag of ours: lit pointed Codex at its relay, which went on to the upstream under /v1.
     turns = [r for r in up.requests if r["method"] == "POST"]
-    assert len(turns) == 3 and {r["path"] for r in turns} == {"/v1/responses"}
+    assert {r["path"] for r in turns} == {"/v1/responses"}
+    if transport == "websocket":  # a warm-up, then one response.create per turn, all on one connection
+        assert len(turns) == 4 and all(r["websocket"] for r in turns) and len(up.websocket_frames) == 1
+    else:
+        assert len(turns) == 3 and not any(r.get("websocket") for r in turns)
 
     db = store.connect(db_path, create=False)
     steps = db.execute("SELECT id, kind, text, tool_name, tool_input, tool_use_id FROM steps"
@@ -87,8 +94,8 @@ def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, cod
     assert json.loads(patch_step[4]) == PATCH and patch_step[5] == "call_PATCH01"
     assert next(s for s in steps if s[1] == "tool_result" and s[5] == "call_PATCH01")
     stops = [r[0] for r in db.execute("SELECT stop_reason FROM exchanges WHERE role = 'main' AND status = 200"
-                                      " ORDER BY seq")]
-    assert stops == ["tool_use", "tool_use", "end_turn"]
+                                      " ORDER BY started_at")]
+    assert stops == ["end_turn"] * (transport == "websocket") + ["tool_use", "tool_use", "end_turn"]
     (agent,), = db.execute("SELECT agent FROM sessions").fetchall()
     assert agent.startswith("codex_exec/0.169.")
     thread_id = prompts[0][0].rsplit(".", 1)[0]

@@ -515,7 +515,7 @@ class Recorder:
         """The upgrade ended: frames not handed over as they came are read now; a call in flight is
         recorded incomplete."""
         if ex.id not in self._sockets:
-            for direction, at, payload in getattr(ex, "frames", None) or []:
+            for direction, at, payload in ex.frames:
                 self._on_websocket(ex, direction, at, payload)
         socket = self._sockets.pop(ex.id, None)
         if socket is not None:
