@@ -1,84 +1,113 @@
-"""What lit's relay costs an agent, measured against a direct connection in the same run.
+"""What lit costs an agent, measured on an agent's real loop against a direct connection and peers,
+all interleaved call by call in one run (so noise on a shared machine falls on all alike).
 
-    python benchmarks/bench_relay.py            # about 30 s; prints a table
+    python benchmarks/bench_relay.py                 # about a minute; prints a table
+    python benchmarks/bench_relay.py --mitmdump PATH # mitmproxy as a peer (pip install mitmproxy
+                                                     # in a venv of its own; found on PATH otherwise)
 
-One local upstream (lit's scripted Messages API server) in its own process; the relay in another,
-once alone ("relay") and once with the real recorder writing a temporary DB ("lit record", the
-configuration users run); the client here, on aiohttp. Requests to the three targets are
-interleaved so that noise on a shared machine falls on all of them alike.
+One scripted Messages API upstream in its own process. The agent (a child of `lit record`, as an
+agent is) sends each call to every target in turn, rotating the order:
 
-- time to first byte: a streamed answer whose first event is 1 kB; added = relayed - direct;
-- a 10 MB SSE stream (text deltas of 1 kB, written 64 kB at a time): the rate relative to direct
-  (under lit record, each run starts once the recorder has written the previous one);
-- 32 concurrent streams (200 events, 5 ms apart): errors, and whether every byte arrived.
+    direct     the upstream itself
+    socat      a TCP forwarder in C: the floor of any relay on this machine
+    pump       lit's relay alone (the asyncio byte pump, no spool, no recorder)
+    lit        lit record: the relay, the spool and the recorder process, as users run it
+    mitmproxy  reverse mode, with an addon that keeps the streamed bytes of both directions
+
+Three cases, as issue 16 describes them:
+- loop: 40 turns whose requests resend the whole conversation (to 1.4 MB), small streamed answers;
+- git: the same inside a git repository, each turn's tool writing a file (lit snapshots the turn);
+- big: 15 calls back to back with 1 MB streamed answers.
+
+Reported: added time to first byte (median / p99 of relayed - direct, paired per call), the
+stream time vs direct for 1 MB answers, how long lit took to exit after its agent did, and the DB's
+size over the unique content lit was sent (each message, system prompt, tool list and answer once).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import json
 import os
 import platform
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
-import aiohttp
+TURNS, RESULT_BYTES = 40, 35_000  # 40 tool results of 35 kB: the last request is about 1.4 MB
+BIG_CALLS, BIG_BYTES = 15, 1024 * 1024
+TOOLS = [{"name": f"Tool{i}", "description": "A tool an agent has. " * 60,
+          "input_schema": {"type": "object", "properties": {"path": {"type": "string"}, "text": {"type": "string"}}}}
+         for i in range(16)]
+SYSTEM = [{"type": "text", "text": "You are a coding agent working in a repository. " * 80}]
+MITM_ADDON = '''
+kept = []
 
-TTFB_REQUESTS = 200
-BIG_BYTES = 10 * 1024 * 1024
-BIG_RUNS = 5
-CONCURRENT = 32
-CONCURRENT_EVENTS, CONCURRENT_DELAY = 200, 0.005
+def requestheaders(flow):
+    def keep(data: bytes) -> bytes:
+        kept.append(data)
+        return data
+    flow.request.stream = keep
+
+def responseheaders(flow):
+    def keep(data: bytes) -> bytes:
+        kept.append(data)
+        return data
+    flow.response.stream = keep
+'''
 
 
 def sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def stream_bytes(total: int, first_event: int = 1024, write_size: int = 64 * 1024) -> list[bytes]:
-    """A valid Messages API stream of about `total` bytes, as writes of about `write_size`."""
+def answer(kind: str, turn: int) -> list[bytes]:
+    """A streamed answer: a tool call (loop turns), the last words, or 1 MB of text."""
     start = sse("message_start", {"type": "message_start", "message": {
-        "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6", "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1},
-        "padding": "x" * max(0, first_event - 300)}})
-    events = [start, sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                                 "content_block": {"type": "text", "text": ""}})]
-    delta = sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                        "delta": {"type": "text_delta", "text": "y" * 950}})
-    size = sum(map(len, events))
-    while size < total:
-        events.append(delta)
-        size += len(delta)
-    events += [sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-               sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                                     "usage": {"output_tokens": 10}}),
-               sse("message_stop", {"type": "message_stop"})]
-    writes, current = [events[0]], b""
-    for e in events[1:]:
+        "id": f"msg_{kind}_{turn}", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+        "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1}}})
+    events = [start]
+    if kind == "tool":
+        events += [sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                               "content_block": {"type": "text", "text": ""}}),
+                   sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                       "type": "text_delta", "text": f"Turn {turn}: writing the next file."}}),
+                   sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                   sse("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
+                       "type": "tool_use", "id": f"toolu_{turn:03d}", "name": "Tool0", "input": {}}}),
+                   sse("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {
+                       "type": "input_json_delta", "partial_json": json.dumps(
+                           {"path": f"f{turn:03d}.txt", "text": f"file {turn}\n"})}}),
+                   sse("content_block_stop", {"type": "content_block_stop", "index": 1})]
+        stop = "tool_use"
+    else:
+        text = "y" * 950 if kind == "big" else "Done."
+        events.append(sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                                  "content_block": {"type": "text", "text": ""}}))
+        delta = sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                            "delta": {"type": "text_delta", "text": text}})
+        events += [delta] * (BIG_BYTES // len(delta) if kind == "big" else 1)
+        events.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        stop = "end_turn"
+    events += [sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop},
+                                     "usage": {"output_tokens": 10}}), sse("message_stop", {"type": "message_stop"})]
+    # Written as an API streams: an event at a time, big answers 64 kB at a time.
+    if kind != "big":
+        return events
+    writes, current = [], b""
+    for e in events:
         current += e
-        if len(current) >= write_size:
+        if len(current) >= 64 * 1024:
             writes.append(current)
             current = b""
     return writes + ([current] if current else [])
-
-
-SMALL = stream_bytes(4096)
-BIG = stream_bytes(BIG_BYTES)
-PACED = [SMALL[0]] + [sse("ping", {"type": "ping"})] * (CONCURRENT_EVENTS - 2) + SMALL[1:]
-
-
-def reply(body: dict) -> dict:
-    kind = body.get("metadata", {}).get("user_id", "small")
-    if kind == "big":
-        return {"chunks": BIG}
-    if kind == "paced":
-        return {"chunks": PACED, "delay": CONCURRENT_DELAY}
-    return {"chunks": SMALL}
 
 
 # --- the processes ---------------------------------------------------------------------------------
@@ -87,62 +116,95 @@ def reply(body: dict) -> dict:
 def serve_upstream() -> None:
     from lit.scripted import ScriptedUpstream
 
+    def reply(body: dict) -> dict:
+        kind, turn = body["metadata"]["user_id"].split(":")
+        return {"chunks": answer(kind, int(turn))}
+
     with ScriptedUpstream(reply) as up:
+        up.requests = __import__("collections").deque(maxlen=1)
         print(up.port, flush=True)
         sys.stdin.read()
 
 
-def serve_relay(upstream: str, db: str | None) -> None:
+def serve_pump(upstream: str) -> None:
     from lit.proxy.relay import Relay
 
-    sink = None
-    if db:
-        from lit.recorder import Recorder
-
-        from lit.record import SWITCH_INTERVAL
-
-        sink = Recorder(db, argv=["bench"], cwd=tempfile.gettempdir(), upstream=upstream, snapshots=False)
-        sys.setswitchinterval(SWITCH_INTERVAL)  # as lit record does
-    relay = Relay(upstream, sink)
-    print(relay.start(), flush=True)
-    sys.stdin.read()
-    relay.stop()
-    if sink:
-        summary = sink.finish(0)
-        print(json.dumps({"exchanges": summary.exchanges, "unrecorded": summary.unrecorded}), flush=True)
+    with Relay(upstream) as relay:
+        print(relay.port, flush=True)
+        sys.stdin.read()
 
 
-def spawn(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    port = proc.stdout.readline().strip()
-    if not port:
-        raise SystemExit(f"{args[0]} did not start")
-    return proc, f"http://127.0.0.1:{port}"
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-# --- the client ------------------------------------------------------------------------------------------
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
 
 
-def body(kind: str) -> bytes:
-    return json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 1024, "stream": True,
-                       "messages": [{"role": "user", "content": f"bench {kind}"}],
-                       "metadata": {"user_id": kind}}).encode()
+# --- the agent (a child of lit record) ---------------------------------------------------------------
 
 
-HEADERS = {"content-type": "application/json", "x-api-key": "sk-ant-api03-bench", "anthropic-version": "2023-06-01"}
+class Target:
+    def __init__(self, name: str, url: str):
+        self.name, self.url = name, urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=120)
 
-
-async def one(session: aiohttp.ClientSession, url: str, kind: str) -> tuple[float, float, int]:
-    """(seconds to first byte, seconds to the end, bytes) of one streamed call."""
-    t0 = time.perf_counter()
-    async with session.post(url + "/v1/messages", data=body(kind), headers=HEADERS) as resp:
-        first = await resp.content.readany()
+    def call(self, body: bytes) -> tuple[float, float, bytes]:
+        """(seconds to the answer's first body byte, seconds to its end, the answer)."""
+        t0 = time.perf_counter()
+        self.conn.request("POST", "/v1/messages", body, {
+            "content-type": "application/json", "x-api-key": "sk-ant-api03-bench", "anthropic-version": "2023-06-01",
+            "host": f"127.0.0.1:{self.url.port}"})
+        resp = self.conn.getresponse()
+        first = resp.read1(65536)
         t1 = time.perf_counter()
-        n = len(first)
-        while chunk := await resp.content.readany():
-            n += len(chunk)
-    return t1 - t0, time.perf_counter() - t0, n
+        rest = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"{self.name}: {resp.status} {(first + rest)[:300]!r}")
+        return t1 - t0, time.perf_counter() - t0, first + rest
+
+
+def run_agent(case: str, names: list[str], urls: list[str], out: str) -> None:
+    targets = [Target(n, u) for n, u in zip(names, urls, strict=True)]
+    targets.append(Target("lit", os.environ["ANTHROPIC_BASE_URL"]))
+    results: dict[str, list[tuple[float, float]]] = {t.name: [] for t in targets}
+    messages: list[dict] = [{"role": "user", "content": "Write the files, one per turn."}]
+    unique = len(json.dumps(TOOLS)) + len(json.dumps(SYSTEM)) + len(json.dumps(messages[0]))
+    calls = BIG_CALLS if case == "big" else TURNS
+    for turn in range(1, calls + 1):
+        kind = "big" if case == "big" else ("tool" if turn < calls else "done")
+        body = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 4096, "stream": True, "system": SYSTEM,
+                           "tools": TOOLS, "messages": messages, "metadata": {"user_id": f"{kind}:{turn}"}}).encode()
+        order = targets[turn % len(targets):] + targets[:turn % len(targets)]
+        for t in order:
+            first, total, got = t.call(body)
+            results[t.name].append((first, total))
+        unique += len(got)
+        if case == "big":
+            continue
+        tool = {"type": "tool_use", "id": f"toolu_{turn:03d}", "name": "Tool0",
+                "input": {"path": f"f{turn:03d}.txt", "text": f"file {turn}\n"}}
+        if case == "git":  # the tool really runs: lit snapshots what it wrote at the next call
+            Path(f"f{turn:03d}.txt").write_text(f"file {turn}\n" + "x" * 2000)
+        result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"],
+                                               "content": f"wrote f{turn:03d}.txt\n" + "r" * RESULT_BYTES}]}
+        messages += [{"role": "assistant", "content": [{"type": "text", "text": f"Turn {turn}"}, tool]}, result]
+        unique += len(json.dumps(result))
+    Path(out).write_text(json.dumps({"results": results, "unique": unique, "last_request": len(body),
+                                     "agent_exit": time.time()}))
+
+
+# --- the benchmark ---------------------------------------------------------------------------------------
 
 
 def pct(values: list[float], p: float) -> float:
@@ -150,132 +212,121 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def parser_is_linear() -> tuple[bool, float, float]:
-    """Whether the recorder's stream parser takes about 4x as long for 4x the bytes (16x if it is
-    quadratic). It runs off the hot path, but in the relay's process: a slow parse of a 10 MB
-    stream shows up as relay time, and a quadratic one would not finish within this benchmark."""
-    from lit.proxy.anthropic import assemble_sse
-
-    timings = []
-    for size in (512 * 1024, 2048 * 1024):
-        raw = b"".join(stream_bytes(size))
-        t0 = time.perf_counter()
-        assemble_sse(raw)
-        timings.append(time.perf_counter() - t0)
-    return timings[1] < 8 * timings[0] + 0.02, timings[0], timings[1]
-
-
-async def recorder_caught_up(db: Path, calls: int, timeout: float = 60.0) -> None:
-    """Wait until the recorder has written the answers of `calls` calls. Before each 10 MB run
-    under lit record: the recorder parses and indexes the previous 10 MB answer (1-2 s) after it
-    has been relayed, and an agent never asks for ten megabytes back to back; this measures the
-    stream, not that backlog."""
-    import sqlite3
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-            try:
-                done = conn.execute("SELECT COUNT(*) FROM exchanges WHERE status IS NOT NULL").fetchone()[0]
-            finally:
-                conn.close()
-            if done >= calls:
-                return
-        except sqlite3.Error:
-            pass
-        await asyncio.sleep(0.02)
+def run_case(case: str, peers: dict[str, str], upstream: str, tmp: Path) -> dict:
+    work = tmp / case
+    work.mkdir()
+    if case == "git":
+        for args in (["init", "-q"], ["config", "user.email", "b@example.com"], ["config", "user.name", "bench"]):
+            subprocess.run(["git", *args], cwd=work, check=True)
+        for i in range(200):
+            (work / f"src{i:03d}.py").write_text(f"x = {i}\n" * 50)
+        subprocess.run(["git", "add", "-A"], cwd=work, check=True)
+        subprocess.run(["git", "commit", "-qm", "base"], cwd=work, check=True)
+    out, db = tmp / f"{case}.json", tmp / f"{case}.db"  # outside the repository lit snapshots
+    env = {**os.environ, "LIT_DB": str(db), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lit", "record", "--upstream", upstream, "--", sys.executable,
+                             __file__, "--agent", case, "--names", ",".join(peers), "--urls", ",".join(peers.values()),
+                             "--out", str(out)], cwd=work, env=env, stderr=subprocess.PIPE, text=True)
+    _, said = proc.communicate(timeout=600)
+    lit_exit = time.time()
+    if proc.returncode != 0:
+        raise SystemExit(f"{case}: lit record failed: {said}")
+    data = json.loads(out.read_text())
+    data["exit_after_agent"] = lit_exit - data["agent_exit"]
+    data["db_bytes"] = sum(p.stat().st_size for p in tmp.glob(f"{case}.db*"))
+    data["lit_said"] = said.strip().splitlines()[-1]
+    return data
 
 
-async def measure(targets: dict[str, str], big_targets: list[str], recorded_db: Path | None = None) -> dict:
-    results: dict = {name: {} for name in targets}
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
-        for url in targets.values():  # warm up connections and code paths
-            for _ in range(10):
-                await one(session, url, "small")
-        calls = dict.fromkeys(targets, 10)
-        ttfb: dict[str, list[float]] = {name: [] for name in targets}
-        for _ in range(TTFB_REQUESTS):
-            for name, url in targets.items():
-                ttfb[name].append((await one(session, url, "small"))[0] * 1000)
-                calls[name] += 1
-        big: dict[str, list[float]] = {name: [] for name in targets}
-        expected_big = sum(map(len, BIG))
-        for _ in range(BIG_RUNS):
-            for name in big_targets:
-                if name == "lit record" and recorded_db:
-                    await recorder_caught_up(recorded_db, calls[name])
-                _, seconds, n = await one(session, targets[name], "big")
-                calls[name] += 1
-                assert n == expected_big, f"{name}: {n} bytes of {expected_big}"
-                big[name].append(seconds)
-        expected_paced = sum(map(len, PACED))
-        if recorded_db:
-            await recorder_caught_up(recorded_db, calls["lit record"])
-        for name, url in targets.items():
-            t0 = time.perf_counter()
-            outcomes = await asyncio.gather(*(one(session, url, "paced") for _ in range(CONCURRENT)),
-                                            return_exceptions=True)
-            wall = time.perf_counter() - t0
-            errors = sum(1 for o in outcomes if isinstance(o, BaseException) or o[2] != expected_paced)
-            results[name].update(concurrent_wall=wall, concurrent_errors=errors)
-        for name in targets:
-            results[name].update(ttfb_median=statistics.median(ttfb[name]), ttfb_p99=pct(ttfb[name], 99),
-                                 big_seconds=statistics.median(big[name]) if big[name] else None)
-    return results
+def report(case: str, data: dict) -> list[str]:
+    res = data["results"]
+    direct = res["direct"]
+    lines = []
+    for name, values in res.items():
+        if name == "direct":
+            continue
+        added = [(v[0] - d[0]) * 1000 for v, d in zip(values, direct, strict=True)]
+        late = [(v[0] - d[0]) * 1000 for v, d in zip(values[len(values) // 2:], direct[len(direct) // 2:], strict=True)]
+        stream = statistics.median(v[1] for v in values) / statistics.median(d[1] for d in direct)
+        lines.append(f"{case:<6}{name:<11}{statistics.median(added):>+9.2f}{pct(added, 99):>+9.2f}"
+                     f"{statistics.median(late):>+11.2f}{pct(late, 99):>+9.2f}{stream:>9.2f}x")
+    return lines
 
 
-def main() -> int:
+def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    linear, half_mb, two_mb = parser_is_linear()
-    big_targets = ["direct", "relay"] + (["lit record"] if linear else [])
-    with tempfile.TemporaryDirectory(prefix="lit-bench-") as tmp:
-        upstream, up_url = spawn("--upstream")
-        relay, relay_url = spawn("--relay", up_url)
-        recorded, rec_url = spawn("--relay", up_url, "--db", str(Path(tmp) / "lit.db"))
+    procs: list[subprocess.Popen] = []
+
+    def spawn(*extra: str) -> str:
+        proc = subprocess.Popen([sys.executable, __file__, *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        procs.append(proc)
+        return f"http://127.0.0.1:{proc.stdout.readline().strip()}"
+
+    with tempfile.TemporaryDirectory(prefix="lit-bench-") as tmp_name:
+        tmp = Path(tmp_name)
         try:
-            results = asyncio.run(measure({"direct": up_url, "relay": relay_url, "lit record": rec_url}, big_targets,
-                                          Path(tmp) / "lit.db"))
+            upstream = spawn("--upstream")
+            up_port = int(urllib.parse.urlsplit(upstream).port)
+            peers = {"direct": upstream, "pump": spawn("--pump", upstream)}
+            if shutil.which("socat"):
+                port = free_port()
+                procs.append(subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                                               f"TCP:127.0.0.1:{up_port},nodelay"]))
+                wait_port(port)
+                peers["socat"] = f"http://127.0.0.1:{port}"
+            mitmdump = args.mitmdump or shutil.which("mitmdump")
+            if mitmdump:
+                port = free_port()
+                (tmp / "keep.py").write_text(MITM_ADDON)
+                procs.append(subprocess.Popen([mitmdump, "-q", "--mode", f"reverse:{upstream}", "--listen-host",
+                                               "127.0.0.1", "--listen-port", str(port), "-s", str(tmp / "keep.py"),
+                                               "--set", "stream_large_bodies=1"], stdout=subprocess.DEVNULL))
+                wait_port(port)
+                peers["mitmproxy"] = f"http://127.0.0.1:{port}"
+            cases = {case: run_case(case, peers, upstream, tmp) for case in ("loop", "git", "big")}
         finally:
-            for proc in (relay, recorded, upstream):
-                proc.stdin.close()
-            recorder_said = recorded.stdout.readline().strip()
-            for proc in (relay, recorded, upstream):
+            for proc in procs:
+                if proc.stdin:
+                    proc.stdin.close()
+                else:
+                    proc.terminate()
+            for proc in procs:
                 proc.wait(30)
 
-    d = results["direct"]
-    mb = BIG_BYTES / 1024 / 1024
+    import aiohttp
+
     print(f"lit relay benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.system()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, aiohttp {aiohttp.__version__}")
-    print(f"{TTFB_REQUESTS} calls for time to first byte; {mb:.0f} MB stream x{BIG_RUNS}; "
-          f"{CONCURRENT} concurrent streams of {CONCURRENT_EVENTS} events\n")
-    print(f"{'':<12}{'TTFB median':>12}{'added':>9}{'TTFB p99':>10}{'added':>9}"
-          f"{'10 MB stream':>14}{'vs direct':>11}{'32 streams':>12}{'errors':>8}")
-    for name, r in results.items():
-        big = (f"{mb / r['big_seconds']:>9.0f} MB/s{d['big_seconds'] / r['big_seconds']:>10.2f}x"
-               if r["big_seconds"] else f"{'-':>14}{'-':>11}")
-        print(f"{name:<12}{r['ttfb_median']:>10.2f}ms{r['ttfb_median'] - d['ttfb_median']:>+7.2f}ms"
-              f"{r['ttfb_p99']:>8.2f}ms{r['ttfb_p99'] - d['ttfb_p99']:>+7.2f}ms"
-              f"{big}{r['concurrent_wall']:>11.2f}s{r['concurrent_errors']:>8}")
-    print(f"\nrecorder: {recorder_said}; its stream parser took {half_mb * 1000:.0f} ms for 0.5 MB, "
-          f"{two_mb * 1000:.0f} ms for 2 MB")
-    if not linear:
-        print("(not linear in the stream's size, so lit record's 10 MB stream was left out)")
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
+          f"aiohttp {aiohttp.__version__}")
+    print(f"loop/git: {TURNS} turns, the last request {cases['loop']['last_request'] / 1e6:.2f} MB; "
+          f"big: {BIG_CALLS} answers of {BIG_BYTES // 1024} kB. Added TTFB vs direct in ms (late: the second half)\n")
+    print(f"{'case':<6}{'relay':<11}{'median':>9}{'p99':>9}{'late med':>11}{'p99':>9}{'stream':>10}")
+    for case, data in cases.items():
+        print("\n".join(report(case, data)))
+    print()
+    for case, data in cases.items():
+        storage = f", storage {data['db_bytes'] / data['unique']:.2f}x unique content" if case != "big" else ""
+        print(f"{case}: lit exited {data['exit_after_agent']:.2f} s after its agent{storage}; {data['lit_said']}")
     print(f"({time.monotonic() - started:.0f} s)")
-    failed = any(r["concurrent_errors"] for r in results.values())
-    return 1 if failed else 0
+    return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mitmdump", help="mitmproxy's mitmdump (default: on PATH; left out if none)")
     parser.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--relay", metavar="URL", help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--pump", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--agent", help=argparse.SUPPRESS)
+    parser.add_argument("--names", help=argparse.SUPPRESS)
+    parser.add_argument("--urls", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream:
         serve_upstream()
-    elif args.relay:
-        serve_relay(args.relay, args.db)
+    elif args.pump:
+        serve_pump(args.pump)
+    elif args.agent:
+        run_agent(args.agent, args.names.split(","), args.urls.split(","), args.out)
     else:
-        sys.exit(main())
+        sys.exit(main(args))

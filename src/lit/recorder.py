@@ -115,7 +115,7 @@ class Recorder:
         self._response_keys: dict[str, str] = {}  # upstream response id -> its message key (previous_response_id)
         self._sockets: dict[str, _Socket] = {}  # upgrade exchange id -> its WebSocket, while it is open
         # Turn snapshots taken as the relay asked (lit.recording), before the request is parsed:
-        # exchange id -> [taken, (commit, tree, new, ms) or the exception]
+        # exchange id -> [taken, (tree, ms) or the exception]
         self._captures: dict[str, list] = {}
         self._captures_lock = threading.Lock()
         self._stored: set[str] = set()
@@ -181,8 +181,8 @@ class Recorder:
         capture = self._capture(exchange_id)
         t0 = time.perf_counter()
         try:
-            commit, tree, new = snapshot.take(self.repo_root, self.session_id, reason="turn")
-            capture[1] = (commit, tree, new, (time.perf_counter() - t0) * 1000)
+            # Only the tree, now (two git commands): the chain's commit is made with the row.
+            capture[1] = (snapshot.write_tree(self.repo_root, self.session_id), (time.perf_counter() - t0) * 1000)
         except Exception as e:  # noqa: BLE001 - said when the turn's row is written
             capture[1] = e
         capture[0].set()
@@ -286,10 +286,6 @@ class Recorder:
         # A subagent's turns are turn boundaries too: what its tools wrote is blamed on its own calls.
         if conv.role in ("main", "subagent") and snapshot_steps and self.snapshots:
             self._snapshot("turn", snapshot_steps, ex.id if ex.snapshot_asked else None)
-        elif ex.snapshot_asked and self.snapshots:
-            # Taken for a call that is no turn (a side call quoting tool results): the turn
-            # that follows writes its row (see record_snapshot).
-            self._capture(ex.id)[0].wait(60)
         with self._captures_lock:
             self._captures.pop(ex.id, None)
 

@@ -113,18 +113,20 @@ def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
 
 
 def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids: list[str] | tuple = (),
-         message: str = "") -> tuple[str, str, bool]:
-    """Capture the working tree on the session's snapshot chain.
+         message: str = "", tree: str | None = None) -> tuple[str, str, bool]:
+    """Capture the working tree on the session's snapshot chain (`tree`: one write_tree() read
+    earlier, at the moment that mattered, put on the chain now).
 
     Returns (commit, tree, new): `new` is False when nothing changed since the previous snapshot
     (then the previous commit is returned and no commit is made, except for the chain's start)."""
     ref = snapshot_ref(session_id)
+    given = tree
     for _ in range(20):  # the recorder and a hook may snapshot at once: compare-and-swap the ref
         head = git(["log", "-1", "--format=%H %T", ref, "--"], repo_root, check=False).split()
         parent = head[0] if head else None
         # The tree is read after the ref: a snapshot that loses the race reads the tree again,
         # so the tip never holds an older tree than its parent.
-        tree = write_tree(repo_root, session_id)
+        tree = given or write_tree(repo_root, session_id)
         if head and head[1] == tree and reason != "start":
             return parent, tree, False
         body = f"lit snapshot ({reason}) of session {session_id}\n\n{message}".rstrip() + "\n"
@@ -142,22 +144,18 @@ def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids
 
 def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | None, session_id: str,
                     thread_id: str | None, reason: str, step_ids: list[str] | tuple = (),
-                    taken: tuple[str, str, bool, float] | None = None) -> str | None:
+                    taken: tuple[str, float] | None = None) -> str | None:
     """Take a snapshot and keep its row; returns the commit (None outside a repository or when
-    nothing changed and there is nothing to attribute). `taken`: (commit, tree, new, ms) of a
-    snapshot already taken with take(), whose row this writes."""
+    nothing changed and there is nothing to attribute). `taken`: (tree, ms) of a write_tree()
+    made earlier, when the turn ended, which this puts on the chain."""
     if not repo_root:
         return None
     t0 = time.perf_counter()
+    tree = None
     if taken is not None:
-        commit, tree, new, ms = taken
+        tree, ms = taken
         t0 -= ms / 1000
-        # Taken for a call that wrote no row (a side call between a tool's run and its result):
-        # the turn is this one.
-        new = new or bool(step_ids) and db.execute(
-            "SELECT 1 FROM snapshots WHERE commit_sha = ?", [commit]).fetchone() is None
-    else:
-        commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids)
+    commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids, tree=tree)
     if not new:
         return None
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE session_id = ?", [session_id]).fetchone()[0]
