@@ -86,6 +86,7 @@ def test_aiders_edits_are_blamed_on_the_answer_that_made_them(tmp_path, aider_cl
     assert FAKE_OPENAI_KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
 
 
+@pytest.mark.slow
 def test_a_plain_llm_chat_is_a_thread(tmp_path, llm_cli):  # noqa: F811
     env = offline_env(tmp_path)
     with ScriptedUpstream([text_message("Hello! How can I help?"), text_message("Sure: 4.")]) as up:
@@ -105,6 +106,7 @@ def test_a_plain_llm_chat_is_a_thread(tmp_path, llm_cli):  # noqa: F811
     assert all(r[4].startswith("llm (OpenAI/Python ") for r in rows)
 
 
+@pytest.mark.slow
 def test_llm_with_tools_writes_a_file_and_the_commit_is_bound(tmp_path, llm_cli):  # noqa: F811
     """llm --functions: the model calls a Python function that writes a file, and a second that
     commits it; blame cites the write call."""
