@@ -15,8 +15,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from lit import store
 from lit.errors import LitError
-from lit.git import link, notes, snapshot
+from lit.git import link, notes
 from lit.git.run import GitError, git
 
 REMOTE_REF = "refs/notes/lit-remote"
@@ -136,18 +137,24 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
             continue
         tid = threads[0]
         done = False
-        # Rebuilt from the DB over the session's snapshots while they exist; once the thread's note
-        # was written they are pruned (snapshot.prune), and its note is the thread's line map.
-        if db is not None and db["threads"].count_where("id = ?", [tid]) and not (
-                tid in by_thread and not snapshot.latest(repo, db["threads"].get(tid)["session_id"])):
-            db.execute("UPDATE threads SET status = 'pending' WHERE id = ?", [tid])
-            done = link.bind(db, str(repo), commit, tid) is not None
-        if not done and tid in by_thread:
+        in_db = db is not None and db["threads"].count_where("id = ?", [tid])
+        if tid in by_thread:
+            # The note written when the thread was bound is its line map (its snapshots were pruned
+            # then, see snapshot.prune): copied, and the DB follows.
             note = dict(by_thread[tid])
             note["commit"] = commit
             note["relinked_from"] = by_thread[tid].get("commit")
             notes.write(repo, commit, note)
+            files = note.get("files") if isinstance(note.get("files"), dict) else {}
+            if in_db:
+                store.rebind_threads(db, commit, [tid], [
+                    {"commit_sha": commit, "path": path, "line_start": r[0], "line_end": r[1], "step_id": r[2],
+                     "thread_id": tid} for path, ranges in files.items() if isinstance(ranges, list) for r in ranges
+                    if isinstance(r, list) and len(r) == 3 and all(isinstance(n, int) for n in r[:2])])
             done = True
+        elif in_db:
+            db.execute("UPDATE threads SET status = 'pending' WHERE id = ?", [tid])
+            done = link.bind(db, str(repo), commit, tid) is not None
         (result.relinked if done else result.missing).append((commit, tid))
     from lit.git import relink_content
 
