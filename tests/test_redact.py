@@ -387,3 +387,22 @@ def test_lit_import_redacts_and_never_adds_steps_to_a_thread_it_has(tmp_path):
         "deploy with [REDACTED:github-token]"
     db.conn.close()
     assert SECRETS["github-token"].encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+
+
+def test_upstream_credentials_never_stored(tmp_path):
+    """`--upstream https://user:password@host`: the password reaches neither the DB nor lit's output,
+    whether the upstream answers or is unreachable (its error names it, masked)."""
+    env = {**os.environ, "LIT_DB": str(tmp_path / "lit.db"), "ANTHROPIC_API_KEY": SECRETS["anthropic-key"]}
+    password = "Up5tream-Pa55w0rd"
+    outputs = []
+    with ScriptedUpstream([text_message("hi")]) as up:
+        for url in (up.url.replace("http://", f"http://bob:{password}@"), f"http://bob:{password}@127.0.0.1:9"):
+            proc = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", url, "--", sys.executable,
+                                   str(AGENT), "hello"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=60)
+            outputs.append(proc.stderr)
+    assert "lit: recorded" in outputs[0] and "Traceback" not in "".join(outputs)
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+    assert password.encode() not in data and password not in "".join(outputs)
+    upstreams = [r[0] for r in store.connect(tmp_path / "lit.db").execute("SELECT upstream FROM sessions")]
+    assert len(upstreams) == 2 and all(password not in u and "@127.0.0.1:" in u for u in upstreams)
