@@ -75,7 +75,7 @@ def test_aiders_edits_are_blamed_on_the_answer_that_made_them(tmp_path, aider_cl
     thread_id = answer[0].rsplit(".", 1)[0]
     message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
     assert message.startswith(COMMIT_MESSAGE) and f"Lit-Thread: {thread_id}" in message, message
-    note = notes.read(repo, "HEAD")
+    note = notes.read(repo, "HEAD").to_json()
     assert note["files"] == {"hello.py": [[1, 2, answer[0]]]}
     assert note["steps"][answer[0]]["why"] == ANSWER
     blame = subprocess.run([sys.executable, "-m", "lit", "blame", "hello.py", "--json"], cwd=repo, env=env,
@@ -132,5 +132,5 @@ def test_llm_with_tools_writes_a_file_and_the_commit_is_bound(tmp_path, llm_cli)
     assert (repo / "greet.py").read_text() == content
     db = store.connect(tmp_path / "lit.db", create=False)
     write = db.execute("SELECT id FROM steps WHERE kind = 'tool_call' AND tool_name = 'write_file'").fetchone()[0]
-    note = notes.read(repo, "HEAD")
+    note = notes.read(repo, "HEAD").to_json()
     assert note["files"] == {"greet.py": [[1, 2, write]]} and note["steps"][write]["why"] == why

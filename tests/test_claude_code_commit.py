@@ -58,7 +58,7 @@ def test_claude_codes_commit_is_bound_to_its_thread(tmp_path, claude_code):
     message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
     assert message.startswith("Add greet") and "Lit-Thread: " in message, message
     thread = message.split("Lit-Thread: ")[1].split()[0]
-    note = notes.read(repo, "HEAD")
+    note = notes.read(repo, "HEAD").to_json()
     db = store.connect(db_path)
     write = db.execute("SELECT id FROM steps WHERE tool_use_id = 'toolu_01WRITE' AND kind = 'tool_call'").fetchone()[0]
     assert note["thread"] == thread and note["files"] == {"greet.py": [[1, 2, write]]}

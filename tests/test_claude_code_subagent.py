@@ -95,7 +95,7 @@ def test_a_subagents_write_is_blamed_on_the_subagent(tmp_path, claude_code):
 
     message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
     assert message.startswith("Add helper") and "Lit-Thread: " in message
-    note = notes.read(repo, "HEAD")
+    note = notes.read(repo, "HEAD").to_json()
     assert note["files"] == {"helper.py": [[1, 2, write[0]]]}
     assert note["steps"][write[0]]["why"] == WRITE_WHY
     blame = subprocess.run([sys.executable, "-m", "lit", "blame", "helper.py", "--json"], cwd=repo, env=env,

@@ -104,7 +104,7 @@ def test_lit_records_codex_writing_with_apply_patch_and_committing(tmp_path, cod
     # The commit is bound; the note and blame give hello.py to the apply_patch call and its reasoning.
     message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
     assert message.startswith("Add hello") and f"Lit-Thread: {thread_id}" in message
-    note = notes.read(repo, "HEAD")
+    note = notes.read(repo, "HEAD").to_json()
     assert note["files"] == {"hello.py": [[1, 2, patch_step[0]]]}
     assert note["steps"][patch_step[0]]["why"] == WHY
     blame = subprocess.run([sys.executable, "-m", "lit", "blame", "hello.py", "--json"], cwd=repo,

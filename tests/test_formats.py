@@ -529,7 +529,7 @@ def test_hostile_names_and_sizes_are_said_safely(tmp_path):
     got = blame_json(repo, "a.txt", db)
     assert got[0]["kind"] == "step" and got[0]["model"] == "gpt-4\x1b[2J"  # kept as data, JSON-escaped
     view = lit(repo, "blame", "a.txt", db=db).stdout
-    assert "\x1b" not in view and "gpt-4[2J" in view
+    assert "\x1b" not in view and "(gpt-4, from git-ai)" in view  # the whole sequence goes
     # A record whose lit ids are not lit's shapes gets ids of its own; a thread id is never a path.
     record = {"version": "0.1", "id": "r1", "timestamp": "2026-01-01T00:00:00Z",
               "vcs": {"type": "git", "revision": sha},

@@ -39,7 +39,7 @@ def test_designs_hand_checked_example(agent_in):
     with open(a.repo / "app.py", "a") as f:
         f.write("# reviewed\n")
     head = a.person_commits(["app.py"])
-    note = notes.read(a.repo, head)
+    note = notes.read(a.repo, head).to_json()
     assert note["files"]["app.py"] == [[1, 1, write], [2, 3, edit], [4, 4, write], [5, 5, None]]
     assert sh(["git", "log", "-1", "--format=%(trailers:key=Lit-Thread,valueonly)"], a.repo).strip() == a.thread
     assert set(note["steps"]) == {write, edit} and note["prompts"][0]["text"] == "do the work"
@@ -52,14 +52,14 @@ def test_the_agents_commit_binds_and_opens_the_next_thread(agent_in):
     write = a.write("app.py", "one\n")
     a.turn()
     head = a.commit(add=["app.py"])
-    assert notes.read(a.repo, head)["files"] == {"app.py": [[1, 1, write]]}
+    assert notes.read(a.repo, head).to_json()["files"] == {"app.py": [[1, 1, write]]}
     nxt = store.current_thread(a.db, a.session)
     assert nxt != a.thread and a.db["threads"].get(nxt)["base_snapshot"] == snapshot.latest(a.repo, a.session)
     # The next commit is bound to the next thread; lines of the first commit are not in its diff.
     second = a.edit("app.py", "one\n", "one\ntwo\n")
     a.turn()
     head2 = a.commit(add=["app.py"])
-    note2 = notes.read(a.repo, head2)
+    note2 = notes.read(a.repo, head2).to_json()
     assert note2["thread"] == nxt and note2["files"] == {"app.py": [[2, 2, second]]}
 
 
@@ -72,7 +72,7 @@ def test_in_a_session_changes_made_while_the_commit_runs_go_to_that_tool_call(ag
     a.commit(add=["app.py"])
     call = a.bash("sed -i 's/b = 1/b = 2/' app.py && git commit -qam tweak")
     a.turn()
-    note = notes.read(a.repo, "HEAD")
+    note = notes.read(a.repo, "HEAD").to_json()
     assert note["files"] == {"app.py": [[2, 2, call]]} and write not in note["steps"]
 
 
@@ -86,7 +86,7 @@ def test_several_steps_on_one_line_the_last_wins_and_sed_through_bash(agent_in):
     a.turn()
     sed = a.bash("sed -i 's/c = 1/c = 9/' app.py")
     a.turn()
-    note = notes.read(a.repo, a.commit(add=["app.py"]))
+    note = notes.read(a.repo, a.commit(add=["app.py"])).to_json()
     assert per_line(note, "app.py") == {1: write, 2: second, 3: sed}
     assert note["steps"][sed]["input"] == {"command": "sed -i 's/c = 1/c = 9/' app.py"}
 
@@ -96,7 +96,7 @@ def test_two_tool_calls_in_one_response_each_gets_its_file(agent_in):
     wa = a.write("a.py", "x = 1\n")
     wb = a.write("b.py", "y = 2\n")
     a.turn()  # one snapshot for both
-    note = notes.read(a.repo, a.commit(add=["a.py", "b.py"]))
+    note = notes.read(a.repo, a.commit(add=["a.py", "b.py"])).to_json()
     assert per_line(note, "a.py") == {1: wa} and per_line(note, "b.py") == {1: wb}
 
 
@@ -107,7 +107,7 @@ def test_rename_then_edit_and_delete(agent_in):
     edit = a.edit("new.py", "three", "THREE")
     a.turn()
     head = a.commit(add=["new.py"])
-    note = notes.read(a.repo, head)
+    note = notes.read(a.repo, head).to_json()
     # The rename is followed: only the edited line is new; a deleted file has no new-side lines.
     assert note["files"] == {"new.py": [[3, 3, edit]]}
 
@@ -121,7 +121,7 @@ def test_a_persons_edit_of_an_agent_line_and_pre_session_edits_are_human(tmp_pat
     a.turn()
     a.end()
     (repo / "app.py").write_text("one\nTWO\nthree\n")  # a person, after the session
-    note = notes.read(repo, a.person_commits(["app.py", "README.md"]))
+    note = notes.read(repo, a.person_commits(["app.py", "README.md"])).to_json()
     assert per_line(note, "app.py") == {1: write, 2: None, 3: write}
     assert per_line(note, "README.md") == {2: None}
 
@@ -135,7 +135,7 @@ def test_only_what_is_staged_is_mapped(agent_in):
     a.edit("app.py", "two", "two, edited after staging")  # in the working tree, not in the commit
     a.turn()
     head = a.commit(add=[])
-    note = notes.read(a.repo, head)
+    note = notes.read(a.repo, head).to_json()
     assert list(note["files"]) == ["app.py"] and per_line(note, "app.py") == {1: write, 2: write}
     assert "edited after staging" in (a.repo / "app.py").read_text()
 
@@ -146,7 +146,7 @@ def test_no_commit_yet_and_binary_files(agent_in):
     a.tool("Bash", {"command": "make logo.png"}, lambda: (a.repo / "logo.png").write_bytes(bytes(range(256))))
     a.turn()
     head = a.commit(add=["app.py", "logo.png"])
-    note = notes.read(a.repo, head)
+    note = notes.read(a.repo, head).to_json()
     assert note["files"] == {"app.py": [[1, 1, write]]}  # a binary file has no lines
     assert sh(["git", "show", "--format=", "--name-only", head], a.repo).split() == ["app.py", "logo.png"]
 
@@ -163,7 +163,7 @@ def test_a_commit_without_the_agents_changes_gets_no_trailer(agent_in):
     assert a.db["threads"].get(a.thread)["status"] == "pending"
     # The agent's file, committed next, binds the pending thread.
     head = a.person_commits(["app.py"])
-    assert notes.read(a.repo, head)["files"] == {"app.py": [[1, 1, write]]}
+    assert notes.read(a.repo, head).to_json()["files"] == {"app.py": [[1, 1, write]]}
     assert a.db["threads"].get(a.thread)["commit_sha"] == head
 
 

@@ -68,7 +68,7 @@ def test_the_agents_commit_gets_trailer_note_and_line_map(tmp_path):
 
     message = sh(["git", "log", "-1", "--format=%B"], repo)
     thread = message.split("Lit-Thread: ")[1].strip()
-    note = notes.read(repo, sh(["git", "rev-parse", "HEAD"], repo).strip())
+    note = notes.read(repo, sh(["git", "rev-parse", "HEAD"], repo).strip()).to_json()
     assert note["thread"] == thread and note["version"] == 1
     write, edit = step_of(db, '"content"'), step_of(db, '"old_string"')
     # DESIGN.md's hand-checked case: lines 1 and 4 from the Write, 2-3 from the Edit.
@@ -103,7 +103,7 @@ def test_a_person_commits_after_the_session_with_hooks_installed(agent_in):
     sh(["git", "add", "app.py"], a.repo, env=env)
     sh(["git", "commit", "-q", "-m", "Add app"], a.repo, env=env)
 
-    note = notes.read(a.repo, "HEAD")
+    note = notes.read(a.repo, "HEAD").to_json()
     assert per_line(note, "app.py") == {1: write, 2: edit, 3: edit, 4: write, 5: None}
     assert "Lit-Thread: " + note["thread"] in sh(["git", "log", "-1", "--format=%B"], a.repo)
     # Installing twice changes nothing; uninstalling leaves no lit hook behind.
@@ -122,7 +122,7 @@ def test_a_file_the_shell_writes_in_the_committing_call_is_the_agents(agent_in):
     # The commit came from a tool call, and what it commits the shell wrote in that same call: that
     # call is the step, so the commit is the agent's.
     assert f"Lit-Thread: {a.thread}" in sh(["git", "log", "-1", "--format=%B"], a.repo)
-    assert notes.read(a.repo, "HEAD")["files"] == {"NOTES.txt": [[1, 1, call]]}
+    assert notes.read(a.repo, "HEAD").to_json()["files"] == {"NOTES.txt": [[1, 1, call]]}
 
 
 def test_a_user_hook_that_rejects_still_rejects(agent_in):
@@ -165,14 +165,14 @@ def test_amend_and_rebase_keep_the_note(agent_in):
     repo = a.repo
     sh(["git", "config", "notes.rewriteRef", "refs/notes/lit"], repo)
     sh(["git", "commit", "-q", "--amend", "-m", "Add app (amended)\n\nLit-Thread: " + a.thread], repo)
-    assert notes.read(repo, "HEAD")["thread"] == a.thread
+    assert notes.read(repo, "HEAD").to_json()["thread"] == a.thread
     sh(["git", "checkout", "-q", "-b", "side", "HEAD~1"], repo)
     (repo / "other.txt").write_text("x\n")
     sh(["git", "add", "other.txt"], repo)
     sh(["git", "commit", "-q", "-m", "other"], repo)
     sh(["git", "checkout", "-q", "main"], repo)
     sh(["git", "rebase", "-q", "side"], repo)
-    assert notes.read(repo, "HEAD")["thread"] == a.thread
+    assert notes.read(repo, "HEAD").to_json()["thread"] == a.thread
 
 
 @pytest.mark.parametrize("layout", ["subdirectory", "no-commit-yet", "worktree", "binary-and-rename"])
@@ -198,7 +198,7 @@ def test_layouts(tmp_path, hooks_folder, layout):
     a.bash("git add -A && git commit -q -m work")
     a.turn()
     head = sh(["git", "rev-parse", "HEAD"], cwd).strip()
-    note = notes.read(cwd, head)
+    note = notes.read(cwd, head).to_json()
     assert note is not None, sh(["git", "log", "--format=%B", "-1"], cwd)
     assert per_line(note, path) == {1: write, 2: write}
     if layout == "binary-and-rename":
@@ -222,23 +222,23 @@ def test_sync_shares_notes_and_never_clobbers_a_teammates(tmp_path):
             "files": {"README.md": [[1, 1, None]]}}
     theirs = {"version": 1, "thread": "bbbbbbbbbbbb", "commit": head, "prompts": [], "steps": {"bbbbbbbbbbbb.3": {}},
               "files": {"README.md": [[1, 1, "bbbbbbbbbbbb.3"]]}}
-    notes.write(alice, head, mine)
-    notes.write(bob, head, theirs)
+    notes.write_json(alice, head, mine)
+    notes.write_json(bob, head, theirs)
     (bob / "b.txt").write_text("b\n")
     sh(["git", "add", "b.txt"], bob)
     sh(["git", "-c", "user.email=b@example.com", "-c", "user.name=Bob", "commit", "-q", "-m", "b"], bob)
     sh(["git", "push", "-q", "origin", "main"], bob)
-    notes.write(bob, sh(["git", "rev-parse", "HEAD"], bob).strip(), {**theirs, "thread": "cccccccccccc"})
+    notes.write_json(bob, sh(["git", "rev-parse", "HEAD"], bob).strip(), {**theirs, "thread": "cccccccccccc"})
 
     assert lit(["sync", "origin"], bob, tmp_path / "lit.db").returncode == 0
     out = lit(["sync", "origin"], alice, tmp_path / "lit.db")
     assert out.returncode == 0, out.stderr
     assert "merged with yours" in out.stdout
-    merged = notes.read(alice, head)
+    merged = notes.read(alice, head).to_json()
     assert merged["thread"] == "aaaaaaaaaaaa" and merged["merged_threads"] == ["bbbbbbbbbbbb"]
     assert merged["files"]["README.md"] == [[1, 1, "bbbbbbbbbbbb.3"]]
     sh(["git", "fetch", "-q", "origin", "main"], alice)
-    assert notes.read(alice, "origin/main")["thread"] == "cccccccccccc"
+    assert notes.read(alice, "origin/main").to_json()["thread"] == "cccccccccccc"
     assert lit(["sync", "nowhere"], alice, tmp_path / "lit.db").stderr.strip().startswith("lit: no remote named")
 
 
@@ -251,14 +251,14 @@ def test_relink_restores_the_note_after_a_squash_merge(agent_in):
     write, edit = write_then_edit(a)
     a.commit("Add app", add=["app.py"])
     a.end()
-    thread = notes.read(repo, "HEAD")["thread"]
+    thread = notes.read(repo, "HEAD").to_json()["thread"]
     sh(["git", "checkout", "-q", "main"], repo)
     sh(["git", "merge", "-q", "--squash", "feature"], repo)
     sh(["git", "commit", "-q", "-m", f"Add app (#12)\n\nLit-Thread: {thread}"], repo)
     assert notes.read(repo, "HEAD") is None
     out = lit(["relink", "HEAD"], repo, a.db_path)
     assert out.returncode == 0 and "relinked" in out.stdout, out.stderr
-    assert per_line(notes.read(repo, "HEAD"), "app.py") == {1: write, 2: edit, 3: edit, 4: write}
+    assert per_line(notes.read(repo, "HEAD").to_json(), "app.py") == {1: write, 2: edit, 3: edit, 4: write}
     # From a note alone (no DB): a clone that lost the squash commit's note copies the thread's.
     notes_only = lit(["relink", "HEAD"], repo, repo.parent / "absent.db")
     assert "every commit" in notes_only.stdout

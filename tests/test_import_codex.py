@@ -144,7 +144,7 @@ def test_a_codex_session_becomes_a_bound_thread_with_its_patch_in_the_line_map(t
     # Every line of hello.py is the patch's, in the DB, in the note and in lit blame.
     assert [tuple(r) for r in db.execute("SELECT path, line_start, line_end, step_id FROM line_map")] == [
         ("hello.py", 1, 2, patch["id"])]
-    assert notes.read(repo, sha)["files"] == {"hello.py": [[1, 2, patch["id"]]]}
+    assert notes.read(repo, sha).to_json()["files"] == {"hello.py": [[1, 2, patch["id"]]]}
     blamed = json.loads(lit(repo, "blame", "hello.py", "--json").stdout)
     assert [(b["step"], b["tool"]) for b in blamed] == [(patch["id"], "apply_patch")] * 2
     assert "Writing the module first" in blamed[0]["why"]
@@ -185,7 +185,7 @@ def test_a_resumed_session_adds_only_its_new_turn(tmp_path, _isolated):
     assert proc.returncode == 0 and "-> commit " in proc.stdout, proc.stdout + proc.stderr
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     patch3 = db.execute("SELECT id FROM steps WHERE tool_use_id = 'call_PATCH03' AND kind = 'tool_call'").fetchone()[0]
-    assert notes.read(repo, head)["files"] == {"hello.py": [[2, 2, patch3]]}
+    assert notes.read(repo, head).to_json()["files"] == {"hello.py": [[2, 2, patch3]]}
 
 
 def test_hostile_logs_are_skipped_with_a_word_and_nothing_hangs(tmp_path, _isolated):
@@ -255,7 +255,7 @@ def test_a_real_codex_rollout_is_imported(tmp_path, codex_cli):  # noqa: F811
     assert [tuple(r) for r in db.execute("SELECT path, line_start, line_end, step_id FROM line_map")] == [
         ("hello.py", 1, 2, patch["id"])]
     # The note lit record wrote is replaced by the import's, which cites the same lines.
-    assert notes.read(repo, head)["files"] == {"hello.py": [[1, 2, patch["id"]]]}
+    assert notes.read(repo, head).to_json()["files"] == {"hello.py": [[1, 2, patch["id"]]]}
 
 
 def test_a_commit_line_git_printed_names_the_sessions_commit(tmp_path):

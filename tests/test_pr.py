@@ -370,7 +370,7 @@ def test_hostile_text_is_inert_in_the_body(tmp_path, monkeypatch):
     md = pr.to_markdown(pr.describe("main..f", cwd=repo))
     assert "<script>" not in md and "<img" not in md and "</details>" not in md
     assert "@octocat" not in md and "@&#8203;octocat" in md and "@&#8203;team" in md
-    assert "fix &#35;7" in md
+    assert "fix #&#8203;7" in md
     assert "`a < b`" in md  # code spans stay as written: markdown shows them literally
 
 

@@ -182,7 +182,8 @@ def test_errors_a_user_can_make_are_one_line(recorded, tmp_path):
         (["import", str(not_export)],
          f"lit: {not_export} is not a lit export (its first line has no lit_export header)"),
         (["export", "nothread"],
-         "lit: no thread 'nothread' in the lit DB (give a thread id, a prefix of one, or a commit)"),
+         "lit: no thread matches 'nothread': give a thread id or a prefix of one, or a commit (a SHA, HEAD, "
+         "main~2); lit threads lists them"),
         (["replay", "missing.jsonl"], "lit: no such file: missing.jsonl"),
     ]:
         proc = subprocess.run([sys.executable, "-m", "lit", *args], env=env, capture_output=True, text=True,

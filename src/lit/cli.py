@@ -225,7 +225,7 @@ def export(
 def _export_agent_trace(rev: str, output: str, db: str | None, write: bool) -> None:
     from lit.formats import agent_trace
     from lit.git.run import repo_root
-    from lit.render import terminal_safe
+    from lit.terminal import safe as terminal_safe
 
     root = repo_root(".")
     if root is None:
@@ -326,7 +326,7 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     from lit import store
     from lit.git.run import repo_root
     from lit.importers import agent_trace, git_ai
-    from lit.render import terminal_safe
+    from lit.terminal import safe as terminal_safe
 
     root = repo_root(".")
     if root is None:
@@ -446,7 +446,8 @@ def threads(
 
 @app.command()
 def show(
-    thread: str = typer.Argument(..., help="A thread id (or prefix), or the SHA of the commit it binds to."),
+    thread: str = typer.Argument(..., help="A thread: its id, any prefix no other thread starts, or its commit "
+                                 "(HEAD, main~2, a SHA)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     db: str = DB_OPTION,
 ) -> None:
@@ -605,6 +606,10 @@ def pr(
             typer.echo(f"lit: --llm failed: {e}; printing the deterministic description", err=True)
     if fmt == "json":
         _echo_json(pr_module.to_json(desc))
+    elif sys.stdout.isatty():  # read, not piped to gh: no escape sequence reaches the terminal
+        from lit.terminal import safe
+
+        typer.echo(safe(pr_module.to_markdown(desc)), nl=False)
     else:
         typer.echo(pr_module.to_markdown(desc), nl=False)
 
@@ -678,6 +683,9 @@ def sync(
                    + (f"; fetched from {remote}" if result.fetched else f"; {remote} had none yet")
                    + (f", {result.merged} merged with yours" if result.merged else "")
                    + (f"; pushed to {remote}" if result.pushed else ""))
+        if result.unreadable:
+            typer.echo(f"lit: {len(result.unreadable)} notes did not validate and are kept as they were under "
+                       f"refs/lit/unreadable/ (git cat-file -p {result.unreadable[0]})")
 
 
 @app.command()

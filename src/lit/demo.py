@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lit.errors import LitError
+from lit.git import notes
 from lit.git.run import run as run_git
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -136,8 +137,8 @@ def run(directory: str | os.PathLike | None = None, *, echo: Callable[[str], Non
     if head == result.base:
         raise LitError("the replayed agent did not commit")
     result.commit = head
-    result.thread = git(result.repo, "log", "-1", "--format=%(trailers:key=Lit-Thread,valueonly)").strip() or None
-    result.note = bool(git(result.repo, "notes", "--ref=lit", "list", head, check=False))
+    result.thread = (notes.trailer_threads([head], result.repo).get(head) or [None])[0]
+    result.note = head in notes.listing(result.repo)
 
     if agent_output:
         echo("")

@@ -8,13 +8,13 @@ import os
 import shlex
 import shutil
 import time
-from typing import Any
 
 import sqlite_utils
 
 from lit import store
-from lit.errors import LitError
-from lit.paths import repo_relative
+from lit import threads as threads_module
+from lit.render import tool_summary
+from lit.terminal import safe
 
 
 def sessions(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
@@ -62,10 +62,9 @@ def threads(db: sqlite_utils.Database, *, repo: str | None = None, limit: int = 
             FROM threads t {where} ORDER BY t.started_at DESC LIMIT ?""", [*params, limit]))
 
 
-def thread_detail(db: sqlite_utils.Database, ref: str) -> dict:
-    thread = store.find_thread(db, ref)
-    if thread is None:
-        raise LitError(f"no thread matches {ref!r}: see `lit threads` for ids (a commit SHA works too)")
+def thread_detail(db: sqlite_utils.Database, ref: str, cwd: str | os.PathLike | None = None) -> dict:
+    """A thread (any reference lit.threads.resolve takes) with its steps and usage, from the DB."""
+    thread = threads_module.db_thread(db, ref, cwd)
     usage = db.execute(
         """SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
                   COALESCE(SUM(cache_read_input_tokens), 0), COALESCE(SUM(cache_creation_input_tokens), 0),
@@ -98,6 +97,8 @@ def ago(ts: float | None) -> str:
 
 
 def table(rows: list[list[str]], headers: list[str], *, cut: bool = True) -> str:
+    """Columns for a terminal; every cell made safe for it (cells come from the DB)."""
+    rows = [[safe(str(c)) for c in row] for row in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     term = shutil.get_terminal_size((120, 20)).columns if cut else None
     lines = []
@@ -122,7 +123,7 @@ def render_sessions(rows: list[dict]) -> str:
     room = shutil.get_terminal_size((120, 20)).columns - sum(
         max(len(x) for x in col) + 2 for col in zip(headers, *body, strict=False))
     for row, r in zip(body, rows, strict=True):
-        row.append(shorten_middle(shlex.join(json.loads(r["argv"] or "[]")), max(room, 24)))
+        row.append(shorten_middle(safe(shlex.join(json.loads(r["argv"] or "[]"))), max(room, 24)))
     return table(body, headers, cut=False)  # already fitted; on a narrow screen it wraps, whole
 
 
@@ -153,11 +154,12 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
     dim = (lambda s: f"\x1b[2m{s}\x1b[0m") if color else (lambda s: s)
     red = (lambda s: f"\x1b[31m{s}\x1b[0m") if color else (lambda s: s)
     u = detail["usage"]
+    # Every string below comes from the DB (a prompt, a tool's output, a model's words): safe().
     head = [
-        bold(f"thread {detail['id']}") + f"  ({detail['status']}"
-        + (f", commit {detail['commit_sha'][:12]}" if detail.get("commit_sha") else "") + ")",
-        f"session {detail['session_id']}  started {ago(detail['started_at'])}"
-        f"  models {', '.join(detail['models']) or '-'}",
+        bold(f"thread {safe(detail['id'])}") + f"  ({safe(detail['status'])}"
+        + (f", commit {safe(detail['commit_sha'][:12])}" if detail.get("commit_sha") else "") + ")",
+        f"session {safe(detail['session_id'])}  started {ago(detail['started_at'])}"
+        f"  models {safe(', '.join(detail['models'])) or '-'}",
         f"{detail['exchanges']} exchange{'s' * (detail['exchanges'] != 1)}, "
         f"{u['input_tokens']} input + {u['output_tokens']} output tokens"
         f" ({u['cache_read_input_tokens']} cache read)",
@@ -165,37 +167,28 @@ def render_thread(detail: dict, *, color: bool = False, width: int | None = None
     ]
     out = head
     for s in detail["steps"]:
-        label = KIND_LABEL.get(s["kind"], s["kind"])
+        label = KIND_LABEL.get(s["kind"], safe(s["kind"]))
         indent = "    " if s.get("parent_step_id") else ""
+        sid = dim(safe(s["id"]))
         if s["kind"] == "tool_call":
-            summary = _tool_summary(s.get("tool_name"), s.get("tool_input"), detail.get("repo_root"))
-            out.append(f"{indent}{dim(s['id'])} {bold(label)} {s.get('tool_name')}: {summary}")
+            summary = safe(tool_summary(s.get("tool_input"), detail.get("repo_root")))
+            out.append(f"{indent}{sid} {bold(label)} {safe(s.get('tool_name'))}: {summary}")
         elif s["kind"] == "tool_result":
-            text = _clip(s.get("text") or "", width - 30)
+            text = _clip(safe(s.get("text")), width - 30)
             mark = red("error ") if s.get("is_error") else ""
-            out.append(f"{indent}{dim(s['id'])} {label}: {mark}{text}")
+            out.append(f"{indent}{sid} {label}: {mark}{text}")
         elif s["kind"] == "prompt":
             if out[-1]:
                 out.append("")
-            out.append(f"{indent}{dim(s['id'])} {bold(label)}")
-            out.extend(indent + "  " + line for line in (s.get("text") or "").splitlines())
+            out.append(f"{indent}{sid} {bold(label)}")
+            out.extend(indent + "  " + line for line in safe(s.get("text")).splitlines())
         elif s["kind"] in ("thinking", "text", "context"):
-            text = s.get("text") or "(redacted)"
+            text = safe(s.get("text")) or "(redacted)"
             shown = dim(_clip(text, width - 30)) if s["kind"] != "text" else _clip(text, width - 26)
-            out.append(f"{indent}{dim(s['id'])} {label}: {shown}")
+            out.append(f"{indent}{sid} {label}: {shown}")
         else:
-            out.append(f"{indent}{dim(s['id'])} {label}: {_clip(s.get('raw') or '', width - 30)}")
+            out.append(f"{indent}{sid} {label}: {_clip(safe(s.get('raw')), width - 30)}")
     return "\n".join(out)
-
-
-def _tool_summary(name: str | None, tool_input: Any, repo_root: str | None = None) -> str:
-    if isinstance(tool_input, dict):
-        for key in ("command", "file_path", "path", "pattern", "url", "prompt", "description"):
-            if isinstance(tool_input.get(key), str):
-                value = tool_input[key]
-                return _clip(repo_relative(value, repo_root) if key in ("file_path", "path") else value, 100)
-        return _clip(json.dumps(tool_input), 100)
-    return _clip(str(tool_input or ""), 100)
 
 
 def _clip(text: str, n: int) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import IO, Any
 
 import sqlite_utils
 
-from lit import __version__, store
+from lit import __version__, store, threads
 from lit.errors import LitError
 from lit.redact import redact_row
 
@@ -68,21 +67,8 @@ class ImportSummary:
 
 
 def resolve_thread(db: sqlite_utils.Database, ref: str) -> dict:
-    thread = store.find_thread(db, ref)
-    if thread is None and (sha := _git_commit(ref)):  # HEAD, a branch, a tag: the thread of its commit
-        thread = store.find_thread(db, sha)
-    if thread is None:
-        raise LitError(f"no thread {ref!r} in the lit DB (give a thread id, a prefix of one, or a commit)")
-    return thread
-
-
-def _git_commit(rev: str) -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"],
-                              capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None
+    """The DB row of the thread `ref` names (lit.threads.resolve: an id, a prefix, a commit, a rev)."""
+    return threads.db_thread(db, ref)
 
 
 def conversation_ids(db: sqlite_utils.Database, thread_id: str) -> list[str]:

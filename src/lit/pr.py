@@ -25,9 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit.blame import _json_or, first_sentence, git, open_db, read_notes
 from lit.errors import LitError
 from lit.redact import redact_text
+from lit.git import notes as git_notes
+from lit.git.notes import Note, Span
+from lit.git.run import git
+from lit.terminal import safe
+from lit.threads import first_sentence, json_value, note_steps, open_db
 
 GITHUB_LIMIT = 65_536  # characters GitHub takes in a pull request body
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -108,14 +112,13 @@ def default_range(cwd: str | os.PathLike | None = None) -> str:
     """The upstream branch's range if there is one, else main..HEAD, else master..HEAD. An upstream
     that is only this branch's own copy on a remote (origin/feature for feature) is skipped: its
     range holds the unpushed commits, not the pull request."""
-    branch = git(["symbolic-ref", "--short", "-q", "HEAD"], cwd=cwd, check=False).decode().strip()
-    upstream = git(["rev-parse", "--abbrev-ref", "--verify", "--quiet", "@{upstream}"], cwd=cwd,
-                   check=False).decode().strip()
+    branch = git(["symbolic-ref", "--short", "-q", "HEAD"], cwd, check=False).strip()
+    upstream = git(["rev-parse", "--abbrev-ref", "--verify", "--quiet", "@{upstream}"], cwd, check=False).strip()
     bases = ["main", "master", "origin/main", "origin/master"]
     if upstream and not (branch and upstream.endswith("/" + branch)):
         bases.insert(0, "@{upstream}")
     for base in bases:
-        if git(["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd=cwd, check=False).strip():
+        if git(["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd, check=False).strip():
             return f"{base}..HEAD"
     raise LitError("no upstream branch, main or master to compare with: name a range, e.g. lit pr origin/dev..HEAD")
 
@@ -124,7 +127,7 @@ def range_commits(rev_range: str, cwd: str | os.PathLike | None = None) -> list[
     """The commits of RANGE, oldest first. A single revision R means R..HEAD (as git format-patch)."""
     if ".." not in rev_range:
         rev_range = f"{rev_range}..HEAD"
-    commits = git(["rev-list", "--reverse", rev_range, "--"], cwd=cwd).decode().split()
+    commits = git(["rev-list", "--reverse", rev_range, "--"], cwd).split()
     if not commits:
         raise LitError(f"{rev_range}: no commits in this range")
     return commits
@@ -135,13 +138,13 @@ def _commit_info(commits: list[str], cwd) -> dict[str, tuple[str, list[str], lis
     Merges are diffed against their first parent; a squash merge may carry several trailers."""
     out = git(["-c", "core.quotePath=false", "log", "--no-walk=unsorted", "--stdin", "--numstat", "-M",
                "--diff-merges=first-parent",
-               "--format=%x1e%H%x1f%s%x1f%(trailers:key=Lit-Thread,valueonly,separator=%x2c)"],
-              cwd=cwd, input=("\n".join(commits) + "\n").encode()).decode("utf-8", "replace")
+               f"--format=%x1e%H%x1f%s%x1f{git_notes.trailer_format('%x2c')}"],
+              cwd, input=("\n".join(commits) + "\n").encode(), text=False).decode("utf-8", "replace")
     info = {}
     for record in out.split("\x1e")[1:]:
         head, _, rest = record.partition("\n")
         sha, subject, trailers = (head.split("\x1f") + ["", ""])[:3]
-        threads = list(dict.fromkeys(t.strip() for t in trailers.split(",") if t.strip()))
+        threads = git_notes.split_trailer(trailers, ",")
         files = []
         for line in rest.splitlines():
             parts = line.split("\t", 2)
@@ -174,56 +177,46 @@ def _clean_prompt(text: str) -> str:
     return _REMINDER.sub("", text or "").strip()
 
 
-def _line_counts(files: dict) -> dict[str, int]:
+def _line_counts(files: dict[str, list[Span]]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for ranges in (files or {}).values():
-        for r in ranges or ():
-            if isinstance(r, list) and len(r) == 3 and r[2]:
-                counts[r[2]] = counts.get(r[2], 0) + int(r[1]) - int(r[0]) + 1
+    for spans in files.values():
+        for span in spans:
+            if span.step:
+                counts[span.step] = counts.get(span.step, 0) + span.end - span.start + 1
     return counts
+
+
+def _calls(steps: dict) -> list[dict]:
+    """The tool calls of a thread's steps (lit.threads.note_steps: each with its why), by seq."""
+    return [{"id": sid, "seq": s.seq, "tool": s.tool, "input": s.input if s.input is not None else {},
+             "why": s.why, "result": s.result, "is_error": s.is_error}
+            for sid, s in sorted(steps.items(), key=lambda kv: (kv[1].seq, kv[0])) if s.kind == "tool_call"]
 
 
 def _thread_from_db(db, thread: dict, commit: str) -> _Thread:
     steps = list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread["id"]]))
-    results = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_result" and s.get("tool_use_id")}
-    prompts, calls, why = [], [], []
+    prompts = []
     for s in steps:
-        if s["kind"] == "prompt":
-            if not s.get("parent_step_id"):  # a subagent's prompt was written by the agent
-                text = _clean_prompt(s.get("text") or "")
-                if text:
-                    prompts.append(text)
-            why = []
-        elif s["kind"] in ("thinking", "text"):
-            if s.get("text"):
-                why.append(s["text"])
-        elif s["kind"] == "tool_call":
-            result = results.get(s.get("tool_use_id"))
-            calls.append({"id": s["id"], "seq": s["seq"], "tool": s.get("tool_name"),
-                          "input": _json_or(s.get("tool_input")), "why": "\n\n".join(why),
-                          "result": (result.get("text") or "") if result else None,
-                          "is_error": bool(result and result.get("is_error"))})
-            why = []
-    files: dict[str, list] = {}
+        # a subagent's prompt (parent_step_id) was written by the agent, not the person
+        if s["kind"] == "prompt" and not s.get("parent_step_id"):
+            text = _clean_prompt(s.get("text") or "")
+            if text:
+                prompts.append(text)
+    files: dict[str, list[Span]] = {}
     for row in db.query("SELECT path, line_start, line_end, step_id FROM line_map WHERE commit_sha = ? "
                         "AND (thread_id = ? OR thread_id IS NULL) ORDER BY path, line_start", [commit, thread["id"]]):
-        files.setdefault(row["path"], []).append([row["line_start"], row["line_end"], row["step_id"]])
+        files.setdefault(row["path"], []).append(Span(row["line_start"], row["line_end"], row["step_id"]))
     models = [r[0] for r in db.execute("SELECT DISTINCT model FROM exchanges WHERE thread_id = ? AND model IS NOT NULL"
                                        " ORDER BY model", [thread["id"]]).fetchall()] or [
         r[0] for r in db.execute("SELECT DISTINCT model FROM steps WHERE thread_id = ? AND model IS NOT NULL"
                                  " ORDER BY model", [thread["id"]]).fetchall()]  # a thread imported from a trace
-    return _Thread(thread["id"], "db", models, prompts, calls, _line_counts(files))
+    return _Thread(thread["id"], "db", models, prompts, _calls(note_steps(steps)[1]), _line_counts(files))
 
 
-def _thread_from_note(note: dict) -> _Thread:
-    prompts = [_clean_prompt(p.get("text") or "") for p in note.get("prompts") or [] if isinstance(p, dict)]
-    calls = []
-    for sid, s in sorted((note.get("steps") or {}).items(), key=lambda kv: (kv[1].get("seq") or 0, kv[0])):
-        if isinstance(s, dict) and s.get("kind") == "tool_call":
-            calls.append({"id": sid, "seq": s.get("seq") or 0, "tool": s.get("tool"), "input": s.get("input") or {},
-                          "why": s.get("why") or "", "result": s.get("result"), "is_error": bool(s.get("is_error"))})
-    return _Thread(str(note.get("thread")), "note", list(note.get("models") or []), [p for p in prompts if p],
-                   calls, _line_counts(note.get("files") or {}))
+def _thread_from_note(note: Note) -> _Thread:
+    prompts = [_clean_prompt(p.text) for p in note.prompts]
+    return _Thread(note.thread, "note", list(note.models), [p for p in prompts if p], _calls(note.steps),
+                   _line_counts(note.files))
 
 
 def _db_threads(db, commits: list[str], ids: set[str]) -> tuple[dict[str, list[dict]], dict[str, dict]]:
@@ -324,7 +317,7 @@ def failed_run(result: str | None, is_error: int | None, tool_input: str | None)
     of `lit serve` (failed_tool_calls)."""
     if is_error:
         return True
-    if not tool_input or _command(_json_or(tool_input)) is None:
+    if not tool_input or _command(json_value(tool_input)) is None:
         return False
     return check_status(result, False)[0] == "failed"
 
@@ -398,12 +391,12 @@ def describe(rev_range: str | None = None, *, cwd: str | os.PathLike | None = No
     rev_range = rev_range or default_range(cwd)
     commits = range_commits(rev_range, cwd)
     info = _commit_info(commits, cwd)
-    notes = read_notes(commits, cwd=cwd)
+    notes = git_notes.read_many(commits, cwd)
     named: set[str] = set()
     for sha in commits:
         named.update(info.get(sha, ("", [], []))[1])
         if sha in notes:
-            named.add(str(notes[sha].get("thread")))
+            named.add(notes[sha].thread)
     db = open_db(db_path)
     by_commit, by_id = _db_threads(db, commits, named) if db is not None else ({}, {})
 
@@ -412,16 +405,16 @@ def describe(rev_range: str | None = None, *, cwd: str | os.PathLike | None = No
         subject, trailer_ids, files = info.get(sha, ("", [], []))
         note = notes.get(sha)
         ids = [t["id"] for t in by_commit.get(sha, [])]
-        ids += [str(note["thread"])] if note else []
+        ids += [note.thread] if note else []
         ids += trailer_ids
         ids = list(dict.fromkeys(ids))
         threads: list[_Thread] = []
         for tid in ids:
             if tid in by_id:
                 threads.append(_thread_from_db(db, by_id[tid], sha))
-                if note and str(note.get("thread")) == tid and not threads[-1].lines:
-                    threads[-1].lines = _line_counts(note.get("files") or {})  # the DB lacks the map
-            elif note and str(note.get("thread")) == tid:
+                if note and note.thread == tid and not threads[-1].lines:
+                    threads[-1].lines = _line_counts(note.files)  # the DB lacks the map
+            elif note and note.thread == tid:
                 threads.append(_thread_from_note(note))
         report = CommitReport(sha=sha, subject=subject, threads=ids, files=files)
         if ids:
@@ -501,31 +494,44 @@ def _link_weaves(reports: list[CommitReport], weave_dir: str, cwd, db_path: str 
 
 # --- markdown ---------------------------------------------------------------------------------------------
 
-_MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
-_ISSUE_REF = re.compile(r"(?<![\w&`])#(?=\d)")
-_CODE_SPAN = re.compile(r"((`+)[^`].*?(?<!`)\2(?!`))", re.DOTALL)
+# GitHub links @name and #123 in the text of the rendered page (an entity such as &#35; is text
+# by then), so a zero-width space goes between: it reads the same and links nothing.
+_MENTION_OR_REF = re.compile(r"(?<!\w)(?:@(?=[A-Za-z0-9])|#(?=\d))")
+_MENTION = re.compile(r"(?<!\w)@(?=[A-Za-z0-9])")
+_ZWSP = "&#8203;"
+# A code span that opens and closes on one line (CommonMark's rule: the first closing run of as
+# many backticks). Across lines it could straddle a paragraph break, and then its backticks are
+# text and what was inside them is live.
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+
+
+def _inert(text: str, issue_refs: bool) -> str:
+    """Text outside code spans: everything that could start markup is escaped. No raw HTML or
+    autolink (<), no entity (&), no link, image or footnote ([ ]), no code span (a lone `), no
+    escape (\\); mentions and (unless issue_refs) #123 broken by a zero-width space."""
+    text = text.replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("[", "\\[").replace("]", "\\]").replace("`", "\\`")
+    return (_MENTION if issue_refs else _MENTION_OR_REF).sub(lambda m: m.group(0) + _ZWSP, text)
 
 
 def prose(text: str, *, issue_refs: bool = False) -> str:
-    """Text a model or a person wrote, made inert for a PR body: no raw HTML, no @mentions that
-    would notify people, and (unless issue_refs: a commit subject's "(#12)" means this repository's
-    #12) no #123 that would link and cross-reference unrelated issues."""
-    # Code spans are left as written: markdown shows them literally, entities and all.
-    out = []
-    for i, part in enumerate(_CODE_SPAN.split(text)):
-        if i % 3 == 0:
-            part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            part = _MENTION.sub("@&#8203;", part)
-            part = part if issue_refs else _ISSUE_REF.sub("&#35;", part)
-        elif i % 3 == 2:
-            continue  # the span's backticks alone (the second group); part 1 is the whole span
-        out.append(part)
-    return "".join(out)
+    """Text a model or a person wrote, made inert for a PR body by construction: code spans that
+    open and close on one line are kept (markdown shows them literally), everything else is
+    escaped (see _inert). `issue_refs`: a commit subject's "(#12)" means this repository's #12."""
+    lines = []
+    for line in safe(text).split("\n"):  # no escape sequence in a PR body, nor on a terminal
+        out, pos = [], 0
+        for m in _CODE_SPAN.finditer(line):
+            out += [_inert(line[pos:m.start()], issue_refs), m.group(0)]
+            pos = m.end()
+        out.append(_inert(line[pos:], issue_refs))
+        lines.append("".join(out))
+    return "\n".join(lines)
 
 
 def code(text: str, limit: int = 160) -> str:
     """An inline code span that holds any text (one line, cut at limit)."""
-    lines = text.strip().splitlines() or [""]
+    lines = safe(text).strip().splitlines() or [""]
     one = lines[0] + (" …" if len(lines) > 1 else "")
     if len(one) > limit:
         one = one[: limit - 1] + "…"
@@ -610,7 +616,7 @@ def _thread_line(r: CommitReport) -> str:
     elif r.source == "trailer":
         parts[0] += " (named by the commit's trailer; not in the notes or the DB here)"
     if r.models:
-        parts.append(", ".join(r.models))
+        parts.append(", ".join(prose(m) for m in r.models))
     if r.weave:
         parts.append(f"[woven page]({r.weave})")
     return " · ".join(parts)
@@ -673,7 +679,7 @@ def _render(d: Description, level: _Level, trimmed: str) -> str:
         out += _commit_md(i, r, level)
     if trimmed:
         out += [f"_Trimmed to fit GitHub's {GITHUB_LIMIT:,} characters: {trimmed}. "
-                f"`lit weave {prose(d.range)}` shows everything._", ""]
+                f"{code('lit weave ' + d.range)} shows everything._", ""]
     out += ["---", "<sub>Written by `lit pr` from the threads lit recorded: the prompts, the reasoning and "
             "the commands the agent ran.</sub>"]
     return "\n".join(out) + "\n"
@@ -689,7 +695,7 @@ def to_markdown(d: Description, limit: int = GITHUB_LIMIT) -> str:
     # Too many commits even for one line of detail each: subjects only, then a hard cut.
     head = [f"# {prose(d.title)}", "", "## Summary", "", _totals(d), "", "## Commits", ""]
     tail = [f"_Trimmed to fit GitHub's {GITHUB_LIMIT:,} characters: commits listed by subject only. "
-            f"`lit weave {prose(d.range)}` shows everything._", ""]
+            f"{code('lit weave ' + d.range)} shows everything._", ""]
     lines = [f"- {code(r.short)} {prose(r.subject, issue_refs=True)}" for r in d.commits]
     text = "\n".join(head + lines + [""] + tail)
     while len(text) > limit and lines:

@@ -11,21 +11,13 @@ import atexit
 import os
 import subprocess
 
+from lit.git.run import GitError, blame_args, stop
+from lit.git.run import start as start_git
+
 # Flags of `lit blame` that take no value; any other option and nothing is started early.
 SIMPLE_FLAGS = {"-M": "moves", "-C": "copies", "--json": None, "--full": None}
 
 _pending: tuple[list[str], str, subprocess.Popen] | None = None
-
-
-def blame_args(path: str, *, line_range: str | None = None, rev: str | None = None,
-               moves: bool = False, copies: bool = False) -> list[str]:
-    """The one git blame call `lit blame` makes."""
-    args = ["blame", "--porcelain", *(["-M"] if moves else []), *(["-C"] if copies else [])]
-    if line_range:
-        args += ["-L", line_range]
-    if rev:
-        args.append(rev)
-    return [*args, "--", path]
 
 
 def start(argv: list[str]) -> None:
@@ -39,8 +31,8 @@ def start(argv: list[str]) -> None:
         return
     args = blame_args(paths[0], moves="-M" in flags, copies="-C" in flags)
     try:
-        proc = subprocess.Popen(["git", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError:
+        proc = start_git(args)
+    except (GitError, OSError):
         return  # blame() says what is wrong, in its own words
     _pending = (args, os.getcwd(), proc)
     atexit.register(_discard)
@@ -55,18 +47,12 @@ def take(args: list[str], cwd: str | os.PathLike | None) -> subprocess.Popen | N
     _pending = None
     if started_args == args and os.path.abspath(cwd or os.getcwd()) == started_cwd:
         return proc
-    _stop(proc)
+    stop(proc)
     return None
 
 
 def _discard() -> None:
     global _pending
     if _pending is not None:
-        _stop(_pending[2])
+        stop(_pending[2])
         _pending = None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.communicate()

@@ -1,12 +1,12 @@
 """Safe rendering shared by the readers (weave, serve, pr): markdown, code highlighting, templates,
-and text for a terminal.
+and tool calls summarised in one line. (Text for a terminal: lit.terminal.)
 
 Everything a model or a person wrote is hostile until escaped. So: markdown goes through
 markdown-it-py with raw HTML off, links only to http(s), mailto, anchors and relative paths, and
 images turned into links (a page that loads nothing from the network cannot tell anyone who read
 it, or when). Templates autoescape. Code is escaped token by token before it gets its colour spans.
 
-    from lit.render import markdown, highlight_lines, template_env, terminal_safe
+    from lit.render import markdown, highlight_lines, template_env
     markdown("**bold** <script>x</script>")   # Markup('<p><strong>bold</strong> &lt;script&gt;...')
     highlight_lines("a.py", ["x = 1", "y = 'a"])  # one escaped, coloured Markup per input line
 """
@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import re
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from lit.paths import templates_dir
+from lit.paths import repo_relative, templates_dir
 
 if TYPE_CHECKING:
     import jinja2
     from markdown_it import MarkdownIt
 
-# jinja2, markdown-it and Pygments are imported where they are used: `lit blame` needs only
-# terminal_safe, and its start-up time counts against git blame's.
+# jinja2, markdown-it and Pygments are imported where they are used: a command imports only what
+# it renders.
 
 # Schemes a link in rendered markdown may use; anything else (javascript:, data:, vbscript:,
 # file:) is dropped and the link shows as text.
@@ -149,12 +150,29 @@ def template_env() -> jinja2.Environment:
     return env
 
 
-# --- terminals ------------------------------------------------------------------------------------
+# --- tool calls -----------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# The input field that says what a tool call acted on, most telling first.
+_TOOL_TARGETS = ("file_path", "path", "notebook_path", "command", "pattern", "url", "query", "description",
+                 "prompt")
 
 
-def terminal_safe(text: str | None) -> str:
-    """Text from a note or the DB, made safe to print: no escape sequences (a recorded "\\x1b]..."
-    could retitle or rewrite the reader's terminal), no bidi overrides; tabs and newlines kept."""
-    return _CONTROL.sub("", text or "")
+def tool_summary(tool_input: Any, repo_root: str | None = None, limit: int = 120) -> str:
+    """One line saying what a tool call did: the file it read or wrote (relative to the
+    repository, as git shows it), the command it ran (its first line); else its input as compact
+    JSON. Cut at `limit` characters."""
+    if isinstance(tool_input, dict):
+        for key in _TOOL_TARGETS:
+            value = tool_input.get(key)
+            if isinstance(value, str) and value.strip():
+                if key in ("file_path", "path", "notebook_path"):
+                    value = repo_relative(value, repo_root)
+                return _clip_line(value.strip().splitlines()[0], limit)
+        text = json.dumps(tool_input, ensure_ascii=False) if tool_input else ""
+    else:
+        text = "" if tool_input is None else str(tool_input)
+    return _clip_line(" ".join(text.split()), limit)
+
+
+def _clip_line(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

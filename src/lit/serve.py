@@ -31,8 +31,9 @@ from datasette.app import Datasette
 from lit import loopback, store
 from lit.datasette_metadata import DB_NAME, metadata
 from lit.errors import LitError
-from lit.paths import plugins_dir, repo_relative, templates_dir
-from lit.render import markdown
+from lit.paths import plugins_dir, templates_dir
+from lit.render import markdown, tool_summary
+from lit.threads import note_steps, resolve
 
 PLUGIN_CONFIG = {"database": DB_NAME}
 
@@ -165,27 +166,6 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list | dict = ()) -> list[
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _find_thread(conn: sqlite3.Connection, ref: str) -> dict | None:
-    rows = _rows(conn, "SELECT * FROM threads WHERE id = ?", [ref])
-    if not rows and len(ref) >= 4:
-        rows = _rows(conn, "SELECT * FROM threads WHERE id LIKE ? LIMIT 2", [ref + "%"])
-    return rows[0] if len(rows) == 1 else None
-
-
-def tool_summary(name: str | None, tool_input: Any, repo_root: str | None = None) -> str:
-    """One line saying what a tool call did: the file it read or wrote (relative to the
-    repository, as git shows it), the command it ran."""
-    if isinstance(tool_input, dict):
-        for key in ("file_path", "path", "command", "pattern", "url", "query", "description", "prompt"):
-            value = tool_input.get(key)
-            if isinstance(value, str) and key in ("file_path", "path"):
-                value = repo_relative(value, repo_root)
-            if isinstance(value, str) and value:
-                line = value.strip().splitlines()[0] if value.strip() else ""
-                return line[:117] + "..." if len(line) > 120 else line
-    return ""
-
-
 def _parse_json(text: str | None) -> Any:
     if not text:
         return None
@@ -209,9 +189,11 @@ def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
 
     Tool calls carry their result (paired by tool_use_id) so the page folds them together; results
     with no call in the thread are shown on their own."""
-    thread = _find_thread(conn, ref)
-    if thread is None:
+    try:
+        found = resolve(ref, db=conn, in_repo=False)
+    except LitError:
         return None
+    thread = _rows(conn, "SELECT * FROM threads WHERE id = ?", [found.thread])[0]
     tid = thread["id"]
     steps = _rows(conn, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [tid])
     calls = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_call" and s["tool_use_id"]}
@@ -224,7 +206,7 @@ def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
             continue
         if s["kind"] == "tool_call":
             s["input"] = _parse_json(s["tool_input"])
-            s["summary"] = tool_summary(s["tool_name"], s["input"], thread["repo_root"])
+            s["summary"] = tool_summary(s["input"], thread["repo_root"])
             s["input_text"], s["input_cut"] = _cut(
                 json.dumps(s["input"], indent=2, ensure_ascii=False)
                 if not isinstance(s["input"], str | None) else s["input"] or "")
@@ -268,17 +250,22 @@ def commit_page(conn: sqlite3.Connection, sha: str) -> dict | None:
     full = shas.pop()
     files: dict[str, list[dict]] = {}
     for r in ranges:
-        r["summary"] = tool_summary(r["tool_name"], _parse_json(r["tool_input"]))
+        r["summary"] = tool_summary(_parse_json(r["tool_input"]))
         files.setdefault(r["path"], []).append(r)
     cited = sorted({r["step_id"] for r in ranges if r["step_id"]})
     steps = []
+    whys: dict[str, dict] = {}  # thread id -> step id -> Step (lit.threads.note_steps: the why)
     for step_id in cited:
         rows = _rows(conn, "SELECT * FROM steps WHERE id = ?", [step_id])
         if rows:
             s = rows[0]
+            if s["thread_id"] not in whys:
+                whys[s["thread_id"]] = note_steps(
+                    _rows(conn, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [s["thread_id"]]))[1]
             s["input"] = _parse_json(s["tool_input"])
-            s["summary"] = tool_summary(s["tool_name"], s["input"])
-            s["why"] = markdown(why(conn, s))
+            s["summary"] = tool_summary(s["input"])
+            known = whys[s["thread_id"]].get(step_id)
+            s["why"] = markdown(known.why if known else "")
             steps.append(s)
     prompts = []
     for t in threads:
@@ -315,18 +302,3 @@ def front_page(conn: sqlite3.Connection, tables: list[str]) -> dict:
     counts = {name: conn.execute(f"SELECT COUNT(*) FROM [{name}]").fetchone()[0] for name in tables}
     return {"threads": threads, "repositories": repositories, "tables": counts,
             "total_threads": counts.get("threads", 0)}
-
-
-def why(conn: sqlite3.Connection, step: dict) -> str:
-    """The reasoning before a tool call: the thinking and text steps since the previous tool call
-    or prompt of the same conversation (ARCHITECTURE.md: the "why" of a tool call)."""
-    before = _rows(conn, """SELECT kind, text FROM steps WHERE thread_id = ? AND seq < ?
-        AND (conversation_id IS ? ) ORDER BY seq DESC LIMIT 50""",
-                   [step["thread_id"], step["seq"], step["conversation_id"]])
-    parts = []
-    for s in before:
-        if s["kind"] in ("tool_call", "prompt"):
-            break
-        if s["kind"] in ("thinking", "text") and s["text"]:
-            parts.append(s["text"])
-    return "\n\n".join(reversed(parts))

@@ -603,15 +603,5 @@ def last_seq(db: sqlite_utils.Database, table: str, session_id: str) -> int:
 # --- reads the commands share ------------------------------------------------------------------
 
 
-def find_thread(db: sqlite_utils.Database, ref: str) -> dict | None:
-    """A thread by id, id prefix, or bound commit SHA (prefix)."""
-    rows = list(db.query("SELECT * FROM threads WHERE id = ?", [ref]))
-    if not rows and len(ref) >= 4:
-        rows = list(db.query("SELECT * FROM threads WHERE id LIKE ? LIMIT 2", [ref + "%"]))
-        if not rows:
-            rows = list(db.query("SELECT * FROM threads WHERE commit_sha LIKE ? LIMIT 2", [ref + "%"]))
-    return rows[0] if len(rows) == 1 else None
-
-
 def thread_steps(db: sqlite_utils.Database, thread_id: str) -> list[dict]:
     return list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id]))

@@ -6,7 +6,7 @@ says which). Lines a person wrote go to a row of their own; lines no map covers 
 a thread, deletions) to a last row. Diff lines link to their step, steps list their lines back.
 
 The data is a note-shaped dict per commit: from the DB when it has the thread (every step), else
-the note (`lit.blame.commit_notes`), so a clone with refs/notes/lit and no DB gets the page too.
+the note (`lit.threads.for_commits`), so a clone with refs/notes/lit and no DB gets the page too.
 The HTML is templates/weave.html (autoescaped); markdown and code go through lit.render.
 """
 
@@ -22,8 +22,11 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from lit.blame import LineMap, commit_notes, db_notes, git, note_from_db, open_db, read_notes
+from lit import threads
 from lit.errors import LitError
+from lit.git import notes as git_notes
+from lit.git.notes import Note
+from lit.git.run import git, rev, unquote
 from lit.paths import repo_relative, weave_dir
 from lit.redact import redact_lines, redact_text
 from lit.render import highlight_lines, pygments_css, template_env
@@ -99,7 +102,7 @@ class Chapter:
     body: str = ""
     author: str = ""
     date: str = ""
-    note: dict | None = None
+    note: Note | None = None
     files: list[FileDiff] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
 
@@ -113,22 +116,23 @@ class Chapter:
 
     @property
     def thread(self) -> str | None:
-        return (self.note or {}).get("thread")
+        return self.note.thread if self.note else None
 
     @property
     def duration(self) -> str:
-        note = self.note or {}
-        try:
-            start = datetime.fromisoformat(note["started_at"].replace("Z", "+00:00"))
-            end = datetime.fromisoformat(note["ended_at"].replace("Z", "+00:00"))
-        except (KeyError, AttributeError, TypeError, ValueError):
+        if not self.note or not self.note.started_at or not self.note.ended_at:
             return ""
-        secs = int((end - start).total_seconds())
+        try:
+            start = datetime.fromisoformat(self.note.started_at.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(self.note.ended_at.replace("Z", "+00:00"))
+            secs = int((end - start).total_seconds())
+        except (TypeError, ValueError, OverflowError):
+            return ""
         return f"{secs // 60} min {secs % 60:02d} s" if secs >= 60 else f"{secs} s"
 
     @property
     def tokens(self) -> str:
-        u = (self.note or {}).get("usage") or {}
+        u = self.note.usage if self.note else {}
         if not u:
             return ""
         parts = [f"{u.get('input_tokens', 0):,} in", f"{u.get('output_tokens', 0):,} out"]
@@ -144,16 +148,8 @@ class Chapter:
 _HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
-def _unquote(path: str) -> str:
-    """git quotes paths with unusual characters in C style ("a\\tb")."""
-    if path.startswith('"') and path.endswith('"'):
-        raw = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-        return raw.encode("latin-1", "replace").decode("utf-8", "replace")
-    return path
-
-
 def _side(path: str) -> str:
-    path = _unquote(path.split("\t")[0])
+    path = unquote(path.split("\t")[0])
     return "" if path == "/dev/null" else path[2:] if path[:2] in ("a/", "b/") else path
 
 
@@ -198,9 +194,9 @@ def parse_diff(text: str) -> list[FileDiff]:
         elif line.startswith("deleted file mode"):
             cur.status, cur.path = "deleted", ""
         elif line.startswith("rename from "):
-            cur.status, cur.old_path = "renamed", _unquote(line[12:])
+            cur.status, cur.old_path = "renamed", unquote(line[12:])
         elif line.startswith("rename to "):
-            cur.path = _unquote(line[10:])
+            cur.path = unquote(line[10:])
         elif line.startswith("Binary files"):
             cur.status = "binary"
     for f in files:
@@ -225,10 +221,10 @@ def _highlight(files: list[FileDiff]) -> None:
 
 def commit_diff(commit: str, cwd: str | os.PathLike | None = None) -> list[FileDiff]:
     """The commit's diff against its first parent (or the empty tree for a root commit)."""
-    parents = git(["rev-list", "--parents", "-n", "1", commit], cwd=cwd).decode().split()[1:]
+    parents = git(["rev-list", "--parents", "-n", "1", commit], cwd).split()[1:]
     base = ["diff", "-M", "-p", "--no-color", "--no-ext-diff", "--no-textconv", "-U3"]
     args = [*base, parents[0], commit] if parents else ["diff-tree", "--root", *base[1:], commit]
-    text = git(["-c", "core.quotePath=false", *args], cwd=cwd).decode("utf-8", "replace")
+    text = git(["-c", "core.quotePath=false", *args], cwd, text=False).decode("utf-8", "replace")
     if not parents:  # diff-tree prints the commit id first
         text = text.split("\n", 1)[1] if text.startswith(commit) else text
     return parse_diff(text)
@@ -237,17 +233,16 @@ def commit_diff(commit: str, cwd: str | os.PathLike | None = None) -> list[FileD
 # --- steps and fragments ---------------------------------------------------------------------------------
 
 
-def attribute(files: list[FileDiff], note: dict | None) -> None:
+def attribute(files: list[FileDiff], note: Note | None) -> None:
     """Set each added line's owner from the line map (step id, HUMAN, or OTHER)."""
     if not note:
         return
-    line_map = LineMap(note)
     for f in files:
         for hunk in f.hunks:
             for ln in hunk:
                 if ln.kind == "+":
-                    owner = line_map.lookup(f.path, ln.new)
-                    ln.owner = OTHER if owner is LineMap.MISSING else HUMAN if owner is None else owner
+                    owner = note.owner(f.path, ln.new)
+                    ln.owner = OTHER if owner is git_notes.MISSING else HUMAN if owner is None else owner
 
 
 def fragments(f: FileDiff) -> list[Fragment]:
@@ -325,28 +320,26 @@ def _seq(step_id: str) -> int:
 def build_rows(chapter: Chapter, root: str | None = None) -> list[Row]:
     """The chapter's rows in thread order: prompts and tool calls from the note, each with the
     fragments it owns; then the person's lines; then the lines nobody is known for."""
-    note = chapter.note or {}
+    note = chapter.note
     rows: dict[str, Row] = {}
-    for p in note.get("prompts") or []:
-        sid = p.get("step") or ""
-        rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt", prose=p.get("text") or "",
-                        seq=_seq(sid))
-    for sid, s in (note.get("steps") or {}).items():
-        if s.get("kind") == "prompt":
+    for p in note.prompts if note else ():
+        sid = p.step or ""
+        rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt", prose=p.text, seq=_seq(sid))
+    for sid, s in (note.steps if note else {}).items():
+        if s.kind == "prompt":
             if sid not in rows:
                 rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt",
-                                prose=s.get("text") or "", seq=s.get("seq") or _seq(sid))
+                                prose=s.text or "", seq=s.seq or _seq(sid))
             continue
-        tool = s.get("tool")
+        tool = s.tool
         rows[sid] = Row(
             anchor=f"step-{sid}", kind="tool_call" if tool else "step",
-            title=f"Step {s.get('seq') or _seq(sid)}" + (f": {tool}" if tool else f" ({s.get('kind', 'step')})"),
-            prose=s.get("why") or (f"*No reasoning recorded in the source ({s['imported']}"
-                                   + (f", model {s['model']}" if s.get("model") else "") + ").*"
-                                   if s.get("imported") else ""),
-            tool=tool, target=_target(s.get("input"), chapter.files, root),
-            input_json=json.dumps(s.get("input"), ensure_ascii=False, indent=2) if s.get("input") else "",
-            result=s.get("result"), is_error=bool(s.get("is_error")), seq=s.get("seq") or _seq(sid))
+            title=f"Step {s.seq or _seq(sid)}" + (f": {tool}" if tool else f" ({s.kind})"),
+            prose=s.why or (f"*No reasoning recorded in the source ({s.imported}"
+                            + (f", model {s.model}" if s.model else "") + ").*" if s.imported else ""),
+            tool=tool, target=_target(s.input, chapter.files, root),
+            input_json=json.dumps(s.input, ensure_ascii=False, indent=2) if s.input else "",
+            result=s.result, is_error=s.is_error, seq=s.seq or _seq(sid))
     human = Row(anchor=f"human-{chapter.anchor}", kind="human", title="Written by a person",
                 prose="Lines changed by hand in this commit, not by a tool call of the thread.")
     other = Row(anchor=f"other-{chapter.anchor}", kind="other",
@@ -404,34 +397,34 @@ def _dress(chapter: Chapter) -> None:
 
 
 def resolve(target: str, cwd: str | os.PathLike | None = None, db_path: str | None = None) -> list[Chapter]:
-    """REV, RANGE (A..B) or THREAD -> chapters, oldest first, with notes and diffs."""
+    """REV, RANGE (A..B) or THREAD (see lit.threads.resolve) -> chapters, oldest first, with
+    notes and diffs."""
+    db = threads.open_db(db_path)
     if ".." in target:
-        commits = git(["rev-list", "--reverse", target], cwd=cwd).decode().split()
+        commits = git(["rev-list", "--reverse", target], cwd, text=False).decode().split()
         if not commits:
             raise LitError(f"{target}: no commits in this range")
         chapters = [Chapter(i, c) for i, c in enumerate(commits)]
     else:
-        sha = git(["rev-parse", "--verify", "--quiet", f"{target}^{{commit}}"], cwd=cwd, check=False)
-        sha = sha.decode().strip()
-        if sha:
-            chapters = [Chapter(0, sha)]
-        else:
-            chapters = _thread_chapter(target, cwd, db_path)
+        try:
+            ref = threads.resolve(target, db=db, cwd=cwd, need_thread=False)
+        except threads.NoThread as e:
+            raise LitError(f"{target!r} is not a commit, a range (A..B) or a thread lit knows") from e
+        if ref.commit and rev(cwd, ref.commit):
+            chapters = [Chapter(0, ref.commit)]
+        else:  # a thread not committed yet (or whose commit is not in this repository)
+            note = threads.load(ref.thread or "", db=db, cwd=cwd)
+            where = f"commit {note.commit[:12]}, not in this repository" if note.commit else "not committed"
+            chapters = [Chapter(0, None, note=note, subject=f"thread {note.thread} ({where})")]
     commits = [c.commit for c in chapters if c.commit]
     # The DB first: it has every step of the thread, uncut; a note holds only the steps its line
     # map cites, bounded. The note where the DB lacks the commit (a clone, a rebased commit).
-    notes: dict[str, dict] = {}
-    db = open_db(db_path) if commits else None
-    if db is not None:
-        notes.update(db_notes(db, commits))
-    rest = [c for c in commits if c not in notes]
-    if rest:
-        notes.update(commit_notes(rest, cwd=cwd, db=db))
-    root = git(["rev-parse", "--show-toplevel"], cwd=cwd, check=False).decode().strip() or None
+    notes = threads.for_commits(commits, cwd, db=db, db_first=True) if commits else {}
+    root = git(["rev-parse", "--show-toplevel"], cwd, check=False) or None
     info: dict[str, list[str]] = {}
     if commits:
         log = git(["log", "--no-walk=unsorted", "--stdin", "--format=%H%x1f%an%x1f%aI%x1f%B%x1e"],
-                  cwd=cwd, input=("\n".join(commits) + "\n").encode()).decode("utf-8", "replace")
+                  cwd, input=("\n".join(commits) + "\n").encode(), text=False).decode("utf-8", "replace")
         for rec in log.split("\x1e"):
             parts = rec.strip("\n").split("\x1f")
             if len(parts) == 4:
@@ -448,26 +441,6 @@ def resolve(target: str, cwd: str | os.PathLike | None = None, db_path: str | No
             attribute(ch.files, ch.note)
         ch.rows = build_rows(ch, root)
     return chapters
-
-
-def _thread_chapter(ref: str, cwd, db_path) -> list[Chapter]:
-    """A thread id (or prefix): from the DB, else from the notes (a clone without a DB)."""
-    if re.fullmatch(r"[0-9a-f]{4,}", ref):
-        db = open_db(db_path)
-        if db is not None:
-            from lit import store
-
-            thread = store.find_thread(db, ref)
-            if thread:
-                note = note_from_db(db, thread)
-                ch = Chapter(0, thread.get("commit_sha"), note=note)
-                if not ch.commit:
-                    ch.subject = f"thread {thread['id']} (not committed)"
-                return [ch]
-        matches = [(c, n) for c, n in read_notes(None, cwd=cwd).items() if str(n.get("thread", "")).startswith(ref)]
-        if len(matches) == 1:
-            return [Chapter(0, matches[0][0], note=matches[0][1])]
-    raise LitError(f"{ref!r} is not a commit, a range (A..B) or a thread lit knows")
 
 
 # --- the page ------------------------------------------------------------------------------------------------

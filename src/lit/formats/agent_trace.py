@@ -31,7 +31,8 @@ from pathlib import Path
 
 from lit import __version__
 from lit.errors import LitError
-from lit.git.run import GitError, git
+from lit.git.notes import Note
+from lit.git.run import GitError, cat_file_batch, git
 
 # The schema's pattern is ^[0-9]+\.[0-9]+$ (the README's own example, "0.1.0", does not match it).
 SPEC_VERSION = "0.1"
@@ -123,8 +124,6 @@ class Export:
 
 def file_lines(repo: str | os.PathLike, commit: str, paths: Iterable[str]) -> dict[str, list[str]]:
     """The lines of each file at the commit (without their line endings); a path it lacks is absent."""
-    from lit.blame import cat_file_batch
-
     names = {f"{commit}:{p}": p for p in paths}
     blobs = cat_file_batch(list(names), cwd=repo)
     out = {}
@@ -160,12 +159,12 @@ def _thread_of(step_id: str) -> str:
     return step_id.rsplit(".", 1)[0]
 
 
-def record_for(repo: str | os.PathLike, commit: str, note: dict, facts: dict[str, dict],
+def record_for(repo: str | os.PathLike, commit: str, note: Note, facts: dict[str, dict],
                threads: dict[str, dict]) -> dict:
-    """The Agent Trace record of one commit from its note-shaped dict (lit.blame.commit_notes)."""
-    note_thread = str(note.get("thread") or "")
-    note_steps = note.get("steps") if isinstance(note.get("steps"), dict) else {}
-    files = {p: rs for p, rs in (note.get("files") or {}).items() if isinstance(rs, list)}
+    """The Agent Trace record of one commit from its thread (lit.threads.for_commits)."""
+    note_thread = note.thread
+    note_steps = note.steps
+    files = {p: [list(s) for s in spans] for p, spans in note.files.items()}
     contents = file_lines(repo, commit, files)
     out_files, line_map, thread_meta = [], {}, {}
     for path in sorted(files):
@@ -203,10 +202,12 @@ def record_for(repo: str | os.PathLike, commit: str, note: dict, facts: dict[str
     for ranges in line_map.values():
         for _s, _e, sid, _t in ranges:
             if sid and sid not in steps:
-                info = {**(note_steps.get(sid) or {}), **{k: v for k, v in (facts.get(sid) or {}).items() if v}}
+                known = note_steps.get(sid)
+                info = {**({"kind": known.kind, "tool": known.tool, "model": known.model} if known else {}),
+                        **{k: v for k, v in (facts.get(sid) or {}).items() if v}}
                 steps[sid] = {k: info[k] for k in ("kind", "tool", "model") if info.get(k)}
     lit_meta = {"commit": commit, "threads": [thread_meta[t] for t in thread_meta], "line_map": line_map,
-                "steps": steps, "source": note.get("source") or "note"}
+                "steps": steps, "source": note.source}
     committed = int(git(["log", "-1", "--format=%ct", commit], repo) or 0)
     record = {
         "version": SPEC_VERSION,
@@ -220,13 +221,13 @@ def record_for(repo: str | os.PathLike, commit: str, note: dict, facts: dict[str
     return {"version": record["version"], "id": record_id, **{k: v for k, v in record.items() if k != "version"}}
 
 
-def _thread_meta(tid: str, note: dict, threads: dict[str, dict]) -> dict:
+def _thread_meta(tid: str, note: Note, threads: dict[str, dict]) -> dict:
     row = threads.get(tid) or {}
-    same = tid == note.get("thread")
-    meta = {"id": tid, "session": row.get("session_id") or (note.get("session") if same else None),
-            "agent": row.get("agent") or (note.get("agent") if same else None),
+    same = tid == note.thread
+    meta = {"id": tid, "session": row.get("session_id") or (note.session if same else None),
+            "agent": row.get("agent") or (note.agent if same else None),
             "title": row.get("title") or None,
-            "models": row.get("models") or (list(note.get("models") or []) if same else [])}
+            "models": row.get("models") or (list(note.models) if same else [])}
     return {k: v for k, v in meta.items() if v}
 
 
@@ -259,26 +260,25 @@ def _thread_rows(db, thread_ids: set[str]) -> dict[str, dict]:
 
 def export(repo: str | os.PathLike, rev: str, db_path: str | None = None) -> Export:
     """The records of REV or RANGE: one per commit lit knows the lines of."""
-    from lit.blame import commit_notes
+    from lit.threads import for_commits
 
     commits = commits_of(repo, rev)
     db = _db(db_path)
-    notes = commit_notes(commits, cwd=repo, db=db)
+    notes = for_commits(commits, repo, db=db, db_first=False)
     result = Export()
     for commit in commits:
         note = notes.get(commit)
         if note is None:
             result.skipped.append((commit, "no thread"))
             continue
-        if not note.get("files"):
-            result.skipped.append((commit, f"thread {note.get('thread')}: "
-                                   + ("only its trailer, no line map" if note.get("source") == "trailer"
+        if not note.files:
+            result.skipped.append((commit, f"thread {note.thread}: "
+                                   + ("only its trailer, no line map" if note.source == "trailer"
                                       else "no line map")))
             continue
-        step_ids = {r[2] for rs in note["files"].values() if isinstance(rs, list)
-                    for r in rs if isinstance(r, list) and len(r) == 3 and isinstance(r[2], str)}
+        step_ids = {s.step for spans in note.files.values() for s in spans if s.step}
         facts = _step_facts(db, step_ids) if db is not None else {}
-        threads = _thread_rows(db, {_thread_of(s) for s in step_ids} | {str(note.get("thread"))}) if db else {}
+        threads = _thread_rows(db, {_thread_of(s) for s in step_ids} | {note.thread}) if db else {}
         record = record_for(repo, commit, note, facts, threads)
         if record["files"]:
             result.records.append(record)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import sqlite_utils
 
-from lit import store
+from lit import store, threads
 from lit.git import linemap, notes, snapshot
+from lit.git.notes import TRAILER
 from lit.git.run import EMPTY_TREE, git
-
-TRAILER = "Lit-Thread"
 
 
 def pending_tool_calls(db: sqlite_utils.Database, session_id: str) -> list[str]:
@@ -115,8 +114,8 @@ def _agent_and_model(db: sqlite_utils.Database, thread_id: str) -> str | None:
 
 
 def trailer_threads(repo: str, commit: str) -> list[str]:
-    out = git(["log", "-1", f"--format=%(trailers:key={TRAILER},valueonly,separator=%x00)", commit], repo)
-    return [v.strip() for v in out.split("\x00") if v.strip()]
+    """The threads the `Lit-Thread:` trailers of one commit name."""
+    return next(iter(notes.trailer_threads([commit], repo).values()), [])
 
 
 def bind(db: sqlite_utils.Database, repo: str, commit: str, thread_id: str,
@@ -134,7 +133,7 @@ def bind(db: sqlite_utils.Database, repo: str, commit: str, thread_id: str,
                    " ended_at = COALESCE(ended_at, ?) WHERE id = ?", [commit, now, now, thread_id])
         if session_id and session_id == thread["session_id"] and thread["status"] == "open":
             store.open_thread(db, session_id, repo, base_snapshot=tip)
-    notes.write(repo, commit, notes.build(db, thread_id, commit))
+    notes.write(repo, commit, threads.note_for_commit(db, thread_id, commit))
     snapshot.prune(db, repo, thread["session_id"])
     return lm
 

@@ -16,15 +16,17 @@ thread's lines were found, and how many of the commit's added lines they explain
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from lit import store
+from lit import store, threads
 from lit.errors import LitError
 from lit.formats.agent_trace import content_hash, file_lines
 from lit.git import notes
+from lit.git.notes import Note, Span
 from lit.git.run import git
 from lit.importers.commits import added_lines
 
@@ -60,7 +62,7 @@ class _Candidate:
     thread: str
     commit: str  # the commit its line map is of (for a pending thread: a snapshot of its session)
     files: dict[str, list[list]]  # path -> [[start, end, step id | None]]
-    note: dict | None = None
+    note: Note | None = None
     bound: bool = True  # False: a pending thread, `commit` one of its snapshots
 
 
@@ -103,19 +105,13 @@ def candidates(repo: str | os.PathLike, db: sqlite_utils.Database | None, reacha
                 found[tid] = _Candidate(tid, commit, files)
     if db is not None:
         pending = _pending(repo, db)
-    listing = git(["notes", "--ref", notes.NOTES_REF, "list"], repo, check=False)
-    for line in listing.splitlines():
-        parts = line.split()
-        if len(parts) != 2 or parts[1] in reachable:
+    for commit, note in notes.read_many(None, repo).items():
+        if commit in reachable or note.thread in found:
             continue
-        note = notes.read(repo, parts[1])
-        if not note or not isinstance(note.get("thread"), str) or note["thread"] in found:
-            continue
-        files = {p: [r for r in rs if isinstance(r, list) and len(r) == 3 and isinstance(r[2], str)]
-                 for p, rs in (note.get("files") or {}).items() if isinstance(rs, list)}
+        files = {p: [list(s) for s in spans if s.step] for p, spans in note.files.items()}
         files = {p: rs for p, rs in files.items() if rs}
         if files:
-            found[note["thread"]] = _Candidate(note["thread"], parts[1], files, note)
+            found[note.thread] = _Candidate(note.thread, commit, files, note)
     # A commit whose objects are gone (pruned, or of another repository sharing the DB) has no lines to offer.
     shas = sorted({c.commit for c in found.values()})
     checked = git(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo, check=False,
@@ -241,7 +237,7 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, commits: l
                                        for t in tids)
         if in_db:
             store.rebind_threads(db, commit, tids, rows)
-            notes.write(repo, commit, notes.build(db, tids[0], commit))
+            notes.write(repo, commit, threads.note_for_commit(db, tids[0], commit))
         else:
             notes.write(repo, commit, _note_from_notes(commit, tids, pool, rows))
         pool = [c for c in pool if c.thread not in tids]  # one thread, one commit
@@ -249,21 +245,21 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, commits: l
     return done
 
 
-def _note_from_notes(commit: str, tids: list[str], pool: list[_Candidate], rows: list[dict]) -> dict:
+def _note_from_notes(commit: str, tids: list[str], pool: list[_Candidate], rows: list[dict]) -> Note:
     """Without the DB: the first thread's note, with the commit's new line map and the steps the
     other threads' notes give for it."""
     by_thread = {c.thread: c for c in pool if c.note is not None}
     first = by_thread[tids[0]]
-    note = dict(first.note or {"version": 1, "thread": tids[0], "prompts": [], "steps": {}})
+    note = copy.deepcopy(first.note) if first.note else Note(thread=tids[0])
     steps = {}
     for tid in tids:
-        steps.update((by_thread[tid].note or {}).get("steps") or {})
-    files: dict[str, list[list]] = {}
+        steps.update(by_thread[tid].note.steps if tid in by_thread and by_thread[tid].note else {})
+    files: dict[str, list[Span]] = {}
     for r in rows:
-        files.setdefault(r["path"], []).append([r["line_start"], r["line_end"], r["step_id"]])
+        files.setdefault(r["path"], []).append(Span(r["line_start"], r["line_end"], r["step_id"]))
     cited = {r["step_id"] for r in rows if r["step_id"]}
-    note.update({"commit": commit, "files": files, "steps": {k: v for k, v in steps.items() if k in cited},
-                 "relinked_from": first.commit})
+    note.commit, note.files, note.relinked_from = commit, files, first.commit
+    note.steps = {k: v for k, v in steps.items() if k in cited}
     if len(tids) > 1:
-        note["merged_threads"] = sorted(tids[1:])
+        note.merged_threads = sorted(tids[1:])
     return note

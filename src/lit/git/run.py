@@ -61,6 +61,17 @@ def git(args: Sequence[str], cwd: str | os.PathLike | None = None, *, env: Mappi
     return out
 
 
+def blame_args(path: str, *, line_range: str | None = None, rev: str | None = None,
+               moves: bool = False, copies: bool = False) -> list[str]:
+    """The one git blame call `lit blame` makes (prefetch.py may start it before the CLI loads)."""
+    args = ["blame", "--porcelain", *(["-M"] if moves else []), *(["-C"] if copies else [])]
+    if line_range:
+        args += ["-L", line_range]
+    if rev:
+        args.append(rev)
+    return [*args, "--", path]
+
+
 def start(args: Sequence[str], cwd: str | os.PathLike | None = None) -> subprocess.Popen:
     """Start git without waiting for it (stdout and stderr as bytes); `finish` collects it. Lets a
     caller do other work while git runs (lit blame lists the notes meanwhile)."""
@@ -83,6 +94,27 @@ def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.communicate()
+
+
+def cat_file_batch(objects: list[str], cwd: str | os.PathLike | None = None) -> dict[str, bytes]:
+    """The contents of many objects (`<commit>:<path>`, blob ids) in one `git cat-file --batch`
+    call; an object git does not have is absent."""
+    if not objects:
+        return {}
+    out = git(["cat-file", "--batch"], cwd, input=("\n".join(objects) + "\n").encode(), text=False)
+    result: dict[str, bytes] = {}
+    pos = 0
+    for name in objects:
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl]
+        pos = nl + 1
+        # "<name> missing" names the object as asked, spaces and all; a found one is "<oid> <type> <size>"
+        if header.endswith((b" missing", b" ambiguous")) or len(header.split()) != 3:
+            continue
+        size = int(header.split()[2])
+        result[name] = out[pos:pos + size]
+        pos += size + 1  # the content is followed by a newline
+    return result
 
 
 _C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13,

@@ -7,20 +7,20 @@ merged (their line maps and steps united, ours first).
 
 from __future__ import annotations
 
-import json
+import copy
 import os
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import sqlite_utils
 
 from lit import store
 from lit.errors import LitError
 from lit.git import link, notes
-from lit.git.run import GitError, git
+from lit.git.notes import Note
+from lit.git.run import GitError, git, run
 
 REMOTE_REF = "refs/notes/lit-remote"
+UNREADABLE_REF = "refs/lit/unreadable"  # notes that did not validate, kept as they were
 
 
 @dataclass
@@ -30,80 +30,102 @@ class SyncResult:
     merged: int = 0  # notes that existed on both sides and differed
     pushed: bool = False
     notes: int = 0
+    unreadable: list[str] = field(default_factory=list)  # refs keeping notes that did not validate
 
 
-def merge_notes(ours: dict, theirs: dict) -> dict:
+def merge_notes(ours: Note, theirs: Note) -> Note:
     """One note from two for the same commit: ours first, theirs filling what ours lacks."""
     if ours == theirs:
         return ours
-    out = json.loads(json.dumps(ours))
-    for path, ranges in (theirs.get("files") or {}).items():
-        mine = out.setdefault("files", {}).setdefault(path, [])
-        known = {(s, e) for s, e, step in mine if step}
-        for s, e, step in ranges:
-            if step and (s, e) not in known:
-                mine[:] = [r for r in mine if not (r[2] is None and r[0] >= s and r[1] <= e)]
-                mine.append([s, e, step])
-        mine.sort(key=lambda r: r[0])
-    for sid, step in (theirs.get("steps") or {}).items():
-        out.setdefault("steps", {}).setdefault(sid, step)
-    seen = {p.get("step") for p in out.get("prompts", [])}
-    out.setdefault("prompts", []).extend(p for p in theirs.get("prompts", []) if p.get("step") not in seen)
-    if theirs.get("thread") and theirs.get("thread") != ours.get("thread"):
-        out["merged_threads"] = sorted({*out.get("merged_threads", []), theirs["thread"]})
+    out = copy.deepcopy(ours)
+    out.__dict__.pop("_index", None)  # Note.owner's index of the line map, rebuilt on demand
+    for path, spans in theirs.files.items():
+        mine = out.files.setdefault(path, [])
+        known = {(s.start, s.end) for s in mine if s.step}
+        for span in spans:
+            if span.step and (span.start, span.end) not in known:
+                mine[:] = [r for r in mine if not (r.step is None and r.start >= span.start and r.end <= span.end)]
+                mine.append(span)
+        mine.sort(key=lambda r: r.start)
+    for sid, step in theirs.steps.items():
+        out.steps.setdefault(sid, step)
+    seen = {p.step for p in out.prompts}
+    out.prompts.extend(p for p in theirs.prompts if p.step not in seen)
+    if theirs.thread != ours.thread:
+        out.merged_threads = sorted({*out.merged_threads, theirs.thread})
     return out
 
 
 def sync(repo: str | os.PathLike, remote: str = "origin", *, push: bool = True) -> SyncResult:
+    """Fetch the remote's notes, validate and merge them into ours, push the result."""
     result = SyncResult(remote=remote)
     if remote not in git(["remote"], repo).split():
         raise LitError(f"no remote named {remote!r}: add one with git remote add, or name it: lit sync REMOTE")
-    fetch = subprocess.run(["git", "fetch", "-q", remote, f"+{notes.NOTES_REF}:{REMOTE_REF}"], cwd=repo,
-                           capture_output=True, text=True)
+    fetch = run(["fetch", "-q", remote, f"+{notes.NOTES_REF}:{REMOTE_REF}"], repo)
     result.fetched = fetch.returncode == 0
     if not result.fetched and "couldn't find remote ref" not in fetch.stderr:
         said = fetch.stderr.strip().splitlines()
         raise LitError(f"git fetch {remote} failed: {said[-1] if said else fetch.returncode}")
     if result.fetched:
-        local = git(["rev-parse", "--verify", "-q", notes.NOTES_REF], repo, check=False)
-        if not local:
-            git(["update-ref", notes.NOTES_REF, REMOTE_REF], repo)
-        else:
-            result.merged = _merge(repo)
-        git(["update-ref", "-d", REMOTE_REF], repo, check=False)
+        try:
+            _merge(repo, remote, result)
+        finally:
+            git(["update-ref", "-d", REMOTE_REF], repo, check=False)
     if push and git(["rev-parse", "--verify", "-q", notes.NOTES_REF], repo, check=False):
         git(["push", "-q", remote, f"{notes.NOTES_REF}:{notes.NOTES_REF}"], repo)
         result.pushed = True
-    result.notes = len(git(["notes", "--ref", notes.NOTES_REF, "list"], repo, check=False).splitlines())
+    result.notes = len(notes.listing(repo))
     return result
 
 
-def _merge(repo: str | os.PathLike) -> int:
-    proc = subprocess.run(["git", "notes", "--ref", notes.NOTES_REF, "merge", "-q", "-s", "manual", REMOTE_REF],
-                          cwd=repo, capture_output=True, text=True)
-    if proc.returncode == 0:
-        return 0
-    worktree = Path(git(["rev-parse", "--git-path", "NOTES_MERGE_WORKTREE"], repo))
-    if not worktree.is_absolute():
-        worktree = Path(repo) / worktree
-    merged = 0
-    for f in sorted(worktree.iterdir()) if worktree.is_dir() else []:
-        commit = f.name
-        ours = _show(repo, notes.NOTES_REF, commit)
-        theirs = _show(repo, REMOTE_REF, commit)
-        note = merge_notes(ours, theirs) if ours and theirs else (ours or theirs)
-        f.write_text(json.dumps(note, ensure_ascii=False, indent=1) + "\n")
-        merged += 1
-    git(["notes", "--ref", notes.NOTES_REF, "merge", "--commit"], repo)
-    return merged
+def _merge(repo: str | os.PathLike, remote: str, result: SyncResult) -> None:
+    """Merge the fetched notes into ours. git's own merge (strategy `ours`, which never stops half
+    way) joins the two histories, so the push that follows is a fast-forward; then each commit
+    whose notes differ gets one note, from the two validated sides. A side that does not
+    validate (in whole or in part) is kept byte for byte under refs/lit/unreadable/ and said."""
+    local = git(["rev-parse", "--verify", "-q", notes.NOTES_REF], repo, check=False)
+    ours_raw = notes.read_raw(repo, None) if local else {}
+    theirs_raw = notes.read_raw(repo, None, REMOTE_REF)
+    if not local:
+        git(["update-ref", notes.NOTES_REF, REMOTE_REF], repo)
+    else:
+        try:
+            notes.merge_keeping_ours(repo, REMOTE_REF)
+        except GitError as e:
+            raise LitError(f"cannot merge {remote}'s notes into yours ({e}); yours are unchanged") from e
+    for commit, theirs_bytes in theirs_raw.items():
+        ours_bytes = ours_raw.get(commit)
+        if ours_bytes == theirs_bytes:
+            continue
+        theirs_problems: list[str] = []
+        theirs = notes.decode(theirs_bytes, theirs_problems)
+        if theirs_problems:
+            result.unreadable.append(_keep(repo, f"{remote}/{commit}", theirs_bytes))
+        if ours_bytes is None:
+            if theirs is None:  # nothing of it readable: it stays out of our notes, kept aside
+                notes.remove(repo, commit)
+            elif theirs_problems:
+                notes.write(repo, commit, theirs)
+            continue
+        ours_problems: list[str] = []
+        ours = notes.decode(ours_bytes, ours_problems)
+        if ours is None or theirs is None:
+            if ours is None and theirs is not None:
+                result.unreadable.append(_keep(repo, f"local/{commit}", ours_bytes))
+                notes.write(repo, commit, theirs)
+            continue  # ours stays as it was (readable, or both unreadable: never a note `null`)
+        if ours_problems:
+            result.unreadable.append(_keep(repo, f"local/{commit}", ours_bytes))
+        notes.write(repo, commit, merge_notes(ours, theirs))
+        result.merged += 1
 
 
-def _show(repo: str | os.PathLike, ref: str, commit: str) -> dict | None:
-    out = git(["notes", "--ref", ref, "show", commit], repo, check=False)
-    try:
-        return json.loads(out) if out else None
-    except ValueError:
-        return None
+def _keep(repo: str | os.PathLike, name: str, data: bytes) -> str:
+    """Keep a note's bytes as a blob under refs/lit/unreadable/NAME; returns the ref."""
+    blob = git(["hash-object", "-w", "--stdin"], repo, input=data, text=False).decode().strip()
+    ref = f"{UNREADABLE_REF}/{name}"
+    git(["update-ref", ref, blob], repo)
+    return ref
 
 
 @dataclass
@@ -119,21 +141,14 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
     original commit where the DB lacks it."""
     result = RelinkResult()
     try:
-        log = git(["log", "--format=%H%x00%(trailers:key=Lit-Thread,valueonly,separator=%x01)", rev_range], repo)
+        named = notes.trailer_threads([rev_range], repo, walk=True)
     except GitError as e:
         raise LitError(f"cannot read {rev_range}: {e}") from e
-    have = {line.split()[1] for line in git(["notes", "--ref", notes.NOTES_REF, "list"], repo,
-                                          check=False).splitlines() if len(line.split()) == 2}
-    by_thread = _notes_by_thread(repo, have)
-    untagged = []
-    for line in log.splitlines():
-        if "\x00" not in line:
-            continue
-        commit, trailers = line.split("\x00", 1)
-        threads = [t.strip() for t in trailers.split("\x01") if t.strip()]
-        if not threads and commit not in have:
-            untagged.append(commit)
-        if not threads or commit in have:
+    have = notes.listing(repo)
+    by_thread = {n.thread: n for n in notes.read_many(None, repo, blobs=have).values()}
+    untagged = [c for c in git(["rev-list", rev_range, "--"], repo).split() if c not in named and c not in have]
+    for commit, threads in named.items():
+        if commit in have:
             continue
         tid = threads[0]
         done = False
@@ -141,16 +156,13 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
         if tid in by_thread:
             # The note written when the thread was bound is its line map (its snapshots were pruned
             # then, see snapshot.prune): copied, and the DB follows.
-            note = dict(by_thread[tid])
-            note["commit"] = commit
-            note["relinked_from"] = by_thread[tid].get("commit")
+            note = copy.deepcopy(by_thread[tid])
+            note.relinked_from, note.commit = by_thread[tid].commit, commit
             notes.write(repo, commit, note)
-            files = note.get("files") if isinstance(note.get("files"), dict) else {}
             if in_db:
                 store.rebind_threads(db, commit, [tid], [
-                    {"commit_sha": commit, "path": path, "line_start": r[0], "line_end": r[1], "step_id": r[2],
-                     "thread_id": tid} for path, ranges in files.items() if isinstance(ranges, list) for r in ranges
-                    if isinstance(r, list) and len(r) == 3 and all(isinstance(n, int) for n in r[:2])])
+                    {"commit_sha": commit, "path": path, "line_start": span.start, "line_end": span.end,
+                     "step_id": span.step, "thread_id": tid} for path, spans in note.files.items() for span in spans])
             done = True
         elif in_db:
             db.execute("UPDATE threads SET status = 'pending' WHERE id = ?", [tid])
@@ -160,12 +172,3 @@ def relink(repo: str | os.PathLike, db: sqlite_utils.Database | None, rev_range:
 
     result.by_content = relink_content.relink(repo, db, untagged)
     return result
-
-
-def _notes_by_thread(repo: str | os.PathLike, commits: set[str]) -> dict[str, dict]:
-    out = {}
-    for c in commits:
-        note = _show(repo, notes.NOTES_REF, c)
-        if note and note.get("thread"):
-            out[note["thread"]] = note
-    return out

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from lit import store
-from lit.git.run import git
+from lit.git.run import cat_file_batch, git
 
 MAX_WARNINGS = 20  # per import; a hostile file could otherwise print a line per range
 
@@ -84,8 +84,6 @@ def commit_of(repo: str | os.PathLike, revision: str) -> str | None:
 
 def line_counts(repo: str | os.PathLike, commit: str, paths: Iterable[str]) -> dict[str, int]:
     """Lines in each file at the commit (a path the commit does not have is absent)."""
-    from lit.blame import cat_file_batch
-
     names = {f"{commit}:{p}": p for p in paths if p and "\n" not in p}
     out = {}
     for name, data in cat_file_batch(list(names), cwd=repo).items():
@@ -110,10 +108,9 @@ def checked_ranges(ranges: Iterable[tuple[int, int]], last_line: int | None, whe
 
 def lit_notes(repo: str | os.PathLike) -> set[str]:
     """The commits with a note of lit's own (refs/notes/lit)."""
-    from lit.git.notes import NOTES_REF
+    from lit.git import notes
 
-    out = git(["notes", "--ref", NOTES_REF, "list"], repo, check=False)
-    return {parts[1] for parts in map(str.split, out.splitlines()) if len(parts) == 2}
+    return set(notes.listing(repo))
 
 
 def lit_owned(db: sqlite_utils.Database, commit: str, noted: set[str] = frozenset()) -> bool:

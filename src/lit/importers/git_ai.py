@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from lit.errors import LitError
-from lit.git.run import GitError, git
+from lit.git.run import GitError, cat_file_batch, git
 from lit.importers import attribution
 from lit.importers.attribution import Result, Step, Thread, stable_id
 
@@ -344,8 +344,6 @@ def import_range(db: sqlite_utils.Database, repo: str | os.PathLike, rev_range: 
     notes = sorted(notes_of(repo, set(commits)), key=lambda n: order[n[0]])
     result = Result()
     sizes = _sizes(repo, [blob for _, _, blob in notes])
-    from lit.blame import cat_file_batch
-
     readable = [b for _, _, b in notes if sizes.get(b, ("", 0))[0] == "blob" and sizes[b][1] <= MAX_NOTE_BYTES]
     contents = cat_file_batch(readable, cwd=repo)
     threads: list[Thread] = []

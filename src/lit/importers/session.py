@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from lit import store
+from lit import store, threads
 from lit.errors import LitError
 from lit.git import notes
 from lit.git.run import git
@@ -322,7 +322,7 @@ def run(db: sqlite_utils.Database, source: Source, repo: str | None, *,
     for t in planned.threads:
         if t.commit is not None and repo:
             try:
-                notes.write(repo, t.commit.sha, notes.build(db, t.id, t.commit.sha))
+                notes.write(repo, t.commit.sha, threads.note_for_commit(db, t.id, t.commit.sha))
                 result.notes += 1
             except LitError as e:
                 result.warnings.append(f"note for {t.commit.sha[:12]} not written: {e}")
