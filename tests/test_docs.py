@@ -1,5 +1,6 @@
 """The README is the product's front door: every command lit has is documented there, every
-command's --help carries an example, and the README's commands exist."""
+command's --help carries an example, the README's commands exist, and its command reference is
+each command's --help (scripts/readme_commands.py writes it)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,15 @@ def test_scripts_test_says_when_chromium_cannot_be_installed_then_runs_pytest(tm
         "scripts/test: Chromium is missing and could not be installed here (apt-get install chromium as root): "
         "the browser tests will fail"]
     assert "2 passed" in proc.stdout
+
+
+def test_the_readmes_command_reference_is_each_commands_help():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "readme_commands.py"
+    spec = importlib.util.spec_from_file_location("readme_commands", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.START in README and module.END in README
+    assert module.updated(README) == README, "the README's command reference has drifted from --help: " \
+        "run python scripts/readme_commands.py"

@@ -21,7 +21,8 @@ from lit import agents, store
 from lit.errors import LitError
 from lit.git import hooks
 from lit.proxy.relay import Relay, shown
-from lit.recording import HOOKS_OWNER, RecorderProcess, Summary
+from lit.recording import HOOKS_OWNER, RecorderProcess
+from lit.summary import Summary
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
 DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"

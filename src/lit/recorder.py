@@ -23,7 +23,7 @@ from lit import agents, store
 from lit.proxy import anthropic, openai, wsframes
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
-from lit.recording import Summary
+from lit.summary import Summary
 from lit.redact import redact_headers, redact_obj, redact_query
 from lit.steps import first_line, from_block, is_context, raw_if_more, redacted_raw, result_text
 

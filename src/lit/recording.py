@@ -35,25 +35,11 @@ from pathlib import Path
 
 from lit.proxy import spool as sp
 from lit.errors import LitError
+from lit.summary import Summary
 
 HOOKS_OWNER = ".lit-pid"  # in a session's hooks folder: the pid of the lit that made it
 WAIT_QUIETLY = 1.0  # seconds lit waits for the recorder at exit before it says so
 WAIT_AT_MOST = 600.0  # then the recorder goes on in the background, and lit says so
-
-
-@dataclasses.dataclass
-class Summary:
-    """What lit says at exit (the recorder's counts)."""
-
-    session_id: str
-    exchanges: int = 0
-    steps: int = 0
-    unrecorded: int = 0
-    problems: list[str] = dataclasses.field(default_factory=list)
-    unreadable: int = 0
-    snapshot_failures: int = 0
-    threads: list[tuple[str, str | None, str]] = dataclasses.field(default_factory=list)
-    repo_root: str | None = None
 
 
 def _alive(pid: int) -> bool:
