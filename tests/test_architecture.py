@@ -71,3 +71,24 @@ def test_no_import_cycle():
         return seen
 
     assert sorted((a, b) for a in graph for b in graph[a] if a in reaches(b)) == []
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    known = modules()
+    found = []
+    for name, path in known.items():
+        tree = ast.parse(path.read_text())
+        module_names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "lit":
+                base = node.module.removeprefix("lit").lstrip(".")
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{name}: from {node.module} import {alias.name}")
+                    if f"{base}.{alias.name}".lstrip(".") in known:
+                        module_names.add(alias.asname or alias.name)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in module_names
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{name}: {node.value.id}.{node.attr}")
+    assert found == []
