@@ -288,3 +288,20 @@ def test_a_request_too_deep_to_parse_is_recorded_and_said(rec, tmp_path):
     assert (summary.exchanges, summary.unrecorded, summary.unreadable) == (1, 0, 1)
     assert summary_line(summary).endswith(
         "; 1 request kept raw, not read into steps (exchange 1: request: JSON nested too deeply to read)")
+
+
+def test_an_answer_that_edits_files_stands_for_its_edits_only_without_tools(rec, tmp_path):
+    """aider edits from SEARCH/REPLACE blocks in its answer: that text step names the files it edits.
+    An agent with tools showing a diff in its closing words has made its edits through its tools."""
+    edit = "Adding it.\n\nhello.py\n```python\n<<<<<<< SEARCH\n=======\nprint('hi')\n>>>>>>> REPLACE\n```\n"
+    plain = Agent(rec, tools=None, ua="OpenAI/Python 2.20.0")
+    plain.user("add hello.py")
+    plain.call({"content": [{"type": "text", "text": edit}]})
+    tooled = Agent(rec)
+    tooled.seq = 10
+    tooled.user("show me the change")
+    tooled.call({"content": [{"type": "text", "text": edit}]})
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    inputs = [r["tool_input"] for r in db.query("SELECT tool_input FROM steps WHERE kind = 'text' ORDER BY created_at")]
+    assert [json.loads(i) if i else None for i in inputs] == [{"files": ["hello.py"]}, None]

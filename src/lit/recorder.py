@@ -560,7 +560,10 @@ class Recorder:
                     self._parsed[ex.id] = parsed  # for the model column of the steps
                     for i, block in enumerate(parsed.response["content"]):
                         fields = from_block(block)
-                        files = _edited_files(fields.get("text")) if fields["kind"] == "text" else None
+                        # Only an agent without tools edits from its answer's text (an agent with tools
+                        # showing a diff in its closing words has made its edits already).
+                        files = (_edited_files(fields.get("text")) if fields["kind"] == "text" and not parsed.tools
+                                 else None)
                         if files is not None:
                             fields["tool_input"] = {"files": files}
                         step_id, step_row = self._add_step(ex, conv, thread_id, fields)
