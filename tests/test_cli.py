@@ -124,3 +124,50 @@ def test_blame_json_full_carries_the_whole_why(tmp_path):
     assert isinstance(step["tool_input"], dict) and step["result"]
     other = [f for f in full if f["kind"] != "step"]
     assert other and all(f["prompt"] is None and f["tool_input"] is None for f in other)
+
+
+def test_a_limit_below_one_and_a_page_into_a_missing_folder_are_one_line(tmp_path):
+    story = build_story(tmp_path / "repo", tmp_path / "lit.db")
+    env = {"LIT_DB": str(story.db_path)}
+    assert one_line(lit("threads", "-n", "0", cwd=story.repo, env=env)) == (
+        "lit threads: invalid value for '--limit' / '-n': 0: give 1 or more (see lit threads --help)")
+    missing = tmp_path / "no-such-folder"
+    assert one_line(lit("weave", "HEAD", "-o", str(missing / "p.html"), cwd=story.repo, env=env)) == (
+        f"lit: cannot write {missing / 'p.html'}: No such file or directory")
+    assert not missing.exists()  # -o names a file; lit makes no folder for it
+
+
+def test_step_heads_name_files_relative_to_the_repository(tmp_path):
+    """Claude Code's tools name files by absolute path; `lit show`, the woven page and the thread
+    page show them as git does. The woven page does so in a clone elsewhere too."""
+    from lit_fixtures import add_db_thread, commit_files, init_repo
+
+    repo = init_repo(tmp_path / "repo")
+    sha = commit_files(repo, {"src/app.py": "print('hi')\n"}, "Add app.py")
+    db = tmp_path / "lit.db"
+    absolute = f"{repo}/src/app.py"
+    add_db_thread(db, thread="ab12cd34ef56", commit=sha, repo_root=str(repo), line_map={"src/app.py": [
+        [1, 1, "ab12cd34ef56.2"]]}, steps=[
+        {"kind": "prompt", "text": "Write app.py"},
+        {"kind": "tool_call", "tool_name": "Write", "tool_use_id": "toolu_1",
+         "tool_input": {"file_path": absolute, "content": "print('hi')\n"}},
+        {"kind": "tool_result", "tool_use_id": "toolu_1", "text": "File created successfully"}])
+    env = {"LIT_DB": str(db), "COLUMNS": "200"}
+    shown = lit("show", "ab12cd34ef56", cwd=repo, env=env).stdout
+    assert "ab12cd34ef56.2 tool Write: src/app.py" in shown and absolute not in shown
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    for where in (repo, clone):
+        page = tmp_path / f"{where.name}.html"
+        assert lit("weave", "HEAD", "-o", str(page), cwd=where, env=env).returncode == 0
+        html = page.read_text()
+        assert "Step 2: Write <code>src/app.py</code>" in html and f"<code>{absolute}</code>" not in html
+
+    import asyncio
+
+    from lit.serve import make_datasette
+
+    async def thread_page() -> str:
+        return (await make_datasette(db).client.get("/-/lit/thread/ab12cd34ef56")).text
+    html = asyncio.run(thread_page())
+    assert "<strong>Write</strong> <code>src/app.py</code>" in html and f"<code>{absolute}</code>" not in html

@@ -71,6 +71,12 @@ def _port(value: int) -> int:
     return value
 
 
+def _positive(value: int) -> int:
+    if value < 1:
+        raise typer.BadParameter(f"{value}: give 1 or more")
+    return value
+
+
 DB_OPTION = typer.Option(None, "--db", help="lit's DB (default: $LIT_DB, else the user's data dir).")
 
 
@@ -394,8 +400,8 @@ def _import_sessions(agent: str, path: str | None, db: str | None, as_json: bool
         bound = [t for t in r.threads if t["status"] == "bound"]
         links = "".join(f"; thread {t['id']} -> commit {t['commit'][:7]}" for t in bound)
         typer.echo(f"lit import: {name} session {r.agent_session} -> session {r.session}: "
-                   f"{len(r.threads)} thread{'s' * (len(r.threads) != 1)}, {r.steps} steps, "
-                   f"{r.exchanges} exchanges{links}")
+                   f"{len(r.threads)} thread{'s' * (len(r.threads) != 1)}, {r.steps} step{'s' * (r.steps != 1)}, "
+                   f"{r.exchanges} exchange{'s' * (r.exchanges != 1)}{links}")
     if len(results) > 1:
         done = [r for r in results if r.imported]
         typer.echo(f"lit import: {len(results)} {name} sessions: {len(done)} imported, "
@@ -411,7 +417,7 @@ def _echo_json(data) -> None:
 
 @app.command()
 def sessions(
-    limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
+    limit: int = typer.Option(20, "--limit", "-n", callback=_positive, help="How many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     db: str = DB_OPTION,
 ) -> None:
@@ -427,7 +433,7 @@ def sessions(
 
 @app.command()
 def threads(
-    limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
+    limit: int = typer.Option(20, "--limit", "-n", callback=_positive, help="How many, newest first."),
     all_repos: bool = typer.Option(False, "--all", help="Threads of every repository, not only this one."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     db: str = DB_OPTION,

@@ -471,7 +471,8 @@ def weave(target: str, output: str | os.PathLike | None = None, *, cwd: str | os
     page = render_page(chapters, title=f"lit weave {target}")
     path = Path(output) if output else weave_dir() / default_output(target, chapters)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not output:  # lit's own folder; a folder named with -o must exist already
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
     except OSError as e:
         raise LitError(f"cannot write {path}: {e.strerror}") from e
