@@ -4,11 +4,13 @@
     serve(db_path, port=8001)                           # what `lit serve` runs, until Ctrl-C
 
 The DB is opened the way Datasette opens a mutable file (`mode=ro`, which sees a recorder's
-live WAL writes; `immutable=1` would not), and every connection Datasette makes to it, its
+live WAL writes; `immutable=1` would not), except where SQLite cannot make the WAL's
+shared-memory file beside it (a read-only filesystem): there nobody can be writing it, and it is
+served immutable (store.open_read_only decides). Every connection Datasette makes to it, its
 write connection included, is set `PRAGMA query_only` by plugins/lit_pages.py: nothing served
 can change the DB.
 
-The thread and commit pages are built here from plain SQL over a sqlite3 connection, so the
+The front page (`/`), the thread and commit pages are built here from plain SQL over a sqlite3 connection, so the
 plugin views stay thin and these functions can be tested without a server.
 """
 
