@@ -406,3 +406,18 @@ def test_upstream_credentials_never_stored(tmp_path):
     assert password.encode() not in data and password not in "".join(outputs)
     upstreams = [r[0] for r in store.connect(tmp_path / "lit.db").execute("SELECT upstream FROM sessions")]
     assert len(upstreams) == 2 and all(password not in u and "@127.0.0.1:" in u for u in upstreams)
+
+
+def test_an_upstream_error_that_echoes_a_key_is_redacted(tmp_path):
+    """Some upstreams repeat what they were sent in their error: exchanges.error holds none of it."""
+    key = SECRETS["openai-key"]
+    env = {**os.environ, "LIT_DB": str(tmp_path / "lit.db"), "ANTHROPIC_API_KEY": SECRETS["anthropic-key"]}
+    refusal = {"status": 401, "body": {"type": "error", "error": {
+        "type": "authentication_error", "message": f"invalid x-api-key {SECRETS['anthropic-key']} (or {key})"}}}
+    with ScriptedUpstream([refusal] * 5) as up:
+        subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable, str(AGENT),
+                        "hello"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    errors = [r[0] for r in store.connect(tmp_path / "lit.db").execute("SELECT error FROM exchanges")]
+    assert errors and all("authentication_error" in e and "[REDACTED:" in e for e in errors)
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+    assert key.encode() not in data and SECRETS["anthropic-key"].encode() not in data

@@ -543,7 +543,7 @@ class Recorder:
             update.update({"model": parsed.model, "stop_reason": parsed.stop_reason,
                            "parse_error": parsed.parse_error, **_usage_columns(parsed.usage)})
             if parsed.error and not parsed.response_ok:
-                update["error"] = update["error"] or json.dumps(parsed.error)[:1000]
+                update["error"] = update["error"] or self._redact(json.dumps(parsed.error))[:1000]
             if parsed.parse_error and ex.response_body:
                 update["response_blob"] = self._response_blob(ex)
             if parsed.response_ok and row and parsed.response is not None:
