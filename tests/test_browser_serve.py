@@ -148,3 +148,25 @@ def test_lit_serve_opens_on_lits_front_page_in_chromium(tmp_path):
     assert "<img" not in dom and "data-pwned" not in dom
     assert "2 rows where search matches" in " ".join(results.split())
     assert shot.stat().st_size > 20_000  # a page, not a blank
+
+
+if __name__ == "__main__":
+    # The README's screenshot of the front page, over the DB `lit demo` makes.
+    import tempfile
+    from pathlib import Path
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/serve.png").resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        env = {**os.environ, "HOME": tmp, "LIT_DB": str(tmp_path / "demo" / "lit.db")}
+        subprocess.run([sys.executable, "-m", "lit", "demo", "-q", str(tmp_path / "demo")], env=env, check=True,
+                       capture_output=True)
+        server = subprocess.Popen([sys.executable, "-m", "lit", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
+            _dump(tmp_path, url, f"--screenshot={out}", "--window-size=1200,760")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    print(out, out.stat().st_size, "bytes")
