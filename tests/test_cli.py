@@ -171,3 +171,17 @@ def test_step_heads_name_files_relative_to_the_repository(tmp_path):
         return (await make_datasette(db).client.get("/-/lit/thread/ab12cd34ef56")).text
     html = asyncio.run(thread_page())
     assert "<strong>Write</strong> <code>src/app.py</code>" in html and f"<code>{absolute}</code>" not in html
+
+
+def test_serve_open_without_a_browser_says_so(tmp_path):
+    story = build_story(tmp_path / "repo", tmp_path / "lit.db")
+    server = subprocess.Popen([*LIT, "serve", "--port", "0", "--open"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "LIT_DB": str(story.db_path), "BROWSER": "false"})
+    try:
+        url = server.stdout.readline().split()[2]
+        said = server.stderr.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert said == f"lit serve: could not open a browser (set $BROWSER to one); open {url}\n"

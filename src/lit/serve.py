@@ -114,7 +114,11 @@ def serve(db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8001, ope
         await ds.invoke_startup()
         await ds.refresh_schemas()
         if open_browser:
-            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+            def show() -> None:
+                if not webbrowser.open(url):
+                    print(f"lit serve: could not open a browser (set $BROWSER to one); open {url}",
+                          file=sys.stderr, flush=True)
+            threading.Thread(target=show, daemon=True).start()
         echo(f"lit serve: {url} (read-only; Ctrl-C to stop)")
         await server.serve(sockets=[sock])
 
