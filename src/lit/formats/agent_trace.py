@@ -124,7 +124,7 @@ class Export:
 
 def file_lines(repo: str | os.PathLike, commit: str, paths: Iterable[str]) -> dict[str, list[str]]:
     """The lines of each file at the commit (without their line endings); a path it lacks is absent."""
-    names = {f"{commit}:{p}": p for p in paths}
+    names = {f"{commit}:{p}": p for p in paths if p and "\n" not in p}  # cat-file reads a name per line
     blobs = cat_file_batch(list(names), cwd=repo)
     out = {}
     for name, data in blobs.items():
