@@ -360,8 +360,12 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     if result.present:
         said += f", {len(result.present)} already in the DB"
     if result.skipped:
-        said += f", {len(result.skipped)} left out"
-    typer.echo(f"lit import: {fmt}: {said}")
+        reasons: dict[str, int] = {}
+        for _, why in result.skipped:
+            reasons[why] = reasons.get(why, 0) + 1
+        said += f", {len(result.skipped)} left out (" + "; ".join(
+            f"{why}: {n}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3]) + ")"
+    typer.echo(terminal_safe(f"lit import: {fmt}: {said}"))
 
 
 def _import_repo(repo: str | None) -> str | None:
