@@ -305,3 +305,20 @@ def test_an_answer_that_edits_files_stands_for_its_edits_only_without_tools(rec,
     db = store.connect(tmp_path / "lit.db")
     inputs = [r["tool_input"] for r in db.query("SELECT tool_input FROM steps WHERE kind = 'text' ORDER BY created_at")]
     assert [json.loads(i) if i else None for i in inputs] == [{"files": ["hello.py"]}, None]
+
+
+def test_headers_that_change_per_call_are_kept_apart_from_those_that_do_not(rec, tmp_path):
+    agent = Agent(rec)
+    agent.user("Say hi")
+    for n in range(3):
+        agent.call({"content": [{"type": "text", "text": "hi"}]},
+                   extra_headers={"Content-Length": str(1000 + n), "X-Stainless-Retry-Count": str(n)})
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    rows = db.execute("SELECT request_headers, request_headers_call FROM exchanges ORDER BY seq").fetchall()
+    assert len({r[0] for r in rows}) == 1  # one blob for what every call sends alike
+    assert [json.loads(r[1]) for r in rows] == [
+        {"Content-Length": str(1000 + n), "X-Stainless-Retry-Count": str(n)} for n in range(3)]
+    same = json.loads(store.get_blob(db, rows[0][0]))
+    assert same["user-agent"].startswith("claude-cli/") and "Content-Length" not in same
+    assert "secretvalue" not in json.dumps(same)  # the key is never stored, here either

@@ -55,6 +55,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "ttfb_ms": "Time to the first byte of the response, in ms.",
             "duration_ms": "Time to the end of the response, in ms.",
             "request_headers": "Hash (in blobs) of the request headers, secrets removed.",
+            "request_headers_call": "The request headers that change per call (Content-Length, retry count...).",
             "response_headers": "Response headers worth keeping (JSON).",
             "request_bytes": "Size of the request body.",
             "response_bytes": "Size of the response body as relayed.",

@@ -55,6 +55,10 @@ def sanitize_headers(headers: dict[str, str]) -> dict[str, str]:
     return redact_headers(headers)
 
 
+# Request headers whose values change from call to call: kept in the exchange's row.
+PER_CALL_HEADERS = frozenset({"content-length", "x-stainless-retry-count", "x-stainless-timeout",
+                              "x-stainless-read-timeout", "idempotency-key", "x-request-id", "x-client-request-id",
+                              "traceparent", "tracestate", "date"})
 KEPT_RESPONSE_HEADERS = ("content-type", "content-encoding", "request-id", "retry-after", "x-should-retry")
 
 
@@ -230,8 +234,7 @@ class Recorder:
         row: dict[str, Any] = {
             "id": ex.id, "session_id": ex.session_id, "seq": ex.seq, "started_at": ex.started_at,
             "method": ex.method, "path": ex.path, "query": redact_query(ex.query), "complete": 0,
-            "request_headers": store.put_blob(self.db, store.canonical_json(sanitize_headers(ex.request_headers)),
-                                              "headers"),
+            **self._request_headers(ex.request_headers),
             "request_bytes": len(ex.request_body),
             "client_session_id": anthropic.header(ex.request_headers, "x-claude-code-session-id") or None,
         }
@@ -305,6 +308,14 @@ class Recorder:
         for k in keys:
             self._conv_of_key.setdefault(k, conv.id)
         return conv, parsed.messages[known + 1:], keys
+
+    def _request_headers(self, headers: dict[str, str]) -> dict[str, str | None]:
+        """The headers that change per call in the row, the others in one blob (see store m003)."""
+        kept = sanitize_headers(headers)
+        per_call = {k: v for k, v in kept.items() if k.lower() in PER_CALL_HEADERS}
+        same = {k: v for k, v in kept.items() if k.lower() not in PER_CALL_HEADERS}
+        return {"request_headers": store.put_blob(self.db, store.canonical_json(same), "headers"),
+                "request_headers_call": json.dumps(per_call, sort_keys=True) if per_call else None}
 
     def _blob(self, value: Any, kind: str) -> str:
         """The system prompt and tools, redacted and stored once per session: an agent sends the

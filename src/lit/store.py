@@ -118,6 +118,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "ttfb_ms": float,
             "duration_ms": float,
             "request_headers": str,  # hash of the JSON in blobs (the same on every call); secrets removed
+            # (m003 adds request_headers_call: JSON of the headers that change per call)
             "response_headers": str,  # JSON of the headers worth keeping (type, request-id, retry-after...)
             "request_bytes": int,
             "response_bytes": int,
@@ -267,6 +268,14 @@ def m002_browse_indexes(db: sqlite_utils.Database) -> None:
     db["exchanges"].create_index(["started_at"])
     db["exchanges"].create_index(["model"])
 
+
+
+@migration
+def m003_request_headers_per_call(db: sqlite_utils.Database) -> None:
+    """The request headers that change on every call (Content-Length, retry counts, request ids)
+    in a row of their own, so the rest, the same on every call, is one blob for the session (was:
+    a new blob per call, because Content-Length is)."""
+    db["exchanges"].add_column("request_headers_call", str)
 
 # --- opening -----------------------------------------------------------------------------------
 
