@@ -369,7 +369,8 @@ def test_lit_serve_open_shows_the_front_page_in_the_browser(tmp_path):
     story = build(tmp_path)
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser"  # what $BROWSER names, as webbrowser runs it: the URL is its argument
-    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    # written whole, then renamed: the test reads it as soon as it exists
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}.part && mv {opened}.part {opened}\n')
     browser.chmod(0o755)
     env = {**os.environ, "BROWSER": str(browser), "HOME": str(tmp_path), "DISPLAY": ""}
     server = subprocess.Popen([sys.executable, "-m", "lit", "serve", "--db", str(story.db_path), "--port", "0",
