@@ -276,3 +276,44 @@ def test_lit_stopped_by_a_signal_mid_stream_closes_the_session(tmp_path, signum)
     assert session["ended_at"] and session["exit_code"] == 128 + signum
     assert integrity(tmp_path / "lit.db") == "ok"
     assert FAKE_KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
+
+
+# The agent's second call goes out after the recorder process was killed (as the OOM killer would).
+KILL_RECORDER = '''
+import os, signal, time, urllib.request
+
+def call():
+    req = urllib.request.Request(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", data=b'{"messages": []}',
+                                 headers={"content-type": "application/json"})
+    return urllib.request.urlopen(req, timeout=30).read().decode()
+
+first = call()
+import sqlite3
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:  # the recorder has written the first call: then it dies
+    db = sqlite3.connect(os.environ["LIT_DB"])
+    if db.execute("SELECT COUNT(*) FROM exchanges WHERE status IS NOT NULL").fetchone()[0]:
+        break
+    db.close()
+    time.sleep(0.05)
+lit = os.getppid()
+for pid in open(f"/proc/{lit}/task/{lit}/children").read().split():
+    if b"lit.recording" in open(f"/proc/{pid}/cmdline", "rb").read():
+        os.kill(int(pid), signal.SIGKILL)
+time.sleep(0.5)
+print(first, call())
+'''
+
+
+def test_a_recorder_that_dies_never_reaches_the_agent(tmp_path):
+    (tmp_path / "agent.py").write_text(KILL_RECORDER)
+    with ScriptedUpstream([{"status": 200, "body": b"one"}, {"status": 200, "body": b"two"}]) as up:
+        proc = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable,
+                               "agent.py"], cwd=tmp_path, env=lit_env(tmp_path), capture_output=True, text=True,
+                              timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, "one two\n")  # the agent noticed nothing
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    # What it wrote before it died is counted from the DB; the call after it is said as lost.
+    assert proc.stderr.startswith("lit: recorded 1 exchange, 0 steps")
+    assert proc.stderr.rstrip().endswith("; 1 not recorded (the recorder stopped (exit code -9))")
+    assert integrity(tmp_path / "lit.db") == "ok"

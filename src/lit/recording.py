@@ -181,12 +181,26 @@ class RecorderProcess:
             os.close(ask_w)
             os.close(done_r)
             raise LitError(said["error"])
-        self.session_id = session_id
+        self.session_id, self.db_path = session_id, db_path
         self.repo_root: str | None = said.get("repo_root")
         self.gate = SnapshotGate(ask_w, done_r) if said.get("snapshots") else None
         if self.gate is None:
             os.close(ask_w)
             os.close(done_r)
+
+    def _count_written(self, summary: Summary) -> None:
+        """What a recorder that stopped had written, read back from the DB."""
+        from lit import store  # noqa: PLC0415 - only when the recorder could not say it
+
+        try:
+            db = store.connect(self.db_path, create=False)
+            summary.exchanges = db.execute("SELECT COUNT(*) FROM exchanges WHERE session_id = ? AND status IS NOT NULL",
+                                           [self.session_id]).fetchone()[0]
+            summary.steps = db.execute("SELECT COUNT(*) FROM steps WHERE session_id = ?",
+                                       [self.session_id]).fetchone()[0]
+            db.close()
+        except Exception:  # noqa: BLE001 - the counts stay unknown (0); the line says why
+            pass
 
     def finish(self, exit_code: int | None, say: Callable[[str], None] | None = None) -> Summary:
         """Hand over the rest of the spool and the exit code; wait for the recorder to write it all
@@ -215,6 +229,7 @@ class RecorderProcess:
             summary.problems.append(f"the recorder did not finish writing in time (pid {self.proc.pid} goes on)"
                                     if self.proc.poll() is None else
                                     f"the recorder stopped (exit code {self.proc.returncode})")
+            self._count_written(summary)
             return summary
         self.proc.wait(10)
         data = result[0]
