@@ -265,6 +265,7 @@ def test_unreachable_upstream_gives_a_502_naming_it(sink):
     assert caught.value.status_code == 502
     assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "api_error"
     assert caught.value.body["error"]["message"].startswith(f"lit: upstream {dead} unreachable: ")
+    assert wait_for(lambda: sink.responses)  # the spool is read by another thread, as by the recorder
     assert sink.responses[0].status == 502 and not sink.responses[0].complete
 
 
