@@ -1,6 +1,6 @@
 """`lit import codex` on a rollout shaped like the ones Codex CLI 0.169 writes
-(~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl; see /work/helpers/codex-notes.md and
-openai/codex's protocol): its commit found in a real repository, the line map from its apply_patch,
+(~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl, as openai/codex's
+protocol writes them): its commit found in a real repository, the line map from its apply_patch,
 its reasoning kept as it came (summary readable, reasoning encrypted), imported once."""
 
 from __future__ import annotations
