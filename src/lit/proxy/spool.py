@@ -153,16 +153,20 @@ class SpoolWriter:
             except OSError as e:
                 self._break(e, 0)
                 return
-            self._pending_bytes -= n
-            while n:
-                head = self._pending[0]
-                if n >= len(head):
-                    n -= len(head)
-                    self._pending.popleft()
-                else:
-                    self._pending[0] = head[n:]
-                    n = 0
+            self._consumed(n)
         self._unwatch()
+
+    def _consumed(self, n: int) -> None:
+        """Drop the first n bytes held, which the pipe took."""
+        self._pending_bytes -= n
+        while n:
+            head = self._pending[0]
+            if n >= len(head):
+                n -= len(head)
+                self._pending.popleft()
+            else:
+                self._pending[0] = head[n:]
+                n = 0
 
     def _unwatch(self) -> None:
         if self._watching and self._loop is not None:
@@ -193,15 +197,7 @@ class SpoolWriter:
     def _flush_blocking(self) -> None:
         while self._pending:
             n = os.writev(self.fd, list(self._pending)[:64])
-            self._pending_bytes -= n
-            while n:
-                head = self._pending[0]
-                if n >= len(head):
-                    n -= len(head)
-                    self._pending.popleft()
-                else:
-                    self._pending[0] = head[n:]
-                    n = 0
+            self._consumed(n)
 
     def close(self, exit_code: int | None = None) -> None:
         """Everything still held, then F (the session's end), then EOF. Call after the relay's
