@@ -171,18 +171,10 @@ class _Builder:
                     target = target or (next(iter(threads.values())) if threads else None)
                     if target is None:
                         continue  # a person's lines and no agent's: nothing for lit to add
-                    _add_line(target, path, n, None)
+                    target.add_line(path, n, None)
                 else:
-                    _add_line(threads[tid], path, n, index)
+                    threads[tid].add_line(path, n, index)
         return [t for t in threads.values() if t.line_map]
-
-
-def _add_line(thread: Thread, path: str, n: int, index: int | None) -> None:
-    ranges = thread.line_map.setdefault(path, [])
-    if ranges and ranges[-1][1] == n - 1 and ranges[-1][2] == index:
-        ranges[-1] = (ranges[-1][0], n, index)
-    else:
-        ranges.append((n, n, index))
 
 
 def threads_of(repo, record, result: Result) -> list[Thread]:

@@ -54,6 +54,14 @@ class Thread:
     line_map: dict[str, list[tuple[int, int, int | None]]] = field(default_factory=dict)
     step_ids: list[str] | None = None  # ids the source gave its steps (a lit export), else <id>.<n>
 
+    def add_line(self, path: str, n: int, index: int | None) -> None:
+        """Line n of path is step `index`'s (None: a person's): it extends the last range when it can."""
+        ranges = self.line_map.setdefault(path, [])
+        if ranges and ranges[-1][1] == n - 1 and ranges[-1][2] == index:
+            ranges[-1] = (ranges[-1][0], n, index)
+        else:
+            ranges.append((n, n, index))
+
 
 @dataclass
 class Result:

@@ -213,21 +213,13 @@ def _assemble(repo, commit: str, owners: dict[str, list[tuple[str, list[tuple[in
     for path, lines in per_file.items():
         for n in sorted(lines):
             agent_key, index = lines[n]
-            _add_line(threads[agent_key], path, n, index)
+            threads[agent_key].add_line(path, n, index)
     if threads:
         first = next(iter(threads.values()))  # a person's lines go with the commit's first thread
         for path, lines in human_lines.items():
             for n in lines:
-                _add_line(first, path, n, None)
+                first.add_line(path, n, None)
     return list(threads.values())
-
-
-def _add_line(thread: Thread, path: str, n: int, index: int | None) -> None:
-    ranges = thread.line_map.setdefault(path, [])
-    if ranges and ranges[-1][1] == n - 1 and ranges[-1][2] == index:
-        ranges[-1] = (ranges[-1][0], n, index)
-    else:
-        ranges.append((n, n, index))
 
 
 def threads_from_v3(repo, commit: str, text: str, result: Result) -> list[Thread]:
