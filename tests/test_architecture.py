@@ -92,3 +92,59 @@ def test_no_module_reaches_into_another_modules_private_names():
                     and node.attr.startswith("_") and not node.attr.startswith("__")):
                 found.append(f"{name}: {node.value.id}.{node.attr}")
     assert found == []
+
+
+LIMIT = 30  # issue 14: no function above it, anywhere
+
+
+def complexity(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """McCabe's cyclomatic complexity with boolean operators, counted as radon's `cc` counts it: 1,
+    plus 1 for each `if`, `elif`, conditional expression (`a if c else b`), `for`, `while`, `assert`
+    and `except` handler; plus 1 for the `else` of a `for`, `while` or `try`; plus 1 for each `for`
+    and each `if` of a comprehension; plus one for each operand of `and`/`or` beyond the first
+    (`a and b and c` is +2); plus one for each `case` of a `match` except the catch-all `case _`.
+    A function nested in another (or a class in it) is its own count, not its parent's; a lambda's
+    body counts in the function that holds it."""
+    count = 1
+    todo = list(ast.iter_child_nodes(function))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, (ast.If, ast.IfExp, ast.Assert)):
+            count += 1
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            count += 1 + bool(node.orelse)
+        elif isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
+            count += len(node.handlers) + bool(node.orelse)
+        elif isinstance(node, ast.BoolOp):
+            count += len(node.values) - 1
+        elif isinstance(node, ast.comprehension):
+            count += 1 + len(node.ifs)
+        elif isinstance(node, ast.Match):
+            count += sum(1 for case in node.cases
+                         if not (isinstance(case.pattern, ast.MatchAs) and case.pattern.pattern is None))
+        if not isinstance(node, ast.Assert):  # radon counts an assert once, whatever it holds
+            todo += ast.iter_child_nodes(node)
+    return count
+
+
+def functions(path: Path):
+    """(`module.py:Class.method`, node) for every function of a file, nested ones too."""
+    def walk(node: ast.AST, prefix: str):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield f"{prefix}{child.name}", child
+                yield from walk(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, f"{prefix}{child.name}.")
+            else:
+                yield from walk(child, prefix)
+    yield from walk(ast.parse(path.read_text()), f"{path.relative_to(ROOT)}:")
+
+
+def test_no_function_is_above_complexity_30():
+    files = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "plugins").rglob("*.py")) + sorted(
+        (ROOT / "benchmarks").rglob("*.py"))
+    over = {name: n for path in files for name, node in functions(path) if (n := complexity(node)) > LIMIT}
+    assert over == {}, f"split these functions (complexity above {LIMIT}, radon's count)"

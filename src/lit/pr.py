@@ -404,34 +404,47 @@ def describe(rev_range: str | None = None, *, cwd: str | os.PathLike | None = No
     for sha in commits:
         subject, trailer_ids, files = info.get(sha, ("", [], []))
         note = notes.get(sha)
-        ids = [t["id"] for t in by_commit.get(sha, [])]
-        ids += [note.thread] if note else []
-        ids += trailer_ids
-        ids = list(dict.fromkeys(ids))
-        threads: list[_Thread] = []
-        for tid in ids:
-            if tid in by_id:
-                threads.append(_thread_from_db(db, by_id[tid], sha))
-                if note and note.thread == tid and not threads[-1].lines:
-                    threads[-1].lines = _line_counts(note.files)  # the DB lacks the map
-            elif note and note.thread == tid:
-                threads.append(_thread_from_note(note))
-        report = CommitReport(sha=sha, subject=subject, threads=ids, files=files)
-        if ids:
-            report.source = ("db" if all(t.source == "db" for t in threads) and threads else
-                             "note" if threads else "trailer")
-            report.models = sorted({m for t in threads for m in t.models})
-            report.prompts = list(dict.fromkeys(p for t in threads for p in t.prompts))
-            decisions = _decisions(threads)[:MAX_DECISIONS]
-            report.decisions = [sentence for sentence, _ in decisions]
-            report.reasoning = [why for _, why in decisions]
-            report.checks = [c for t in threads for c in _checks(t)]
-            report.checks_known = any(t.source == "db" for t in threads)
-        reports.append(report)
+        ids = list(dict.fromkeys([t["id"] for t in by_commit.get(sha, [])] + ([note.thread] if note else [])
+                                 + trailer_ids))
+        threads = _commit_threads(db, sha, ids, by_id, note)
+        reports.append(_report(CommitReport(sha=sha, subject=subject, threads=ids, files=files), threads))
 
     if weave_dir:
         _link_weaves(reports, weave_dir, cwd, db_path)
     return Description(range=rev_range, title=_title(reports), intent=_intent(reports), commits=reports)
+
+
+def _commit_threads(db, sha: str, ids: list[str], by_id: dict[str, dict], note: Note | None) -> list[_Thread]:
+    """The threads of a commit lit can read, the DB's first, else its note's; a thread named only
+    by a trailer has none."""
+    threads: list[_Thread] = []
+    for tid in ids:
+        noted = note is not None and note.thread == tid
+        if tid in by_id:
+            thread = _thread_from_db(db, by_id[tid], sha)
+            if noted and not thread.lines:
+                thread.lines = _line_counts(note.files)  # the DB lacks the map
+            threads.append(thread)
+        elif noted:
+            threads.append(_thread_from_note(note))
+    return threads
+
+
+def _report(report: CommitReport, threads: list[_Thread]) -> CommitReport:
+    """The report of a commit filled in from its threads: where they were read, models, prompts,
+    decisions and checks."""
+    if not report.threads:
+        return report
+    report.source = ("db" if all(t.source == "db" for t in threads) and threads else
+                     "note" if threads else "trailer")
+    report.models = sorted({m for t in threads for m in t.models})
+    report.prompts = list(dict.fromkeys(p for t in threads for p in t.prompts))
+    decisions = _decisions(threads)[:MAX_DECISIONS]
+    report.decisions = [sentence for sentence, _ in decisions]
+    report.reasoning = [why for _, why in decisions]
+    report.checks = [c for t in threads for c in _checks(t)]
+    report.checks_known = any(t.source == "db" for t in threads)
+    return report
 
 
 def _cut_words(text: str, limit: int) -> str:

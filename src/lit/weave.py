@@ -25,7 +25,7 @@ from markupsafe import Markup
 from lit import threads
 from lit.errors import LitError
 from lit.git import notes as git_notes
-from lit.git.notes import Note
+from lit.git.notes import Note, Step
 from lit.git.run import git, rev, unquote
 from lit.paths import repo_relative, weave_dir
 from lit.redact import redact_lines, redact_text
@@ -321,30 +321,55 @@ def build_rows(chapter: Chapter, root: str | None = None) -> list[Row]:
     """The chapter's rows in thread order: prompts and tool calls from the note, each with the
     fragments it owns; then the person's lines; then the lines nobody is known for."""
     note = chapter.note
-    rows: dict[str, Row] = {}
-    for p in note.prompts if note else ():
-        sid = p.step or ""
-        rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt", prose=p.text, seq=_seq(sid))
-    for sid, s in (note.steps if note else {}).items():
-        if s.kind == "prompt":
-            if sid not in rows:
-                rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt",
-                                prose=s.text or "", seq=s.seq or _seq(sid))
-            continue
-        tool = s.tool
-        rows[sid] = Row(
-            anchor=f"step-{sid}", kind="tool_call" if tool else "step",
-            title=f"Step {s.seq or _seq(sid)}" + (f": {tool}" if tool else f" ({s.kind})"),
-            prose=s.why or (f"*No reasoning recorded in the source ({s.imported}"
-                            + (f", model {s.model}" if s.model else "") + ").*" if s.imported else ""),
-            tool=tool, target=_target(s.input, chapter.files, root),
-            input_json=json.dumps(s.input, ensure_ascii=False, indent=2) if s.input else "",
-            result=s.result, is_error=s.is_error, seq=s.seq or _seq(sid))
+    rows = _step_rows(note, chapter.files, root) if note else {}
     human = Row(anchor=f"human-{chapter.anchor}", kind="human", title="Written by a person",
                 prose="Lines changed by hand in this commit, not by a tool call of the thread.")
     other = Row(anchor=f"other-{chapter.anchor}", kind="other",
                 title="Changes" if not note else "Changes outside the line map",
                 prose="" if not note else "Removed lines and lines the line map does not cover.")
+    _hand_out_fragments(chapter, rows, human, other)
+    ordered = sorted(rows.values(), key=lambda r: r.seq)
+    for row in [*ordered, human, other]:
+        row.written.extend(_written(row, chapter))
+    _dress(chapter)
+    return [*ordered, *(r for r in (human, other) if r.fragments)]
+
+
+def _step_rows(note: Note, files: list[FileDiff], root: str | None) -> dict[str, Row]:
+    """step id -> its row, for the note's prompts and steps."""
+    rows: dict[str, Row] = {}
+    for p in note.prompts:
+        sid = p.step or ""
+        rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt", prose=p.text, seq=_seq(sid))
+    for sid, s in note.steps.items():
+        if s.kind != "prompt":
+            rows[sid] = _step_row(sid, s, files, root)
+        elif sid not in rows:
+            rows[sid] = Row(anchor=f"step-{sid}", kind="prompt", title="Prompt",
+                            prose=s.text or "", seq=s.seq or _seq(sid))
+    return rows
+
+
+def _step_row(sid: str, s: Step, files: list[FileDiff], root: str | None) -> Row:
+    """The row of a tool call or of the closing words; an imported step without reasoning says
+    where it came from."""
+    tool = s.tool
+    prose = s.why
+    if not prose and s.imported:
+        model = f", model {s.model}" if s.model else ""
+        prose = f"*No reasoning recorded in the source ({s.imported}{model}).*"
+    return Row(
+        anchor=f"step-{sid}", kind="tool_call" if tool else "step",
+        title=f"Step {s.seq or _seq(sid)}" + (f": {tool}" if tool else f" ({s.kind})"),
+        prose=prose or "", tool=tool, target=_target(s.input, files, root),
+        input_json=json.dumps(s.input, ensure_ascii=False, indent=2) if s.input else "",
+        result=s.result, is_error=s.is_error, seq=s.seq or _seq(sid))
+
+
+def _hand_out_fragments(chapter: Chapter, rows: dict[str, Row], human: Row, other: Row) -> None:
+    """Each fragment of the chapter's diff to the row of its owner (a step cited by the line map
+    but cut from the note gets a row of its own); the first fragment of each file carries the
+    file's anchor."""
     seen_files: set[int] = set()
     for f in chapter.files:
         for frag in fragments(f):
@@ -362,19 +387,21 @@ def build_rows(chapter: Chapter, root: str | None = None) -> list[Row]:
                                                  title=f"Step {_seq(frag.owner)}", seq=_seq(frag.owner),
                                                  prose="*(this step is not in the note)*")
             row.fragments.append(frag)
-    ordered = sorted(rows.values(), key=lambda r: r.seq)
-    for row in [*ordered, human, other]:
-        by_file: dict[int, list[int]] = {}
-        for frag in row.fragments:
-            by_file.setdefault(frag.file.index, []).extend(
-                ln.new for ln in frag.lines if ln.kind == "+" and ln.owner == frag.owner)
-        for fi, numbers in by_file.items():
-            name = chapter.files[fi].name
-            for a, b in _ranges(numbers):
-                label = f"{name} {a}" if a == b else f"{name} {a}–{b}"
-                row.written.append((label, f"{chapter.anchor}-f{fi}-L{a}"))
-    _dress(chapter)
-    return [*ordered, *(r for r in (human, other) if r.fragments)]
+
+
+def _written(row: Row, chapter: Chapter) -> list[tuple[str, str]]:
+    """(label, anchor) of each run of lines the row's owner added, file by file: `app.py 3–7`."""
+    by_file: dict[int, list[int]] = {}
+    for frag in row.fragments:
+        by_file.setdefault(frag.file.index, []).extend(
+            ln.new for ln in frag.lines if ln.kind == "+" and ln.owner == frag.owner)
+    out = []
+    for fi, numbers in by_file.items():
+        name = chapter.files[fi].name
+        for a, b in _ranges(numbers):
+            label = f"{name} {a}" if a == b else f"{name} {a}–{b}"
+            out.append((label, f"{chapter.anchor}-f{fi}-L{a}"))
+    return out
 
 
 def _dress(chapter: Chapter) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lit import __version__
 from lit.errors import LitError
-from lit.git.notes import Note
+from lit.git.notes import Note, Span, Step
 from lit.git.run import GitError, cat_file_batch, git
 
 # The schema's pattern is ^[0-9]+\.[0-9]+$ (the README's own example, "0.1.0", does not match it).
@@ -162,51 +162,21 @@ def _thread_of(step_id: str) -> str:
 def record_for(repo: str | os.PathLike, commit: str, note: Note, facts: dict[str, dict],
                threads: dict[str, dict]) -> dict:
     """The Agent Trace record of one commit from its thread (lit.threads.for_commits)."""
-    note_thread = note.thread
-    note_steps = note.steps
-    files = {p: [list(s) for s in spans] for p, spans in note.files.items()}
-    contents = file_lines(repo, commit, files)
+    contents = file_lines(repo, commit, note.files)
     out_files, line_map, thread_meta = [], {}, {}
-    for path in sorted(files):
-        lines = contents.get(path)
-        by_thread: dict[str, list[dict]] = {}
-        human: list[dict] = []
-        for r in sorted((r for r in files[path] if isinstance(r, list) and len(r) == 3), key=lambda r: r[0]):
-            start, end, step = r
-            if not (isinstance(start, int) and isinstance(end, int) and 1 <= start <= end):
-                continue
-            if lines is not None and end > len(lines):
-                continue  # the map says more than the file holds: not ours to vouch for
-            rng = {"start_line": start, "end_line": end}
-            if lines is not None:
-                rng["content_hash"] = content_hash(lines[start - 1:end])
-            tid = _thread_of(step) if step else note_thread
-            (by_thread.setdefault(tid, []) if step else human).append(rng)
-            line_map.setdefault(path, []).append([start, end, step, tid])
-        conversations = []
-        for tid, ranges in by_thread.items():
-            meta = thread_meta.setdefault(tid, _thread_meta(tid, note, threads))
-            cited = [facts.get(r[2]) or {} for r in files[path] if r[2] and _thread_of(r[2]) == tid]
-            models = [f["model"] for f in cited if f.get("model")]
-            model = max(set(models), key=models.count) if models else _main_model(meta.get("models") or [])
-            contributor = {"type": "ai"}
-            if model_id(model):
-                contributor["model_id"] = model_id(model)
-            conversations.append({"contributor": contributor, "ranges": ranges})
-        if human:
-            thread_meta.setdefault(note_thread, _thread_meta(note_thread, note, threads))
-            conversations.append({"contributor": {"type": "human"}, "ranges": human})
+    for path in sorted(note.files):
+        ranges = _vouched_ranges(note.files[path], contents.get(path))
+        if ranges:
+            line_map[path] = [[s.start, s.end, s.step, _thread_of(s.step) if s.step else note.thread]
+                              for s, _ in ranges]
+        conversations = _conversations(note.files[path], ranges, note, facts, threads, thread_meta)
         if conversations:
             out_files.append({"path": path, "conversations": conversations})
     steps = {}
-    for ranges in line_map.values():
-        for _s, _e, sid, _t in ranges:
-            if sid and sid not in steps:
-                known = note_steps.get(sid)
-                info = {**({"kind": known.kind, "tool": known.tool, "model": known.model} if known else {}),
-                        **{k: v for k, v in (facts.get(sid) or {}).items() if v}}
-                steps[sid] = {k: info[k] for k in ("kind", "tool", "model") if info.get(k)}
-    lit_meta = {"commit": commit, "threads": [thread_meta[t] for t in thread_meta], "line_map": line_map,
+    for sid in (sid for spans in line_map.values() for _s, _e, sid, _t in spans):
+        if sid and sid not in steps:
+            steps[sid] = _step_meta(note.steps.get(sid), facts.get(sid))
+    lit_meta = {"commit": commit, "threads": list(thread_meta.values()), "line_map": line_map,
                 "steps": steps, "source": note.source}
     committed = int(git(["log", "-1", "--format=%ct", commit], repo) or 0)
     record = {
@@ -219,6 +189,54 @@ def record_for(repo: str | os.PathLike, commit: str, note: Note, facts: dict[str
     }
     record_id = str(uuid.uuid5(_NAMESPACE, json.dumps(record, sort_keys=True)))
     return {"version": record["version"], "id": record_id, **{k: v for k, v in record.items() if k != "version"}}
+
+
+def _vouched_ranges(spans: list[Span], lines: list[str] | None) -> list[tuple[Span, dict]]:
+    """The spans of one file in line order, each with its Agent Trace range (hashed when the file's
+    lines are known); a span past the file's end is left out."""
+    out = []
+    for span in sorted(spans, key=lambda s: s.start):
+        if lines is not None and span.end > len(lines):
+            continue  # the map says more than the file holds: not ours to vouch for
+        rng = {"start_line": span.start, "end_line": span.end}
+        if lines is not None:
+            rng["content_hash"] = content_hash(lines[span.start - 1:span.end])
+        out.append((span, rng))
+    return out
+
+
+def _conversations(spans: list[Span], ranges: list[tuple[Span, dict]], note: Note, facts: dict[str, dict],
+                   threads: dict[str, dict], thread_meta: dict[str, dict]) -> list[dict]:
+    """One file's conversations: one per thread that wrote lines of it, then the person's lines.
+    Each thread met is added to `thread_meta` (in the order met: the record lists them so)."""
+    by_thread: dict[str, list[dict]] = {}
+    human: list[dict] = []
+    for span, rng in ranges:
+        (by_thread.setdefault(_thread_of(span.step), []) if span.step else human).append(rng)
+    conversations = []
+    for tid, thread_ranges in by_thread.items():
+        meta = thread_meta.setdefault(tid, _thread_meta(tid, note, threads))
+        conversations.append({"contributor": _ai_contributor(tid, spans, facts, meta), "ranges": thread_ranges})
+    if human:
+        thread_meta.setdefault(note.thread, _thread_meta(note.thread, note, threads))
+        conversations.append({"contributor": {"type": "human"}, "ranges": human})
+    return conversations
+
+
+def _ai_contributor(tid: str, spans: list[Span], facts: dict[str, dict], meta: dict) -> dict:
+    """The thread as a contributor to a file: the model that wrote most of the file's steps of the
+    thread (the first named on a tie), else the thread's main model."""
+    cited = [facts.get(s.step) or {} for s in spans if s.step and _thread_of(s.step) == tid]
+    models = [f["model"] for f in cited if f.get("model")]
+    model = model_id(max(models, key=models.count) if models else _main_model(meta.get("models") or []))
+    return {"type": "ai", "model_id": model} if model else {"type": "ai"}
+
+
+def _step_meta(known: Step | None, fact: dict | None) -> dict:
+    """A cited step's kind, tool and model: the DB's facts over the note's."""
+    info = {"kind": known.kind, "tool": known.tool, "model": known.model} if known else {}
+    info.update({k: v for k, v in (fact or {}).items() if v})
+    return {k: info[k] for k in ("kind", "tool", "model") if info.get(k)}
 
 
 def _thread_meta(tid: str, note: Note, threads: dict[str, dict]) -> dict:

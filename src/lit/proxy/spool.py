@@ -326,6 +326,10 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return dict(pairs)
 
 
+def _chunked(pairs: list[tuple[str, str]]) -> bool:
+    return any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in pairs)
+
+
 class ExchangeAssembler:
     """Feeds `on_request(exchange)` and `on_response(exchange)` from spool records, as the relay
     used to hand them over in its own process."""
@@ -340,17 +344,7 @@ class ExchangeAssembler:
 
     def feed(self, kind: bytes, seq: int, at: float, payload: bytes) -> None:
         if kind == REQUEST_HEAD:
-            parsed = parse_head(payload)
-            line, pairs = parsed if parsed else ("", [])
-            method, _, rest = line.partition(" ")
-            target = rest.rpartition(" ")[0] or rest
-            path, _, query = target.partition("?")
-            headers = _headers(pairs)
-            ex = Exchange(id=f"{self.session_id}.{seq}", session_id=self.session_id, seq=seq, method=method,
-                          path=path, query=query, request_headers=headers, request_body=b"", started_at=at)
-            state = self.open[seq] = _Open(ex, request_head=True)
-            if any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in pairs):
-                state.request_chunked = Dechunker()
+            self._request_head(seq, at, payload)
             return
         state = self.open.get(seq)
         if state is None:
@@ -358,19 +352,7 @@ class ExchangeAssembler:
         if kind == REQUEST_BODY:
             state.request_parts.extend(state.request_chunked.feed(payload) if state.request_chunked else [payload])
         elif kind == RESPONSE_HEAD:
-            self._hand_request(state)
-            parsed = parse_head(payload)
-            line, pairs = parsed if parsed else ("", [])
-            try:
-                state.ex.status = int(line.split(" ", 2)[1])
-            except (IndexError, ValueError):
-                state.ex.status = None
-            state.ex.response_headers = _headers(pairs)
-            ctype = next((v for k, v in pairs if k.lower() == "content-type"), "")
-            state.ex.streamed = ctype.split(";")[0].strip().lower() == "text/event-stream"
-            if any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in pairs):
-                state.response_chunked = Dechunker()
-            state.first_byte_at = state.first_byte_at or at
+            self._response_head(state, at, payload)
         elif kind == RESPONSE_BODY:
             if state.first_byte_at is None or not state.response_parts:
                 state.first_byte_at = at
@@ -386,17 +368,45 @@ class ExchangeAssembler:
         elif kind == LOST:
             state.lost = json.loads(payload).get("why")
         elif kind == END:
-            info = json.loads(payload or b"{}")
-            self._hand_request(state)
-            ex = state.ex
-            ex.complete = bool(info.get("complete")) and not state.lost
-            ex.error = info.get("error") or (f"not all recorded: {state.lost}" if state.lost else None)
-            ex.response_body = b"".join(state.response_parts)
-            if state.first_byte_at is not None and ex.status is not None:
-                ex.ttfb_ms = (state.first_byte_at - ex.started_at) * 1000
-            ex.duration_ms = (at - ex.started_at) * 1000
-            del self.open[seq]
-            self.on_response(ex)
+            self._end(seq, state, at, payload)
+
+    def _request_head(self, seq: int, at: float, payload: bytes) -> None:
+        line, pairs = parse_head(payload) or ("", [])
+        method, _, rest = line.partition(" ")
+        target = rest.rpartition(" ")[0] or rest
+        path, _, query = target.partition("?")
+        ex = Exchange(id=f"{self.session_id}.{seq}", session_id=self.session_id, seq=seq, method=method,
+                      path=path, query=query, request_headers=_headers(pairs), request_body=b"", started_at=at)
+        state = self.open[seq] = _Open(ex, request_head=True)
+        if _chunked(pairs):
+            state.request_chunked = Dechunker()
+
+    def _response_head(self, state: _Open, at: float, payload: bytes) -> None:
+        self._hand_request(state)
+        line, pairs = parse_head(payload) or ("", [])
+        try:
+            state.ex.status = int(line.split(" ", 2)[1])
+        except (IndexError, ValueError):
+            state.ex.status = None
+        state.ex.response_headers = _headers(pairs)
+        ctype = next((v for k, v in pairs if k.lower() == "content-type"), "")
+        state.ex.streamed = ctype.split(";")[0].strip().lower() == "text/event-stream"
+        if _chunked(pairs):
+            state.response_chunked = Dechunker()
+        state.first_byte_at = state.first_byte_at or at
+
+    def _end(self, seq: int, state: _Open, at: float, payload: bytes) -> None:
+        info = json.loads(payload or b"{}")
+        self._hand_request(state)
+        ex = state.ex
+        ex.complete = bool(info.get("complete")) and not state.lost
+        ex.error = info.get("error") or (f"not all recorded: {state.lost}" if state.lost else None)
+        ex.response_body = b"".join(state.response_parts)
+        if state.first_byte_at is not None and ex.status is not None:
+            ex.ttfb_ms = (state.first_byte_at - ex.started_at) * 1000
+        ex.duration_ms = (at - ex.started_at) * 1000
+        del self.open[seq]
+        self.on_response(ex)
 
     def _hand_request(self, state: _Open) -> None:
         if not state.handed:
