@@ -25,6 +25,7 @@ from markupsafe import Markup
 from lit import threads
 from lit.errors import LitError
 from lit.git import notes as git_notes
+from lit.git.linemap import line_runs
 from lit.git.notes import Note, Step
 from lit.git.run import git, rev, unquote
 from lit.paths import repo_relative, weave_dir
@@ -288,16 +289,6 @@ def fragments(f: FileDiff) -> list[Fragment]:
     return out
 
 
-def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in sorted(set(numbers)):
-        if out and n == out[-1][1] + 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out
-
-
 def _target(tool_input, files: list[FileDiff] | None = None, root: str | None = None) -> str:
     """What a step's head names: the file it wrote, as git shows it (relative to the repository,
     also when the agent ran in a checkout elsewhere), else the command or pattern it ran."""
@@ -398,7 +389,7 @@ def _written(row: Row, chapter: Chapter) -> list[tuple[str, str]]:
     out = []
     for fi, numbers in by_file.items():
         name = chapter.files[fi].name
-        for a, b in _ranges(numbers):
+        for a, b in line_runs(numbers):
             label = f"{name} {a}" if a == b else f"{name} {a}–{b}"
             out.append((label, f"{chapter.anchor}-f{fi}-L{a}"))
     return out

@@ -87,7 +87,7 @@ def blame_origins(repo: str | os.PathLike, rev: str, path: str, lines: list[int]
     if not lines:
         return {}
     args = ["blame", "--porcelain", "-M"]
-    for start, end in _ranges(lines):
+    for start, end in line_runs(lines):
         args += ["-L", f"{start},{end}"]
     out = git(args + [rev, "--", path], repo)
     origins: dict[int, str] = {}
@@ -98,7 +98,8 @@ def blame_origins(repo: str | os.PathLike, rev: str, path: str, lines: list[int]
     return origins
 
 
-def _ranges(lines: list[int]) -> list[tuple[int, int]]:
+def line_runs(lines: list[int]) -> list[tuple[int, int]]:
+    """Line numbers as runs of consecutive lines, (first, last) each, in order: [3, 1, 2, 7] -> [(1, 3), (7, 7)]."""
     out: list[tuple[int, int]] = []
     for n in sorted(set(lines)):
         if out and n == out[-1][1] + 1:
@@ -119,7 +120,7 @@ def compute(repo: str | os.PathLike, commit: str, chain_tip: str | None,
     if not changed:
         return lm
     if chain_tip is None:
-        lm.files = {p: [[s, e, None] for s, e in _ranges(ls)] for p, ls in changed.items()}
+        lm.files = {p: [[s, e, None] for s, e in line_runs(ls)] for p, ls in changed.items()}
         return lm
     tree = git(["rev-parse", commit + "^{tree}"], repo)
     synthetic = git(["commit-tree", tree, "-p", chain_tip], repo, env=IDENTITY,

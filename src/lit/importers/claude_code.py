@@ -19,15 +19,14 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from lit.errors import LitError
 from lit.git.run import repo_root
 from lit.importers.commits import printed_sha, recorded_edits, tool_input_of
-from lit.importers.session import LINE, ImportResult, Source, Step, read_jsonl, run
+from lit.importers.session import (LINE, AgentLogs, ImportResult, Source, Step, find_logs, read_jsonl, run,
+                                   timestamp)
 from lit.steps import from_block, is_context, result_text
 
 AGENT = "claude-code-import"
@@ -51,37 +50,15 @@ def project_dir_name(path: str | os.PathLike) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", str(path))
 
 
-def find_transcripts(path: str | os.PathLike | None = None, cwd: str | None = None) -> list[Path]:
-    """The session files to import: PATH (a .jsonl file, or a folder searched for session files),
-    or by default the sessions of the current repository (or folder) under ~/.claude/projects."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if p.is_file():
-            return [p]
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*.jsonl") if _is_session_file(f))
-            if not found:
-                raise LitError(f"no Claude Code transcripts (*.jsonl) in {p}")
-            return found
-        if p.exists():
-            raise LitError(f"{p} is not a regular file: pass a transcript (.jsonl) or a folder of them")
-        raise LitError(f"{p} does not exist: pass a transcript (.jsonl) or a folder of them")
-    cwd = cwd or os.getcwd()
-    root = str(repo_root(cwd) or cwd)
-    projects = claude_dir() / "projects"
-    prefix = project_dir_name(os.path.realpath(root))
-    names = {prefix, project_dir_name(root)}
-    found = []
+def _project_transcripts(projects: Path, root: str) -> list[Path]:
+    names = {project_dir_name(os.path.realpath(root)), project_dir_name(root)}
+    found: list[Path] = []
     if projects.is_dir():
         for folder in sorted(projects.iterdir()):
             # Sessions started in a subfolder of the repository have a longer name; their cwd says
             # whether they really are inside it (a sibling "repo-old" has the same prefix).
             if folder.is_dir() and (folder.name in names or any(folder.name.startswith(n + "-") for n in names)):
-                found.extend(f for f in sorted(folder.glob("*.jsonl"))
-                             if _is_session_file(f) and _inside(_first_cwd(f), root))
-    if not found:
-        raise LitError(f"no Claude Code sessions for {root} under {projects} "
-                       "(pass a transcript file or folder: lit import claude-code PATH)")
+                found.extend(sorted(folder.glob("*.jsonl")))
     return found
 
 
@@ -107,11 +84,16 @@ def _first_cwd(f: Path) -> str | None:
     return None
 
 
-def _inside(path: str | None, root: str) -> bool:
-    if not path:
-        return False
-    a, b = os.path.realpath(path), os.path.realpath(root)
-    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+TRANSCRIPTS = AgentLogs(agent="Claude Code", log="transcript", logs="transcripts", command="lit import claude-code",
+                        folder=lambda: claude_dir() / "projects", candidates=_project_transcripts,
+                        is_log=_is_session_file, cwd_of=_first_cwd)
+
+
+def find_transcripts(path: str | os.PathLike | None = None, cwd: str | None = None) -> list[Path]:
+    """The session files to import: PATH (a .jsonl file, or a folder searched for session files),
+    or by default the sessions of the current repository (or folder) under ~/.claude/projects."""
+    cwd = cwd or os.getcwd()
+    return find_logs(path, str(repo_root(cwd) or cwd), TRANSCRIPTS)
 
 
 @dataclass
@@ -208,16 +190,6 @@ def _has_tool_result(entry: dict) -> bool:
 # --- steps from entries ------------------------------------------------------------------------
 
 
-def _timestamp(entry: dict, default: float) -> float:
-    ts = entry.get("timestamp")
-    if isinstance(ts, str):
-        try:
-            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    return default
-
-
 def _user_steps(entry: dict, at: float, conv: int) -> list[Step]:
     message = entry.get("message") or {}
     content = message.get("content")
@@ -279,7 +251,7 @@ def _entry_steps(entries: list[dict], conv: int, start: float, warnings: list[st
     steps: list[Step] = []
     at = start
     for entry in entries:
-        at = _timestamp(entry, at)
+        at = timestamp(entry.get("timestamp"), at)
         try:
             if entry.get("type") == "user":
                 steps.extend(_user_steps(entry, at, conv))

@@ -22,14 +22,13 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from lit.errors import LitError
 from lit.importers.commits import GIT_COMMIT, printed_sha, recorded_edits, shell_command
-from lit.importers.session import LINE, ImportResult, Source, Step, read_jsonl, run
+from lit.importers.session import (LINE, AgentLogs, ImportResult, Source, Step, find_logs, inside, read_jsonl, run,
+                                   timestamp)
 from lit.steps import from_block, is_context, result_text
 
 AGENT = "codex-import"
@@ -59,30 +58,10 @@ class Rollout:
         return self.meta.get("cwd") if isinstance(self.meta.get("cwd"), str) else None
 
 
-def find_rollouts(path: str | os.PathLike | None = None, root: str | None = None) -> list[Path]:
-    """The rollouts to import: PATH (a rollout, or a folder searched for them), or by default the
-    sessions under $CODEX_HOME/sessions that ran inside `root` (the current repository or folder)."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if p.is_file():
-            return [p]
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*.jsonl") if f.is_file())
-            if not found:
-                raise LitError(f"no Codex session logs (*.jsonl) in {p}")
-            return found
-        if p.exists():
-            raise LitError(f"{p} is not a regular file: pass a session log (.jsonl) or a folder of them")
-        raise LitError(f"{p} does not exist: pass a session log (.jsonl) or a folder of them")
-    root = root or os.getcwd()
-    sessions = codex_home() / "sessions"
+def _rollouts(sessions: Path, root: str) -> list[Path]:
     # `codex` moves a session it archives to archived_sessions/, flat.
-    found = [f for folder in (sessions, codex_home() / "archived_sessions")
-             for f in sorted(folder.rglob("rollout-*.jsonl")) if f.is_file() and _inside(_meta_cwd(f), root)]
-    if not found:
-        raise LitError(f"no Codex sessions for {root} under {sessions} "
-                       "(pass a session log or a folder of them: lit import codex PATH)")
-    return found
+    return [f for folder in (sessions, sessions.parent / "archived_sessions")
+            for f in sorted(folder.rglob("rollout-*.jsonl"))]
 
 
 def _meta_cwd(f: Path) -> str | None:
@@ -96,11 +75,15 @@ def _meta_cwd(f: Path) -> str | None:
     return cwd if isinstance(cwd, str) else None
 
 
-def _inside(path: str | None, root: str) -> bool:
-    if not path:
-        return False
-    a, b = os.path.realpath(path), os.path.realpath(root)
-    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+ROLLOUTS = AgentLogs(agent="Codex", log="session log", logs="session logs", command="lit import codex",
+                     folder=lambda: codex_home() / "sessions", candidates=_rollouts, is_log=Path.is_file,
+                     cwd_of=_meta_cwd)
+
+
+def find_rollouts(path: str | os.PathLike | None = None, root: str | None = None) -> list[Path]:
+    """The rollouts to import: PATH (a rollout, or a folder searched for them), or by default the
+    sessions under $CODEX_HOME/sessions that ran inside `root` (the current repository or folder)."""
+    return find_logs(path, root or os.getcwd(), ROLLOUTS)
 
 
 def load_rollout(path: str | os.PathLike) -> Rollout:
@@ -133,7 +116,7 @@ class _Reader:
 
     def read(self) -> list[Step]:
         for line in self.rollout.lines:
-            self.at = _timestamp(line.get("timestamp"), self.at)
+            self.at = timestamp(line.get("timestamp"), self.at)
             kind, payload = line.get("type"), line["payload"]
             try:
                 if kind == "turn_context" and isinstance(payload.get("model"), str):
@@ -201,15 +184,6 @@ class _Reader:
                  "cache_read_input_tokens": last.get("cached_input_tokens")}
         for s in self.answer:
             s.usage = usage
-
-
-def _timestamp(ts: object, default: float) -> float:
-    if isinstance(ts, str):
-        try:
-            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    return default
 
 
 def _texts(content: object) -> list[str]:
@@ -288,7 +262,7 @@ def source(rollout: Rollout, repo: str | None) -> Source:
     branch = git.get("branch") if isinstance(git.get("branch"), str) else None
     # Patch paths are relative to the folder Codex ran in; when that folder is not in the repository
     # being linked (a moved or cloned checkout), they are read from its root.
-    base = rollout.cwd if rollout.cwd and (repo is None or _inside(rollout.cwd, repo)) else repo
+    base = rollout.cwd if rollout.cwd and (repo is None or inside(rollout.cwd, repo)) else repo
     return Source(
         agent=f"{AGENT}/{version}" if version else AGENT, session_id=session_id_for(rollout.session_id),
         agent_session=rollout.session_id, path=rollout.path, steps=steps, edits=recorded_edits(steps, base),

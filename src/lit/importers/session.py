@@ -13,7 +13,10 @@ has committed its edits since.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,56 @@ from lit.steps import first_line, redacted_raw
 
 LINE = "\0line"  # where an entry was read (file:line), for warnings; never stored
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+# --- finding an agent's logs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentLogs:
+    """Where and how an agent keeps its sessions' logs, for find_logs."""
+
+    agent: str  # as a user knows it: "Claude Code"
+    log: str  # what one log is called: "transcript"
+    logs: str  # and several
+    command: str  # the command that imports them: "lit import claude-code"
+    folder: Callable[[], Path]  # where the agent keeps them (read when called: it follows the environment)
+    candidates: Callable[[Path, str], Iterable[Path]]  # the logs under `folder` that may be of a root
+    is_log: Callable[[Path], bool]  # a file that is a session's log (not a subagent's, not a FIFO)
+    cwd_of: Callable[[Path], str | None]  # the folder the session ran in, as its log says
+
+
+def find_logs(path: str | os.PathLike | None, root: str, kind: AgentLogs) -> list[Path]:
+    """The logs to import: PATH (a log, or a folder searched for them), or by default the agent's
+    sessions that ran inside `root` (the current repository or folder)."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return [p]
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.jsonl") if kind.is_log(f))
+            if not found:
+                raise LitError(f"no {kind.agent} {kind.logs} (*.jsonl) in {p}")
+            return found
+        problem = "is not a regular file" if p.exists() else "does not exist"
+        raise LitError(f"{p} {problem}: pass a {kind.log} (.jsonl) or a folder of them")
+    folder = kind.folder()
+    found = [f for f in kind.candidates(folder, root) if kind.is_log(f) and inside(kind.cwd_of(f), root)]
+    if not found:
+        raise LitError(f"no {kind.agent} sessions for {root} under {folder} "
+                       f"(pass a {kind.log} or a folder of them: {kind.command} PATH)")
+    return found
+
+
+def inside(path: str | None, root: str) -> bool:
+    """Whether `path` is `root` or below it (links resolved)."""
+    if not path:
+        return False
+    a, b = os.path.realpath(path), os.path.realpath(root)
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+
+# --- reading them ---------------------------------------------------------------------------------
 
 
 def read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
@@ -53,6 +106,16 @@ def read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
             entry[LINE] = f"{path}:{n}"
             entries.append(entry)
     return entries
+
+
+def timestamp(value: object, default: float) -> float:
+    """An entry's ISO 8601 time (`2026-11-30T09:01:26.123Z`) in seconds; `default` when it has none."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return default
 
 
 @dataclass

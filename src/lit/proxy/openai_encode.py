@@ -115,6 +115,11 @@ def response_object(message: dict, model: str, items: list[dict] | None = None) 
                       "output_tokens_details": {"reasoning_tokens": 0}}}
 
 
+# A tool call's item: the field its input streams in, and the events that stream it.
+_STREAMED_INPUT = {"function_call": ("arguments", "response.function_call_arguments"),
+                   "custom_tool_call": ("input", "response.custom_tool_call_input")}
+
+
 def responses_stream(message: dict, model: str) -> list[bytes]:
     return [_sse(event, event=event["type"]) for event in responses_events(message, model)]
 
@@ -144,20 +149,13 @@ def responses_events(message: dict, model: str) -> list[dict]:
                           text=text, logprobs=[]))
             out.append(ev("response.content_part.done", item_id=item["id"], output_index=i, content_index=0,
                           part=item["content"][0]))
-        elif item["type"] == "function_call":
+        elif item["type"] in _STREAMED_INPUT:
+            field, events = _STREAMED_INPUT[item["type"]]
             out.append(ev("response.output_item.added", output_index=i,
-                          item={**item, "arguments": "", "status": "in_progress"}))
-            out += [ev("response.function_call_arguments.delta", item_id=item["id"], output_index=i, delta=p)
-                    for p in _pieces(item["arguments"])]
-            out.append(ev("response.function_call_arguments.done", item_id=item["id"], output_index=i,
-                          arguments=item["arguments"], name=item["name"]))
-        elif item["type"] == "custom_tool_call":
-            out.append(ev("response.output_item.added", output_index=i,
-                          item={**item, "input": "", "status": "in_progress"}))
-            out += [ev("response.custom_tool_call_input.delta", item_id=item["id"], output_index=i, delta=p)
-                    for p in _pieces(item["input"])]
-            out.append(ev("response.custom_tool_call_input.done", item_id=item["id"], output_index=i,
-                          input=item["input"]))
+                          item={**item, field: "", "status": "in_progress"}))
+            out += [ev(f"{events}.delta", item_id=item["id"], output_index=i, delta=p) for p in _pieces(item[field])]
+            named = {"name": item["name"]} if item["type"] == "function_call" else {}
+            out.append(ev(f"{events}.done", item_id=item["id"], output_index=i, **{field: item[field]}, **named))
         else:
             out.append(ev("response.output_item.added", output_index=i, item={**item, "summary": []}))
         out.append(ev("response.output_item.done", output_index=i, item=item))
