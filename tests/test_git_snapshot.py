@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from lit_fixtures import init_repo
@@ -202,3 +203,53 @@ def test_snapshots_are_pruned_once_the_note_is_written(tmp_path):
     snapshot.prune(db, repo, session)
     assert snapshot.latest(repo, session) is None
     assert sh(["git", "for-each-ref", "refs/lit/"], repo) == ""
+
+
+def git_commands(trace: Path) -> list[str]:
+    """The git commands a GIT_TRACE file shows were run (`add`, `write-tree`, `log`...)."""
+    out = []
+    for line in trace.read_text().splitlines():
+        if "trace: built-in: git " in line:
+            words = line.split("trace: built-in: git ", 1)[1].split()
+            out.append(next(w for w in words if not w.startswith("-") and "=" not in w))
+    return out
+
+
+def test_a_turn_in_which_nothing_changed_runs_only_git_add_and_makes_no_commit(tmp_path, monkeypatch):
+    repo = init_repo(tmp_path / "repo", FILES)
+    chain = snapshot.Chain(repo, "s5")
+    start, _, _ = snapshot.take(repo, "s5", reason="start", chain=chain)
+    (repo / "a.py").write_text("a = 2\n")
+    turn, tree, new = snapshot.take(repo, "s5", reason="turn", step_ids=["t.2"], chain=chain)
+    assert new
+    # git rewrites an index written in the same second as a file it lists changed ("racy git"),
+    # until one written in a later second: the first turn after a change may still write-tree.
+    time.sleep(1.1)
+    assert snapshot.take(repo, "s5", reason="turn", chain=chain) == (turn, tree, False)
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    assert snapshot.take(repo, "s5", reason="turn", step_ids=["t.3"], chain=chain) == (turn, tree, False)
+    assert git_commands(trace) == ["add"]  # the tip read from its ref file; the index as add left it
+    trace.unlink()
+    (repo / "b.py").write_text("b = 1\n")
+    third, _, new = snapshot.take(repo, "s5", reason="turn", step_ids=["t.4"], chain=chain)
+    assert new and git_commands(trace) == ["add", "write-tree", "commit-tree", "update-ref"]
+    assert files_of(repo, third) == files_of(repo, turn) | {"b.py"}
+    assert sh(["git", "rev-list", "--count", third], repo).strip() == "3"  # start, turn, third
+    assert start in sh(["git", "rev-list", third], repo).split()
+
+
+def test_a_snapshot_another_process_took_is_the_parent_of_the_next(tmp_path):
+    """A hook (another process, another Chain) moves the ref: the recorder's chain notices, never
+    skips a change back to the tree it saw last, and never forks the chain."""
+    repo = init_repo(tmp_path / "repo", FILES)
+    recorder = snapshot.Chain(repo, "s6")
+    snapshot.take(repo, "s6", reason="start", chain=recorder)
+    seen, tree, _ = snapshot.take(repo, "s6", reason="turn", chain=recorder)
+    (repo / "a.py").write_text("a = 2\n")
+    hook, _, new = snapshot.take(repo, "s6", reason="commit")  # a hook process: no chain of its own
+    assert new
+    (repo / "a.py").write_text(FILES["a.py"])  # back to the tree the recorder's chain saw last
+    back, back_tree, new = snapshot.take(repo, "s6", reason="turn", step_ids=["t.5"], chain=recorder)
+    assert new and back_tree == tree
+    assert sh(["git", "rev-parse", back + "^"], repo).strip() == hook

@@ -553,3 +553,36 @@ def test_a_tool_result_turn_holds_only_the_answers_end_until_its_snapshot(upstre
         assert gate.asked == [1] and end < 0.5  # no tool results: nothing to wait for
     assert wait_for(lambda: len(sink.responses) == 2)
     assert [e.snapshot_asked for e in sink.requests] == [True, False]
+
+
+def test_the_gate_holds_a_tool_calls_end_not_the_text_and_thinking_before_it(upstream, sink):
+    """The agent can run a tool once the tool_use block ends: the thinking and text blocks before it
+    (their ends included) reach it at once, the tool call's end once the snapshot is taken."""
+    answer = {**message("unused"), "content": [
+        {"type": "thinking", "thinking": "Write the file, then run the tests.", "signature": "sig-1"},
+        {"type": "text", "text": "Writing app.py now."},
+        {"type": "tool_use", "id": "toolu_01WRITE", "name": "Write", "input": {"file_path": "app.py"}}],
+        "stop_reason": "tool_use"}
+    chunks = message_to_sse(answer)
+    upstream.replies = [{"chunks": chunks}]
+    gate = SlowSnapshots(1.0)
+    with Relay(upstream.url, sink, gate=gate) as relay:
+        async def call(body: bytes) -> tuple[float, bytes, float, bytes]:
+            t0 = time.monotonic()
+            async with aiohttp.ClientSession() as s, s.post(relay.url + "/v1/messages", data=body,
+                                                            headers=JSON) as resp:
+                early = b""
+                while b'"tool_use"' not in early:
+                    early += await resp.content.readany()
+                t1 = time.monotonic()
+                rest = await resp.content.read()
+            return t1 - t0, early, time.monotonic() - t0, rest
+
+        turn = json.dumps({"messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]}).encode()
+        first, early, end, rest = asyncio.run(call(turn))
+    assert early + rest == b"".join(chunks)
+    assert first < 0.5 and end >= 0.95
+    assert early.count(b"event: content_block_stop") == 2  # the thinking and the text ended at once
+    # Held from the tool_use block's stop on (the bytes before its name went out: "event: ").
+    assert rest.startswith(b'content_block_stop\ndata: {"type":"content_block_stop","index":2}')

@@ -16,8 +16,9 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lit import agents, store
 from lit.proxy import anthropic, openai, wsframes
@@ -26,6 +27,9 @@ from lit.proxy.exchange import Exchange
 from lit.summary import Summary
 from lit.redact import redact_headers, redact_obj, redact_query
 from lit.steps import first_line, from_block, is_context, raw_if_more, redacted_raw, result_text
+
+if TYPE_CHECKING:
+    from lit.git.snapshot import Chain
 
 log = logging.getLogger("lit.recorder")
 
@@ -122,6 +126,7 @@ class Recorder:
         # exchange id -> [taken, (tree, ms) or the exception]
         self._captures: dict[str, list] = {}
         self._captures_lock = threading.Lock()
+        self._chain: Chain | None = None  # the chain's tip and the last tree, kept between turns
         self._stored: set[str] = set()
         self._history = anthropic.MessageHistory()
         self._blobs: dict[tuple[str, str], str] = {}  # (kind, canonical JSON) -> hash of the redacted blob
@@ -177,19 +182,34 @@ class Recorder:
         self._writer.join(timeout)
         return self.summary
 
-    def capture_turn(self, exchange_id: str) -> None:
+    def capture_turn(self, exchange_id: str, captured: Callable[[], None] | None = None) -> None:
         """Take the snapshot of the turn that `exchange_id` ends, now (from the snapshot thread,
-        while the request is still on its way); its row is written when the request is parsed."""
-        from lit.git import snapshot  # noqa: PLC0415 - git linkage is optional for recording
-
+        while the request is still on its way); its row is written when the request is parsed.
+        `captured` is called once the working tree is read, or the reading failed."""
         capture = self._capture(exchange_id)
+        said = threading.Event()
+
+        def once() -> None:
+            if not said.is_set():
+                said.set()
+                if captured is not None:
+                    captured()
+
         t0 = time.perf_counter()
         try:
-            # Only the tree, now (two git commands): the chain's commit is made with the row.
-            capture[1] = (snapshot.write_tree(self.repo_root, self.session_id), (time.perf_counter() - t0) * 1000)
+            # Only the tree, now: the chain's commit is made with the row.
+            capture[1] = (self._snapshot_chain().write_tree(once), (time.perf_counter() - t0) * 1000)
         except Exception as e:  # noqa: BLE001 - said when the turn's row is written
             capture[1] = e
         capture[0].set()
+        once()
+
+    def _snapshot_chain(self) -> Chain:
+        from lit.git import snapshot  # noqa: PLC0415 - git linkage is optional for recording
+
+        if self._chain is None:
+            self._chain = snapshot.Chain(self.repo_root, self.session_id)
+        return self._chain
 
     # --- the writer thread ----------------------------------------------------------------------
 
@@ -614,7 +634,7 @@ class Recorder:
                     raise capture[1]
                 taken = capture[1]
             snapshot.record_snapshot(self.db, self.repo_root, self.session_id, thread_id, reason, step_ids,
-                                     taken=taken)
+                                     taken=taken, chain=self._snapshot_chain())
         except Exception as e:  # noqa: BLE001 - the exchange is recorded; only the attribution suffers
             self.summary.snapshot_failures += 1
             if len(self.summary.problems) < 5:

@@ -254,11 +254,14 @@ def _snapshots(rec, ask_fd: int, done_fd: int) -> None:
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 seq = int(line)
-                rec.capture_turn(f"{rec.session_id}.{seq}")
-                try:
-                    os.write(done_fd, b"%d\n" % seq)
-                except OSError:
-                    pass
+
+                def captured(seq: int = seq) -> None:  # the relay lets the answer's end go
+                    try:
+                        os.write(done_fd, b"%d\n" % seq)
+                    except OSError:
+                        pass
+
+                rec.capture_turn(f"{rec.session_id}.{seq}", captured)
 
 
 def main(argv: list[str]) -> int:

@@ -10,11 +10,14 @@ commit's tree on top of that chain says which snapshot, so which step, introduce
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import sqlite_utils
@@ -90,45 +93,126 @@ def _excludes_file(repo_root: str, session_id: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=64)
+def _common_dir(repo_root: str) -> Path:
+    """Where the refs every worktree shares (refs/lit/...) are kept."""
+    common = Path(git(["rev-parse", "--git-common-dir"], repo_root))
+    return common if common.is_absolute() else Path(repo_root) / common
+
+
+@contextlib.contextmanager
+def _locked(repo_root: str, session_id: str) -> Iterator[None]:
+    """The session's private index to one process at a time: the recorder (a turn) and a hook (a
+    commit) may snapshot at once, and a turn's tree must be the one its `git add` read, not one
+    another process's add left in the index meanwhile. flock: a killed holder releases it."""
+    path = _git_dir(repo_root) / "lit" / f"lock-{session_id}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _index_digest(index: Path) -> bytes | None:
+    """The private index's own checksum (the last 20 bytes git writes: a SHA-1 of everything before
+    them): equal digests, equal index, so the tree write-tree would give is the one it gave. None
+    when git wrote no checksum (index.skipHash) or the file cannot be read."""
+    try:
+        with open(index, "rb") as f:
+            f.seek(-20, os.SEEK_END)
+            digest = f.read(20)
+    except OSError:
+        return None
+    return digest if len(digest) == 20 and digest.strip(b"\0") else None
+
+
+class Chain:
+    """One process's view of a session's snapshot chain, so that a turn in which nothing changed
+    costs one `git add -A` and nothing else: the tree the private index gave last (with the
+    index's checksum then), and the chain's tip as this process last set it. Both are checked
+    before they are trusted: the index by its checksum, the tip against the ref itself (a hook in
+    another process may have moved it)."""
+
+    def __init__(self, repo_root: str | os.PathLike, session_id: str):
+        self.repo_root, self.session_id = str(repo_root), session_id
+        self.tree: str | None = None
+        self.digest: bytes | None = None
+        self.tip: tuple[str, str] | None = None  # (commit, tree)
+
+    def write_tree(self, captured: Callable[[], None] | None = None) -> str:
+        """The working tree as a tree object (untracked files included, ignored ones and secret
+        stores not). `captured` is called as soon as the working tree has been read (`git add -A`):
+        what the agent does to the files from then on is not in this tree, so the relay may let
+        the answer's end go while the tree object is written."""
+        repo_root, session_id = self.repo_root, self.session_id
+        with _locked(repo_root, session_id):
+            index = _private_index(repo_root, session_id)
+            env = {"GIT_INDEX_FILE": str(index)}
+            for attempt in range(50):
+                excludes = _excludes_file(repo_root, session_id)
+                try:
+                    # ":/" is the whole worktree even when repo_root is a subdirectory of it.
+                    git(["-c", f"core.excludesFile={excludes}", "add", "-A", "--", ":/"], repo_root, env=env)
+                    if captured is not None:
+                        captured()
+                        captured = None
+                    digest = _index_digest(index)
+                    if digest is not None and digest == self.digest and self.tree:
+                        return self.tree  # `git add` left the index as it was: no write-tree
+                    tree = git(["write-tree"], repo_root, env=env)
+                    # write-tree may add its cache of trees to the index: the digest is read after it.
+                    self.tree, self.digest = tree, _index_digest(index)
+                    return tree
+                except GitError as e:
+                    # A lit starting in the same repository may take a live lock for a stale one and
+                    # remove it: git then cannot write the index.
+                    if not any(m in str(e) for m in ("remove the file manually", "Unable to write new index file")) \
+                            or attempt == 49:
+                        raise
+                    time.sleep(0.02)
+            raise AssertionError("unreachable")
+
+    def head(self) -> tuple[str, str] | None:
+        """The chain's tip (commit, tree): the one this process set, when the ref still names it
+        (read from its file, no git process), else what git says."""
+        ref = snapshot_ref(self.session_id)
+        if self.tip is not None:
+            try:
+                if (_common_dir(self.repo_root) / ref).read_text().strip() == self.tip[0]:
+                    return self.tip
+            except OSError:  # a packed ref, or another ref store: git reads it
+                pass
+        head = git(["log", "-1", "--format=%H %T", ref, "--"], self.repo_root, check=False).split()
+        self.tip = (head[0], head[1]) if len(head) == 2 else None
+        return self.tip
+
+
 def write_tree(repo_root: str | os.PathLike, session_id: str) -> str:
-    """The working tree as a tree object (untracked files included, ignored ones and secret stores
-    not)."""
-    index = _private_index(repo_root, session_id)
-    env = {"GIT_INDEX_FILE": str(index)}
-    for attempt in range(50):
-        excludes = _excludes_file(str(repo_root), session_id)
-        try:
-            # ":/" is the whole worktree even when repo_root is a subdirectory of it.
-            git(["-c", f"core.excludesFile={excludes}", "add", "-A", "--", ":/"], repo_root, env=env)
-            return git(["write-tree"], repo_root, env=env)
-        except GitError as e:
-            # The recorder and a hook process may snapshot at once: the private index is locked
-            # for the few milliseconds the other one holds it. A lit starting in the same repository
-            # may take a live lock for a stale one and remove it: git then cannot write the index.
-            if not any(m in str(e) for m in ("remove the file manually", "Unable to write new index file")) \
-                    or attempt == 49:
-                raise
-            time.sleep(0.02)
-    raise AssertionError("unreachable")
+    """The working tree as a tree object, read in full (a commit's snapshot, from a hook)."""
+    return Chain(repo_root, session_id).write_tree()
 
 
 def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids: list[str] | tuple = (),
-         message: str = "", tree: str | None = None) -> tuple[str, str, bool]:
+         message: str = "", tree: str | None = None, chain: Chain | None = None) -> tuple[str, str, bool]:
     """Capture the working tree on the session's snapshot chain (`tree`: one write_tree() read
-    earlier, at the moment that mattered, put on the chain now).
+    earlier, at the moment that mattered, put on the chain now; `chain`: what this process knows
+    of the chain already).
 
     Returns (commit, tree, new): `new` is False when nothing changed since the previous snapshot
     (then the previous commit is returned and no commit is made, except for the chain's start)."""
     ref = snapshot_ref(session_id)
+    chain = chain or Chain(repo_root, session_id)
     given = tree
     for _ in range(20):  # the recorder and a hook may snapshot at once: compare-and-swap the ref
-        head = git(["log", "-1", "--format=%H %T", ref, "--"], repo_root, check=False).split()
+        head = chain.head()
         parent = head[0] if head else None
         # The tree is read after the ref: a snapshot that loses the race reads the tree again,
         # so the tip never holds an older tree than its parent.
-        tree = given or write_tree(repo_root, session_id)
+        tree = given or chain.write_tree()
         if head and head[1] == tree and reason != "start":
-            return parent, tree, False
+            return head[0], tree, False
         body = f"lit snapshot ({reason}) of session {session_id}\n\n{message}".rstrip() + "\n"
         if step_ids:
             body += "\nLit-Steps: " + " ".join(step_ids) + "\n"
@@ -136,15 +220,17 @@ def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids
         commit = git(args, repo_root, env=IDENTITY, input=body)
         try:
             git(["update-ref", "-m", f"lit snapshot {reason}", ref, commit, parent or ""], repo_root)
+            chain.tip = (commit, tree)
             return commit, tree, True
         except GitError:
+            chain.tip = None  # another process moved the ref: read it again
             time.sleep(0.01)
     raise GitError(f"could not update {ref}: it kept changing")
 
 
 def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | None, session_id: str,
                     thread_id: str | None, reason: str, step_ids: list[str] | tuple = (),
-                    taken: tuple[str, float] | None = None) -> str | None:
+                    taken: tuple[str, float] | None = None, chain: Chain | None = None) -> str | None:
     """Take a snapshot and keep its row; returns the commit (None outside a repository or when
     nothing changed and there is nothing to attribute). `taken`: (tree, ms) of a write_tree()
     made earlier, when the turn ended, which this puts on the chain."""
@@ -155,7 +241,7 @@ def record_snapshot(db: sqlite_utils.Database, repo_root: str | os.PathLike | No
     if taken is not None:
         tree, ms = taken
         t0 -= ms / 1000
-    commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids, tree=tree)
+    commit, tree, new = take(repo_root, session_id, reason=reason, step_ids=step_ids, tree=tree, chain=chain)
     if not new:
         return None
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE session_id = ?", [session_id]).fetchone()[0]
@@ -211,7 +297,7 @@ def latest(repo_root: str | os.PathLike, session_id: str) -> str | None:
 def forget_index(repo_root: str | os.PathLike, session_id: str) -> None:
     """The private index is a cache for this session's snapshots; drop it when the session ends."""
     try:
-        for name in (f"index-{session_id}", f"excludes-{session_id}"):
+        for name in (f"index-{session_id}", f"excludes-{session_id}", f"lock-{session_id}"):
             (git_dir(repo_root) / "lit" / name).unlink(missing_ok=True)
     except (OSError, GitError):
         pass

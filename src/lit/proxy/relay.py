@@ -66,11 +66,13 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
 TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"',
                        b'"custom_tool_call_output"')
-# Bytes of an answer after which the agent can run a tool: a content block's or the message's
-# end (Anthropic), an output item's or the response's end (OpenAI Responses), a chat
-# completion's finish (OpenAI chat).
-TURN_END_MARKERS = (b"content_block_stop", b"message_stop", b"response.output_item.done", b"response.completed",
-                    b'"finish_reason":"', b"[DONE]")
+# Bytes of an answer after which the agent can run a tool: the end of a tool call's block once
+# one has begun (Anthropic's tool_use; an OpenAI Responses function, custom or shell call item),
+# else the message's end (Anthropic), the response's end (Responses), a chat completion's finish.
+# A quoted type never matches inside streamed text, where JSON escapes the quotes.
+TOOL_START_MARKERS = (b'"tool_use"', b'"function_call"', b'"custom_tool_call"', b'"local_shell_call"')
+BLOCK_END_MARKERS = (b"content_block_stop", b"response.output_item.done")
+MESSAGE_END_MARKERS = (b"message_stop", b"response.completed", b'"finish_reason":"', b"[DONE]")
 MARKER_TAIL = 32
 
 
@@ -716,7 +718,7 @@ class Relay:
             return
         remaining = framing if isinstance(framing, int) else -1
         dechunk = sp.Dechunker(keep=False) if framing == "chunked" else None
-        tail = b""
+        tail, tool = b"", False
         read = up.reader.read
         while remaining:
             try:
@@ -734,7 +736,7 @@ class Relay:
                 remaining -= len(piece)
                 last = remaining == 0
             if gate is not None and not gate.done():
-                cut = _turn_end(tail, piece, last)
+                cut, tool = _turn_end(tail, piece, last, tool)
                 tail = piece[-MARKER_TAIL:]
                 if cut >= 0:
                     # What comes before the turn's end goes out now; the rest once the snapshot is in.
@@ -792,15 +794,22 @@ class Relay:
         self._end(seq, False, message)
 
 
-def _turn_end(tail: bytes, piece: bytes, last: bool) -> int:
-    """Where in `piece` the bytes that let the agent run a tool begin (-1: not in it)."""
-    found = [i for i in (piece.find(m) for m in TURN_END_MARKERS) if i >= 0]
-    if found:
-        return min(found)
+def _turn_end(tail: bytes, piece: bytes, last: bool, tool: bool) -> tuple[int, bool]:
+    """Where in `piece` the bytes that let the agent run a tool begin (-1: not in it), and whether
+    a tool call has begun by the end of it (`tool`: before it)."""
     edge = tail + piece[:MARKER_TAIL]
-    if any(m in edge for m in TURN_END_MARKERS):
-        return 0
-    return len(piece) - 1 if last else -1
+    start = 0
+    if not tool:
+        begun = [i for i in (piece.find(m) for m in TOOL_START_MARKERS) if i >= 0]
+        tool = bool(begun) or any(m in edge for m in TOOL_START_MARKERS)
+        start = min(begun, default=0)
+    ends = MESSAGE_END_MARKERS + BLOCK_END_MARKERS if tool else MESSAGE_END_MARKERS
+    found = [i for i in (piece.find(m, start) for m in ends) if i >= 0]
+    if found:
+        return min(found), tool
+    if any(m in edge for m in ends):
+        return 0, tool
+    return (len(piece) - 1 if last else -1), tool
 
 
 async def _wait_gate(gate: asyncio.Future) -> None:
