@@ -86,3 +86,20 @@ def test_load_reads_the_db_else_the_note(story):
     assert from_note.source == "note" and from_note.commit == story.commits["write"]
     with pytest.raises(LitError, match="no thread"):
         threads.load("000000000000", db=db, cwd=story.repo)
+
+
+def test_a_prefix_reads_only_the_notes_that_name_it(story, capsys):
+    # A note written compactly, one whose step (not the note) names a thread "abd…", and a note that
+    # is not JSON: a prefix finds the first, not the second, and never reads the third.
+    person, tidy = story.commits["person"], story.commits["tidy"]
+    compact = {"version": 1, "thread": "abc000000001", "steps": {
+        "abd000000002.4": {"seq": 4, "kind": "tool_call", "thread": "abd000000002"}}}
+    subprocess.run(["git", "notes", "--ref=lit", "add", "-f", "-m", json.dumps(compact, separators=(",", ":")),
+                    person], cwd=story.repo, check=True)
+    subprocess.run(["git", "notes", "--ref=lit", "add", "-f", "-m", "not JSON", tidy], cwd=story.repo, check=True)
+    assert threads.resolve("abc", cwd=story.repo) == threads.Ref("abc000000001", person)
+    assert threads.load("abc000000001", cwd=story.repo).source == "note"
+    with pytest.raises(threads.NoThread):
+        threads.resolve("abd", cwd=story.repo)
+    assert threads.resolve(T1[:2], cwd=story.repo) == threads.Ref(T1, story.commits["write"])
+    assert capsys.readouterr().err == ""  # the note that is not JSON was not read, so not complained of

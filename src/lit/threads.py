@@ -326,10 +326,11 @@ def _say_ambiguous(ref: str, ids: list[str]) -> LitError:
     return LitError(f"{ref!r} is ambiguous: it starts {len(ids)} threads ({shown}); give more of the id")
 
 
-def _note_threads(cwd) -> dict[str, str]:
-    """thread id -> commit, for every note of the repository at `cwd` (none outside one)."""
+def _note_threads(prefix: str, cwd) -> dict[str, str]:
+    """thread id -> commit, for the notes of the repository at `cwd` whose thread id starts with
+    `prefix` (none outside a repository)."""
     try:
-        return {n.thread: c for c, n in notes.read_many(None, cwd).items()}
+        return {n.thread: c for c, n in notes.read_thread_prefix(prefix, cwd).items()}
     except GitError:
         return {}
 
@@ -355,7 +356,7 @@ def resolve(ref: str, *, db=None, cwd: str | os.PathLike | None = None, in_repo:
                                                          [ref + "%"])}
     note_ids: dict[str, str] = {}
     if in_repo and hexish:
-        note_ids = {t: c for t, c in _note_threads(cwd).items() if t.startswith(ref)}
+        note_ids = _note_threads(ref, cwd)
     prefixed = {**note_ids, **db_ids}
     sha = rev(cwd, ref) if in_repo else None
     if sha:
@@ -399,9 +400,9 @@ def load(thread_id: str, *, db=None, cwd: str | os.PathLike | None = None, commi
                 return note
             if thread_id in notes.trailer_threads([commit], cwd).get(rev(cwd, commit) or "", []):
                 return Note(thread=thread_id, commit=rev(cwd, commit), source="trailer")
-        by_thread = {n.thread: (c, n) for c, n in notes.read_many(None, cwd).items()}
-        if thread_id in by_thread:
-            return by_thread[thread_id][1]
+        note = next((n for n in notes.read_thread_prefix(thread_id, cwd).values() if n.thread == thread_id), None)
+        if note is not None:
+            return note
     except GitError:
         pass
     raise LitError(f"no thread {thread_id} here: not in the lit DB, no note names it")

@@ -363,6 +363,24 @@ def read_many(commits: Iterable[str] | None, cwd: str | os.PathLike | None = Non
     return notes
 
 
+def read_thread_prefix(prefix: str, cwd: str | os.PathLike | None = None) -> dict[str, Note]:
+    """commit -> note, for the notes whose thread id starts with `prefix` (hex). `git grep` picks,
+    in one process whatever their number, the notes that name such an id, and only those are read
+    and validated (a step's `thread` matches too: the note's own id decides). None outside a
+    repository or without notes."""
+    # Fixed strings (a regular expression makes git grep several times slower): lit writes
+    # `"thread": "…"`, compact JSON `"thread":"…"`.
+    patterns = ["-e", f'"thread": "{prefix}', "-e", f'"thread":"{prefix}']
+    out = git(["grep", "--no-color", "--full-name", "-l", "-F", *patterns, NOTES_REF, "--", ":/"], cwd, check=False)
+    names = {name: name.partition(":")[2].replace("/", "") for name in out.splitlines()}  # ref:fan/out -> commit
+    found = {}
+    for name, data in cat_file_batch(list(names), cwd).items():
+        note = decode_for(names[name], data)
+        if note is not None and note.thread.startswith(prefix):
+            found[names[name]] = note
+    return found
+
+
 def read(repo: str | os.PathLike | None, commit: str) -> Note | None:
     """The note of one commit (any revision: HEAD, a SHA), or None."""
     try:
