@@ -249,17 +249,6 @@ def _thread_meta(tid: str, note: Note, threads: dict[str, dict]) -> dict:
     return {k: v for k, v in meta.items() if v}
 
 
-def _db(db_path: str | None):
-    from lit import store
-
-    path = store.resolve_db_path(db_path)
-    if not path.exists():
-        if db_path:
-            raise LitError(f"no lit DB at {path}")
-        return None
-    return store.connect(path, create=False)
-
-
 def _thread_rows(db, thread_ids: set[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for tid in sorted(thread_ids):
@@ -278,10 +267,10 @@ def _thread_rows(db, thread_ids: set[str]) -> dict[str, dict]:
 
 def export(repo: str | os.PathLike, rev: str, db_path: str | None = None) -> Export:
     """The records of REV or RANGE: one per commit lit knows the lines of."""
-    from lit.threads import for_commits
+    from lit.threads import for_commits, open_db
 
     commits = commits_of(repo, rev)
-    db = _db(db_path)
+    db = open_db(db_path)
     notes = for_commits(commits, repo, db=db, db_first=False)
     result = Export()
     for commit in commits:

@@ -25,8 +25,8 @@ import sqlite_utils
 
 from lit.git.run import repo_root
 from lit.importers.commits import printed_sha, recorded_edits, tool_input_of
-from lit.importers.session import (LINE, AgentLogs, ImportResult, Source, Step, find_logs, read_jsonl, run,
-                                   timestamp)
+from lit.importers.session import (LINE, AgentLogs, ImportResult, Source, Step, find_logs, link_results, read_jsonl,
+                                   run, timestamp)
 from lit.steps import from_block, is_context, result_text
 
 AGENT = "claude-code-import"
@@ -289,11 +289,8 @@ def build_steps(transcript: Transcript) -> list[Step]:
     for steps in by_call.values():  # a subagent still running when the transcript ends
         out.extend(steps)
     out.extend(orphans)
-    call_index = {s.fields.get("tool_use_id"): i for i, s in enumerate(out)
-                  if s.fields["kind"] == "tool_call" and s.fields.get("tool_use_id")}
+    call_index = link_results(out)
     for s in out:
-        if s.fields["kind"] == "tool_result":
-            s.result_of = call_index.get(s.fields.get("tool_use_id"))
         if s.conversation in conv_call:
             s.parent = call_index.get(conv_call[s.conversation])
     return out

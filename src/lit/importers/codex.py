@@ -27,8 +27,8 @@ from pathlib import Path
 import sqlite_utils
 
 from lit.importers.commits import GIT_COMMIT, printed_sha, recorded_edits, shell_command
-from lit.importers.session import (LINE, AgentLogs, ImportResult, Source, Step, find_logs, inside, read_jsonl, run,
-                                   timestamp)
+from lit.importers.session import (LINE, AgentLogs, ImportResult, Source, Step, find_logs, inside, link_results,
+                                   read_jsonl, run, timestamp)
 from lit.steps import from_block, is_context, result_text
 
 AGENT = "codex-import"
@@ -130,7 +130,7 @@ class _Reader:
             except (AttributeError, TypeError, ValueError) as e:
                 # A line of another shape than the versions this was written against: said, skipped.
                 self.rollout.warnings.append(f"{line.get(LINE, '?')}: {kind} line of an unknown shape ({e}), skipped")
-        _link_results(self.steps)
+        link_results(self.steps)
         return self.steps
 
     def add(self, fields: dict, *, answer: bool = False) -> None:
@@ -236,17 +236,6 @@ def _result(item: dict) -> dict:
         exit_code = int(m.group(1)) if m else None
     return {"kind": "tool_result", "text": text, "tool_use_id": item.get("call_id"),
             "is_error": int(isinstance(exit_code, int) and exit_code != 0)}
-
-
-def _link_results(steps: list[Step]) -> None:
-    calls = {s.fields.get("tool_use_id"): i for i, s in enumerate(steps)
-             if s.fields["kind"] == "tool_call" and s.fields.get("tool_use_id")}
-    for s in steps:
-        if s.fields["kind"] == "tool_result":
-            s.result_of = calls.get(s.fields.get("tool_use_id"))
-
-
-# --- the import --------------------------------------------------------------------------------
 
 
 def session_id_for(codex_session: str) -> str:

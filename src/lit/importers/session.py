@@ -201,6 +201,17 @@ class Plan:
         return self.source.steps
 
 
+def link_results(steps: list[Step]) -> dict[str, int]:
+    """Each tool result to its call (`result_of`, an index in `steps`); returns tool_use_id -> the
+    index of its call."""
+    calls = {s.fields["tool_use_id"]: i for i, s in enumerate(steps)
+             if s.fields["kind"] == "tool_call" and s.fields.get("tool_use_id")}
+    for s in steps:
+        if s.fields["kind"] == "tool_result":
+            s.result_of = calls.get(s.fields.get("tool_use_id"))
+    return calls
+
+
 def plan(source: Source, prior: Prior, repo: str | None, *, claimed: set[str] = frozenset()) -> Plan | str:
     """Every row the import adds, or why it adds none. Reads git (commits, diffs); writes nothing.
     `claimed`: short SHAs that other sessions' shell calls reported (never a person's commit)."""
