@@ -16,7 +16,7 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import Base400, NotFound, Response
 from datasette.views.base import DatasetteError
 
-from lit import serve
+from lit import serve, store
 from lit.datasette_metadata import TABLES
 from lit.pr import failed_run
 
@@ -35,6 +35,7 @@ def prepare_connection(conn, database, datasette):
     conn.execute("PRAGMA query_only = 1")
     conn.create_function("escape_fts", 1, serve.escape_fts)
     conn.create_function("lit_failed_run", 3, failed_run)
+    conn.create_function("lit_text", 1, store.step_text, deterministic=True)
 
 
 @hookimpl

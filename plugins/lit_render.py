@@ -1,15 +1,16 @@
 """How lit's cells show in Datasette's tables and query results: commit SHAs and thread ids link to
-their pages, step ids to their place in the thread, and step text renders as markdown (raw HTML
-off, unsafe links dropped: lit.render)."""
+their pages, step ids to their place in the thread, step text renders as markdown (raw HTML off,
+unsafe links dropped: lit.render), and a tool result stored compressed shows as its text."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from urllib.parse import quote
 
 from datasette import hookimpl
 from markupsafe import Markup
 
-from lit import serve
+from lit import serve, store
 
 # Markdown only where people or models wrote prose; tool results are program output.
 _PROSE = {"prompt", "thinking", "text"}
@@ -20,6 +21,31 @@ _TIME_COLUMNS = {"started_at", "ended_at", "bound_at", "created_at", "taken_at",
 
 def _link(href: str, text: str, title: str) -> Markup:
     return Markup('<a href="{}" title="{}">{}</a>').format(href, title, text)
+
+
+# The path of the page being rendered: render_cell is not told whether it renders a table (where
+# Datasette cuts long text) or one row (where it shows it whole).
+_page: ContextVar[str] = ContextVar("lit_page", default="")
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    def wrap(app):
+        async def with_page(scope, receive, send):
+            token = _page.set(scope.get("path", "") if scope.get("type") == "http" else "")
+            try:
+                await app(scope, receive, send)
+            finally:
+                _page.reset(token)
+        return with_page
+    return wrap
+
+
+def _as_datasette_shows(text: str, database: str, datasette) -> str:
+    """A long text cut as Datasette cuts one (its truncate_cells_html setting), but on a row's page."""
+    limit = datasette.setting("truncate_cells_html")
+    row_page = f"/{database}/steps/" in _page.get()
+    return text[:limit] + "\u2026" if limit and len(text) > limit and not row_page else text
 
 
 def _get(row, key):
@@ -50,6 +76,8 @@ def render_cell(row, value, column, table, database, datasette):
         return _link(path(f"/-/lit/thread/{quote(thread_id)}#step-{quote(seq)}"), str(value), "this step in its thread")
     if table == "threads" and column == "title" and _get(row, "id"):
         return _link(path(f"/-/lit/thread/{quote(str(_get(row, 'id')))}"), str(value), "the thread's page")
+    if table == "steps" and column == "text" and isinstance(value, bytes):  # a packed tool result
+        return _as_datasette_shows(store.step_text(value) or "", database, datasette)
     if isinstance(value, str) and (
         (table == "steps" and column == "text" and _get(row, "kind") in _PROSE) or column in _PROSE_COLUMNS
     ):

@@ -172,7 +172,7 @@ def test_subagent_hangs_under_the_tool_call_that_started_it(rec, tmp_path):
 
 
 def test_storage_grows_with_what_is_new(tmp_path):
-    """200 turns, each resending 20 kB of tools and the whole history: the DB stays under twice
+    """200 turns, each resending 20 kB of tools and the whole history: the DB stays under 1.2 times
     its unique content (the requests sent total ~O(N^2) bytes)."""
     rec = Recorder(tmp_path / "lit.db", argv=["agent"], cwd=str(tmp_path))
     agent = Agent(rec)
@@ -195,8 +195,14 @@ def test_storage_grows_with_what_is_new(tmp_path):
     size = (tmp_path / "lit.db").stat().st_size
     assert db.execute("SELECT COUNT(*) FROM blobs WHERE kind = 'tools'").fetchone()[0] == 1
     assert db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 200
-    assert size < 2 * unique, (size, unique, sent)
+    # Issue 16's goal: 1.2x. Tool results over 1 kB are stored compressed (1.02x here; 1.9x before).
+    assert size < 1.2 * unique, (size, unique, sent)
     assert sent > 50 * size
+    packed = db.execute("SELECT COUNT(*) FROM steps WHERE kind = 'tool_result' AND typeof(text) = 'blob'").fetchone()
+    assert packed[0] > 150
+    # ...and read back as they were sent: the messages that cite them rebuild the conversation.
+    last = db.execute("SELECT message_key FROM exchanges ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    assert store.message_chain(db, last)[1:] == agent.messages[1:-2]  # (the first, a string, comes back as a block)
 
 
 def test_unparseable_bodies_are_kept_raw_and_counted_nowhere_as_failures(rec, tmp_path):

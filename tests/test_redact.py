@@ -302,6 +302,10 @@ def test_lit_redact_rescrubs_old_rows_and_notes(tmp_path):
         thread = store.open_thread(db, "s1", str(repo))
         db["steps"].insert({"id": f"{thread}.1", "thread_id": thread, "seq": 1, "kind": "thinking",
                             "text": f"the team id is {CUSTOM}"})
+        # A long tool result, stored compressed: its secret is not in the file's bytes as such.
+        output = "".join(f"line {n}: nothing to see\n" for n in range(100)) + f"TEAM={CUSTOM}\n"
+        db["steps"].insert(store.packed_step({"id": f"{thread}.2", "thread_id": thread, "seq": 2,
+                                              "kind": "tool_result", "text": output}))
     sh(["git", "notes", "--ref=lit", "add", "-m", '{"version": 1, "why": "' + CUSTOM + '"}', "HEAD"], repo)
     db.conn.close()
     config = tmp_path / "config.toml"
@@ -309,14 +313,16 @@ def test_lit_redact_rescrubs_old_rows_and_notes(tmp_path):
     env = {**os.environ, "LIT_DB": str(db_path), "LIT_CONFIG": str(config)}
     dry = subprocess.run([sys.executable, "-m", "lit", "redact", "--dry-run"], cwd=repo, env=env,
                          capture_output=True, text=True)
-    assert "would change 1 steps" in dry.stdout and "1 notes" in dry.stdout
+    assert "would change 2 steps" in dry.stdout and "1 notes" in dry.stdout
     assert CUSTOM.encode() in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
     out = subprocess.run([sys.executable, "-m", "lit", "redact"], cwd=repo, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert CUSTOM.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("lit.db*"))
     assert CUSTOM not in sh(["git", "notes", "--ref=lit", "show", "HEAD"], repo)
-    hits = store.connect(db_path).execute("SELECT COUNT(*) FROM steps_fts WHERE steps_fts MATCH 'REDACTED'")
-    assert hits.fetchone()[0] == 1
+    db = store.connect(db_path)
+    assert db.execute("SELECT COUNT(*) FROM steps_fts WHERE steps_fts MATCH 'REDACTED'").fetchone()[0] == 1
+    packed = db.execute("SELECT text FROM steps WHERE seq = 2").fetchone()[0]
+    assert isinstance(packed, bytes) and store.step_text(packed) == output.replace(CUSTOM, "[REDACTED:custom]")
 
 
 def test_lit_redact_reaches_every_column(tmp_path):

@@ -28,6 +28,9 @@ from lit.serve import make_datasette
 DAY = 86400
 T0 = 1795894800  # 2026-11-28 19:40 UTC
 HOSTILE = "<script>alert('x')</script> and [a link](javascript:alert(1))"
+# A tool result long enough to be stored compressed (store.pack_text): shown as text everywhere.
+BASH_ERROR = "bash: pytonh: command not found\n" + "".join(f"hint {i}: did you mean python3 src/app.py?\n"
+                                                           for i in range(80)) + "the last line of the output"
 
 
 @dataclass
@@ -64,11 +67,10 @@ def build(tmp_path: Path) -> Story:
              "tool_input": json.dumps({"file_path": "src/app.py", "content": "def main(): ..."})},
             {"kind": "tool_result", "tool_use_id": "toolu_01Write", "is_error": 0,
              "text": "File created successfully at: src/app.py"},
-            {"kind": "thinking", "text": "Now check it runs."},
+            {"kind": "thinking", "text": "Now check that `app_main` runs."},
             {"kind": "tool_call", "tool_name": "Bash", "tool_use_id": "toolu_02Bash",
              "tool_input": json.dumps({"command": "pytonh src/app.py"})},
-            {"kind": "tool_result", "tool_use_id": "toolu_02Bash", "is_error": 1,
-             "text": "bash: pytonh: command not found"},
+            {"kind": "tool_result", "tool_use_id": "toolu_02Bash", "is_error": 1, "text": BASH_ERROR},
             {"kind": "tool_call", "tool_name": "Task", "tool_use_id": "toolu_03Task",
              "tool_input": json.dumps({"prompt": "Review src/app.py", "description": "review"})},
             {"kind": "text", "text": "The subagent says it looks fine.", "parent": 9},
@@ -77,10 +79,11 @@ def build(tmp_path: Path) -> Story:
         ]
         for seq, s in enumerate(steps, 1):
             parent = s.pop("parent", None)
-            db["steps"].insert({"id": f"{bound}.{seq}", "thread_id": bound, "session_id": session, "seq": seq,
-                                "created_at": T0 + seq, "model": "claude-sonnet-4-6",
-                                "parent_step_id": f"{bound}.{parent}" if parent else None,
-                                "conversation_id": "sub" if parent else "main", **s})
+            db["steps"].insert(store.packed_step({  # as the recorder writes them
+                "id": f"{bound}.{seq}", "thread_id": bound, "session_id": session, "seq": seq,
+                "created_at": T0 + seq, "model": "claude-sonnet-4-6",
+                "parent_step_id": f"{bound}.{parent}" if parent else None,
+                "conversation_id": "sub" if parent else "main", **s}))
         db["line_map"].insert_all([
             {"commit_sha": commit, "path": "src/app.py", "line_start": 1, "line_end": 5, "step_id": f"{bound}.4",
              "thread_id": bound},
@@ -162,13 +165,32 @@ def test_threads_newest_first_with_facets(story):
 def test_steps_in_thread_order_and_searchable(story):
     data = rows(story, f"/lit/steps.json?_shape=array&thread_id={story.bound}")
     assert [r["seq"] for r in data] == list(range(1, 13))
-    hits = rows(story, "/lit/steps.json?_shape=array&_search=pytonh")
-    assert {r["id"] for r in hits} == {f"{story.bound}.7", f"{story.bound}.8"}
+    # Search finds what people and the model wrote (prompts, thinking, text) and tools by name;
+    # tool inputs and results are program output, most of a DB's bytes: "pytonh" is only in the
+    # Bash call's input and in its result, so nothing is found; the call is, by its tool's name.
+    assert rows(story, "/lit/steps.json?_shape=array&_search=pytonh") == []
+    assert [r["id"] for r in rows(story, "/lit/steps.json?_shape=array&_search=Bash")] == [f"{story.bound}.7"]
     # An identifier, as people type it: steps_fts refuses phrases (detail=column), so lit's
-    # escape_fts makes `file_path` two words rather than Datasette's phrase (an error).
-    hits = rows(story, "/lit/steps.json?_shape=array&_search=file_path")
-    assert {r["id"] for r in hits} == {f"{story.bound}.4", f"{story.pending}.2"}
-    assert len(rows(story, "/lit/steps.json?_shape=array&_search=pyto*")) == 2
+    # escape_fts makes `app_main` two words rather than Datasette's phrase (an error).
+    hits = rows(story, "/lit/steps.json?_shape=array&_search=app_main")
+    assert [r["id"] for r in hits] == [f"{story.bound}.6"]
+    assert {r["id"] for r in rows(story, "/lit/steps.json?_shape=array&_search=scri*")} == {
+        f"{story.bound}.1", f"{story.bound}.2"}
+
+
+def test_a_compressed_tool_result_reads_as_text(story):
+    """A long tool result is stored compressed; Datasette's pages show its text (cut on the table's
+    page as Datasette cuts long text, whole on the step's page) and SQL reads it with lit_text()."""
+    step = f"{story.bound}.8"
+    conn = sqlite3.connect(story.db_path)
+    assert conn.execute("SELECT typeof(text) FROM steps WHERE id = ?", [step]).fetchone() == ("blob",)
+    conn.close()
+    table, row = get(story, f"/lit/steps?id={step}", f"/lit/steps/{step.replace('.', '~2E')}")
+    assert "bash: pytonh: command not found" in table.text and "the last line of the output" not in table.text
+    assert "Binary" not in table.text
+    assert "the last line of the output" in row.text and "Binary" not in row.text
+    got = rows(story, f"/lit.json?_shape=array&sql=select+lit_text(text)+as+t+from+steps+where+id='{step}'")
+    assert got == [{"t": BASH_ERROR}]
 
 
 def test_every_table_page_and_the_database_page_answer(story):
@@ -285,7 +307,7 @@ def test_failed_tool_calls(story):
     data = rows(story, "/lit/failed_tool_calls.json?_shape=array")
     assert len(data) == 1
     assert data[0]["tool_name"] == "Bash" and json.loads(data[0]["tool_input"]) == {"command": "pytonh src/app.py"}
-    assert data[0]["error"] == "bash: pytonh: command not found"
+    assert data[0]["error"] == BASH_ERROR  # stored compressed, read by lit_text()
 
 
 def test_usage_per_model_per_day(story):
@@ -484,7 +506,7 @@ def test_failed_tool_calls_has_commands_that_failed_by_exit_code(tmp_path):
     db.conn.close()
     failed = rows(story, "/lit/failed_tool_calls.json?_shape=array")
     assert [(r["tool_name"], r["error"]) for r in failed] == [
-        ("run_shell", "exit code 1\nFAILED"), ("Bash", "bash: pytonh: command not found")]
+        ("run_shell", "exit code 1\nFAILED"), ("Bash", BASH_ERROR)]
 
 
 @contextlib.contextmanager

@@ -29,16 +29,97 @@ def test_eight_processes_opening_a_new_db_at_once(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM _lit_migrations").fetchone()[0] == len(store.MIGRATIONS)
 
 
-def test_steps_are_searchable(tmp_path):
+def _steps(db, thread: str, steps: list[dict]) -> None:
+    """Steps as the recorder writes them (store.packed_step)."""
+    for seq, s in enumerate(steps, 1):
+        db["steps"].insert(store.packed_step({"id": f"{thread}.{seq}", "thread_id": thread, "session_id": "s1",
+                                              "seq": seq, **s}))
+
+
+OUTPUT = "".join(f"{i:>5}  def handler_{i}(request): return render(request, 'page_{i}.html')\n" for i in range(200))
+STEPS = [
+    {"kind": "prompt", "text": "Make the parser keep unknown blocks"},
+    {"kind": "thinking", "text": "The parser drops unknown blocks; keep them raw instead."},
+    {"kind": "tool_call", "tool_name": "Read", "tool_use_id": "toolu_1",
+     "tool_input": json.dumps({"file_path": "views.py"})},
+    {"kind": "tool_result", "tool_use_id": "toolu_1", "text": OUTPUT},
+    {"kind": "tool_result", "tool_use_id": "toolu_2", "text": "handler_7 is short output"},
+    {"kind": "text", "text": "Done: handlers kept."},
+]
+
+
+def search(db, words: str) -> list[str]:
+    return [r[0] for r in db.execute("SELECT s.id FROM steps_fts JOIN steps s ON s.rowid = steps_fts.rowid"
+                                     " WHERE steps_fts MATCH ? ORDER BY s.seq", [words])]
+
+
+def test_search_finds_prompts_thinking_text_and_tool_names_not_tool_output(tmp_path):
     db = store.connect(tmp_path / "lit.db")
     with db.conn:
         db["sessions"].insert({"id": "s1", "started_at": 1.0})
         thread = store.open_thread(db, "s1", None)
-        db["steps"].insert({"id": f"{thread}.1", "thread_id": thread, "seq": 1, "kind": "thinking",
-                            "text": "The parser drops unknown blocks; keep them raw instead."})
-    hits = db.execute("SELECT rowid FROM steps_fts WHERE steps_fts MATCH 'unknown parser'").fetchall()
-    assert len(hits) == 1
-    assert db["steps"].detect_fts() == "steps_fts"
+        _steps(db, thread, STEPS)
+    assert search(db, "unknown parser") == [f"{thread}.1", f"{thread}.2"]
+    assert search(db, "handlers") == [f"{thread}.6"]
+    assert search(db, "Read") == [f"{thread}.3"]  # a tool call, by its tool's name
+    assert search(db, "handler") == search(db, "views") == search(db, "render") == []  # inputs and results
+    assert db["steps"].detect_fts() == "steps_fts"  # Datasette's search box finds it
+    # Moving steps to another thread (recorder._fold_into_bound) and deleting them keep the index right.
+    with db.conn:
+        db.execute("UPDATE steps SET thread_id = 'other' WHERE thread_id = ?", [thread])
+    assert len(search(db, "parser")) == 2
+    with db.conn:
+        db.execute("DELETE FROM steps WHERE kind = 'thinking'")
+    assert len(search(db, "parser")) == 1
+    db.execute("INSERT INTO steps_fts(steps_fts, rank) VALUES('integrity-check', 0)")
+
+
+def test_a_long_tool_result_is_stored_compressed_and_read_as_text(tmp_path):
+    db = store.connect(tmp_path / "lit.db")
+    with db.conn:
+        db["sessions"].insert({"id": "s1", "started_at": 1.0})
+        thread = store.open_thread(db, "s1", None)
+        _steps(db, thread, STEPS)
+    stored = dict(db.execute("SELECT seq, text FROM steps").fetchall())
+    assert isinstance(stored[4], bytes) and len(stored[4]) < len(OUTPUT) / 4
+    assert all(isinstance(stored[n], str) for n in (1, 2, 5, 6))  # prose, and short output, stay text
+    assert [s["text"] for s in store.thread_steps(db, thread)] == [s.get("text") for s in STEPS]
+    assert store.step_text(store.pack_text("context", OUTPUT)) == OUTPUT
+    assert store.pack_text("thinking", OUTPUT) == OUTPUT
+
+
+def test_a_db_of_an_older_lit_is_packed_and_reindexed_and_reads_the_same(tmp_path):
+    """A DB made before m004 (every step's text plain, tool inputs and results searchable): opened by
+    this lit, its long tool results are compressed, its index holds prose and tool names only, and
+    every step reads as it did."""
+    path = tmp_path / "lit.db"
+    db = store.connect(path)
+    with db.conn:
+        db.execute("DELETE FROM _lit_migrations WHERE name >= 'm004'")
+        for trigger in ("steps_ai", "steps_ad", "steps_au"):
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("DROP TABLE steps_fts")
+        db.execute('CREATE VIRTUAL TABLE "steps_fts" USING FTS5 ("text", "tool_name", "tool_input", '
+                   'content="steps", detail=column)')
+        db.execute("""CREATE TRIGGER "steps_ai" AFTER INSERT ON "steps" BEGIN
+  INSERT INTO "steps_fts" (rowid, "text", "tool_name", "tool_input") VALUES (new.rowid, new."text", new."tool_name",
+  new."tool_input");
+END""")
+        db["sessions"].insert({"id": "s1", "started_at": 1.0})
+        thread = store.open_thread(db, "s1", None)
+        for seq, s in enumerate(STEPS, 1):  # as an older lit wrote them: plain
+            db["steps"].insert({"id": f"{thread}.{seq}", "thread_id": thread, "session_id": "s1", "seq": seq, **s})
+    assert search(db, "handler") == [f"{thread}.4", f"{thread}.5"]
+    db.conn.close()
+    db = store.connect(path)
+    assert "m004_pack_tool_output" in {r[0] for r in db.execute("SELECT name FROM _lit_migrations")}
+    assert db.execute("SELECT typeof(text) FROM steps WHERE seq = 4").fetchone() == ("blob",)
+    assert [s["text"] for s in store.thread_steps(db, thread)] == [s.get("text") for s in STEPS]
+    assert search(db, "handler") == [] and search(db, "parser") == [f"{thread}.1", f"{thread}.2"]
+    assert search(db, "Read") == [f"{thread}.3"]
+    # The index holds less than the table by design: its own check, as PRAGMA integrity_check runs it.
+    db.execute("INSERT INTO steps_fts(steps_fts, rank) VALUES('integrity-check', 0)")
+    assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 def test_messages_are_stored_once_as_the_recorder_stores_them(tmp_path):

@@ -124,7 +124,7 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "steps": {
         "description": "A thread, step by step: prompts, thinking, text, tool calls and tool results. "
-        "Searchable; text renders as markdown.",
+        "Search finds prompts, thinking, text and tool names; text renders as markdown.",
         "sort": "created_at",  # one sort column only in Datasette; within a thread this is seq order
         "facets": ["kind", "tool_name", "model"],
         "fts_table": "steps_fts",
@@ -138,7 +138,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "parent_step_id": "For a subagent's steps: the tool call that started the subagent.",
             "created_at": "When it was recorded (Unix time, shown in UTC).",
             "kind": "prompt, thinking, text, tool_call, tool_result or other.",
-            "text": "The prompt, reasoning, answer or tool result (markdown).",
+            "text": "The prompt, reasoning, answer or tool result (markdown). A tool result over 1 kB is "
+            "stored zlib-compressed and shown here as text; in SQL, lit_text(text) reads it.",
             "tool_name": "For a tool call: the tool (Read, Edit, Bash...).",
             "tool_input": "For a tool call: its input (JSON).",
             "tool_use_id": "Pairs a tool call with its result.",
@@ -205,10 +206,10 @@ order by m.path, m.line_start""",
         "title": "Failed tool calls",
         "description": "Tool results marked as errors, and commands whose result says they failed (a "
         "non-zero exit code, failing tests), next to the call that caused them.",
-        "sql": """select r.id as step_id, r.thread_id, c.tool_name, c.tool_input, r.text as error,
+        "sql": """select r.id as step_id, r.thread_id, c.tool_name, c.tool_input, lit_text(r.text) as error,
   datetime(r.created_at, 'unixepoch') as at
 from steps r left join steps c on c.tool_use_id = r.tool_use_id and +c.kind = 'tool_call'
-where r.kind = 'tool_result' and lit_failed_run(r.text, r.is_error, c.tool_input)
+where r.kind = 'tool_result' and lit_failed_run(lit_text(r.text), r.is_error, c.tool_input)
 order by r.created_at desc""",
     },
     "usage_per_model_per_day": {

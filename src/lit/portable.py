@@ -126,8 +126,7 @@ def _rows(db: sqlite_utils.Database, thread: dict) -> Iterator[tuple[str, dict]]
     for ex in sorted(exchanges.values(), key=lambda e: (e.get("started_at") or 0, e["id"])):
         yield "exchanges", ex
     for tid in thread_ids:
-        yield from (("steps", r) for r in db.query(
-            "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [tid]))
+        yield from (("steps", r) for r in store.thread_steps(db, tid))
     for sid in session_ids:
         yield from (("snapshots", r) for r in db.query(
             "SELECT * FROM snapshots WHERE session_id = ? ORDER BY seq", [sid]))
@@ -290,7 +289,11 @@ def _import_row(db: sqlite_utils.Database, table: str, row: dict, guard: _Guard)
             return "present"
     if guard.refuses(table, row):
         return "refused"
-    _insert(db, table, redact_row(table, row), ignore=table not in _NATURAL_KEYS)
+    if table == "steps":  # redacted as text, stored as lit stores it (a file may hold either form)
+        row = store.packed_step(redact_row(table, store.plain_step(row)))
+    else:
+        row = redact_row(table, row)
+    _insert(db, table, row, ignore=table not in _NATURAL_KEYS)
     return "added"
 
 

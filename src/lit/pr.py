@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lit import store
 from lit.errors import LitError
 from lit.redact import redact_text
 from lit.git import notes as git_notes
@@ -194,7 +195,7 @@ def _calls(steps: dict) -> list[dict]:
 
 
 def _thread_from_db(db, thread: dict, commit: str) -> _Thread:
-    steps = list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread["id"]]))
+    steps = store.thread_steps(db, thread["id"])
     prompts = []
     for s in steps:
         # a subagent's prompt (parent_step_id) was written by the agent, not the person

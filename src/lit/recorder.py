@@ -496,7 +496,7 @@ class Recorder:
             row["raw"] = redacted_raw(row["raw"])
         if row.get("tool_input") is not None:
             row["tool_input"] = json.dumps(self._redact(row["tool_input"]), ensure_ascii=False)
-        self.db["steps"].insert(row)
+        self.db["steps"].insert(store.packed_step(row))
         self.summary.steps += 1
         return step_id, row
 

@@ -438,7 +438,7 @@ _NOT_CONTENT = re.compile(r"(?:id|key|hash|seq|.+_id|.+_key|.+_sha|.+_hash|.+_at
 def scrub_value(table: str, column: str, value: Any, redactor: Redactor | None = None,
                 kind: str | None = None) -> Any:
     """`value` of `table`.`column` as lit would have written it with the current rules, or None when
-    it is already clean (or the column holds no content: ids, hashes, enums). `kind`: a blob's."""
+    it is already clean (or the column holds no content: ids, hashes, enums). `kind`: a blob's or a step's."""
     import json  # noqa: PLC0415
 
     from lit import store  # noqa: PLC0415
@@ -450,6 +450,10 @@ def scrub_value(table: str, column: str, value: Any, redactor: Redactor | None =
         old = store.unpack_content(value)
         new = r.obj(old)
         return None if new == old else store.pack_content(new)
+    if table == "steps" and column == "text" and isinstance(value, bytes):  # a packed tool result
+        old_text = store.step_text(value)
+        new_text = r.text(old_text)
+        return None if new_text == old_text else store.pack_text(kind, new_text)
     if table == "blobs" and column == "content":
         text = (value if isinstance(value, bytes) else str(value).encode()).decode("utf-8", "surrogateescape")
         if kind == "headers":
@@ -478,7 +482,7 @@ def redact_row(table: str, row: dict, redactor: Redactor | None = None) -> dict:
     """A row of lit's DB (an imported one) with every content column redacted."""
     out = dict(row)
     for column, value in row.items():
-        new = scrub_value(table, column, value, redactor, row.get("kind") if table == "blobs" else None)
+        new = scrub_value(table, column, value, redactor, row.get("kind") if table in ("blobs", "steps") else None)
         if new is not None:
             out[column] = new
             if table == "blobs" and column == "content":
@@ -502,7 +506,7 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
             if not columns:
                 continue
             names = ", ".join(f"[{c}]" for c in columns)
-            kind = "kind" if table == "blobs" else "NULL"
+            kind = "kind" if table in ("blobs", "steps") else "NULL"
             for row in db.execute(f"SELECT rowid, {kind}, {names} FROM [{table}]").fetchall():
                 updates = {}
                 for column, value in zip(columns, row[2:], strict=True):
@@ -518,7 +522,7 @@ def scrub_db(db, redactor: Redactor | None = None, *, dry_run: bool = False) -> 
                         db.execute(f"UPDATE [{table}] SET {sets} WHERE rowid = ?", [*updates.values(), row[0]])
     if not dry_run and changed:
         with store.write_transaction(db):
-            db.execute("INSERT INTO steps_fts(steps_fts) VALUES('rebuild')")
+            store.reindex_steps(db)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -9,7 +9,8 @@ Tables (the names users query in Datasette):
   messages   each message once, keyed by sha256(parent key + canonical content)
   blobs      system prompts, tool definitions and unparseable bodies, once by content hash
   threads    the steps that lead to one commit
-  steps      prompt / thinking / text / tool_call / tool_result / other, in thread order
+  steps      prompt / thinking / text / tool_call / tool_result / other, in thread order (a tool
+             result's text above 1 kB compressed: read it with step_text, or lit_text() in SQL)
   snapshots  the working tree captured at turn boundaries (commits on refs/lit/snapshots/...)
   line_map   for a bound commit: new-side line ranges -> the step that wrote them (NULL: human)
 """
@@ -34,8 +35,12 @@ from lit.dbfile import StoreError, not_a_folder, open_read_only
 from lit.paths import default_db_path
 
 STEP_KINDS = ("prompt", "context", "thinking", "text", "tool_call", "tool_result", "other")
-
-
+# What people wrote or the model said: the steps full-text search finds, kept plain text.
+SEARCHED_KINDS = ("prompt", "thinking", "text")
+# Program output and what an agent adds (tool results, context blocks, unknown blocks): the bulk of a
+# session, stored zlib-compressed (a BLOB in steps.text) above PACK_ABOVE bytes, as messages are.
+PACKED_KINDS = frozenset({"tool_result", "context", "other"})
+PACK_ABOVE = 1024
 
 
 def now() -> float:
@@ -232,20 +237,25 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     _enable_steps_fts(db)
 
 
-FTS_COLUMNS = ("text", "tool_name", "tool_input")
+FTS_COLUMNS = ("text", "tool_name")
+# The values the index holds for a step row (`new`, `old` or `steps`): the text of searched kinds
+# only, and the tool's name (searching "Bash" finds the calls; their results are paired by tool_use_id).
+_FTS_VALUES = "CASE WHEN {r}.kind IN ('prompt', 'thinking', 'text') THEN {r}.text END, {r}.tool_name"
 
 
 def _enable_steps_fts(db: sqlite_utils.Database) -> None:
     """Full-text search over steps, as sqlite-utils' enable_fts makes it (so Datasette finds it),
     but with detail=column: the index is ~40% smaller, and single-word and prefix searches (what
-    people type) still work; phrase queries do not."""
+    people type) still work; phrase queries do not. Only prompts, thinking and text are indexed
+    (and tool names): tool results are program output, most of the bytes and little of what people
+    search for, and their text may be compressed."""
     cols = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
-    new = ", ".join(f'new."{c}"' for c in FTS_COLUMNS)
-    old = ", ".join(f'old."{c}"' for c in FTS_COLUMNS)
     db.execute(f'CREATE VIRTUAL TABLE "steps_fts" USING FTS5 (\n    {cols},\n    content="steps", detail=column\n)')
+    new, old = _FTS_VALUES.format(r="new"), _FTS_VALUES.format(r="old")
     db.execute(f"""CREATE TRIGGER "steps_ai" AFTER INSERT ON "steps" BEGIN
   INSERT INTO "steps_fts" (rowid, {cols}) VALUES (new.rowid, {new});
 END""")
+    # A delete must name the values that were indexed: the same CASE as the insert.
     db.execute(f"""CREATE TRIGGER "steps_ad" AFTER DELETE ON "steps" BEGIN
   INSERT INTO "steps_fts" ("steps_fts", rowid, {cols}) VALUES('delete', old.rowid, {old});
 END""")
@@ -253,6 +263,16 @@ END""")
   INSERT INTO "steps_fts" ("steps_fts", rowid, {cols}) VALUES('delete', old.rowid, {old});
   INSERT INTO "steps_fts" (rowid, {cols}) VALUES (new.rowid, {new});
 END""")
+
+
+def reindex_steps(db: sqlite_utils.Database) -> None:
+    """Build the steps index again from the table. The index holds less than its content table by
+    design, so FTS5's own 'rebuild' (and 'integrity-check' with rank 1, which compares the two)
+    would index, or expect, every step's text; its index-only check (rank 0, as PRAGMA
+    integrity_check runs it) holds."""
+    cols = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
+    db.execute("INSERT INTO steps_fts(steps_fts) VALUES('delete-all')")
+    db.execute(f"INSERT INTO steps_fts (rowid, {cols}) SELECT rowid, {_FTS_VALUES.format(r='steps')} FROM steps")
 
 
 @migration
@@ -276,6 +296,25 @@ def m003_request_headers_per_call(db: sqlite_utils.Database) -> None:
     in a row of their own, so the rest, the same on every call, is one blob for the session (was:
     a new blob per call, because Content-Length is)."""
     db["exchanges"].add_column("request_headers_call", str)
+
+
+@migration
+def m004_pack_tool_output(db: sqlite_utils.Database) -> None:
+    """Tool results and other program output above PACK_ABOVE bytes stored compressed (see
+    pack_text), and the full-text index of prompts, thinking and text only (was: every step's text
+    and tool input). Readers take both forms of steps.text (step_text), so a DB packed halfway
+    reads the same."""
+    for trigger in ("steps_ai", "steps_ad", "steps_au"):
+        db.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
+    db.execute('DROP TABLE IF EXISTS "steps_fts"')
+    kinds = ", ".join(f"'{k}'" for k in sorted(PACKED_KINDS))
+    rows = db.execute(f"SELECT rowid, kind, text FROM steps WHERE kind IN ({kinds}) AND typeof(text) = 'text'"
+                      " AND length(CAST(text AS BLOB)) > ?", [PACK_ABOVE]).fetchall()
+    db.conn.executemany("UPDATE steps SET text = ? WHERE rowid = ?",
+                        ((pack_text(kind, text), rowid) for rowid, kind, text in rows))
+    _enable_steps_fts(db)
+    reindex_steps(db)
+
 
 # --- opening -----------------------------------------------------------------------------------
 
@@ -454,6 +493,37 @@ def unpack_content(data: bytes | str | None) -> Any:
     return json.loads(data)
 
 
+def pack_text(kind: str | None, text: str | None) -> str | bytes | None:
+    """A step's text as stored: zlib-compressed bytes for the kinds in PACKED_KINDS above
+    PACK_ABOVE bytes, else the text itself (short output stays plain for any SQL tool to read)."""
+    if kind not in PACKED_KINDS or not isinstance(text, str) or len(text) <= PACK_ABOVE // 4:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    return zlib.compress(data, 6) if len(data) > PACK_ABOVE else text
+
+
+def step_text(value: str | bytes | None) -> str | None:
+    """A step's text as people read it, stored either way (see pack_text). Bytes that are not lit's
+    (a hand-edited row) are read as UTF-8 rather than failing the reader."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return zlib.decompress(value).decode("utf-8", "surrogatepass")
+    except (zlib.error, UnicodeDecodeError):
+        return value.decode("utf-8", "replace")
+
+
+def plain_step(row: dict) -> dict:
+    """A step row with its text as text (see step_text)."""
+    return {**row, "text": step_text(row["text"])} if isinstance(row.get("text"), bytes) else row
+
+
+def packed_step(row: dict) -> dict:
+    """A step row with its text as stored (see pack_text)."""
+    text = row.get("text")
+    return {**row, "text": pack_text(row.get("kind"), text)} if isinstance(text, str) else row
+
+
 def block_from_step(step: dict) -> dict | None:
     """The content block a step was made from, rebuilt from its columns (None if it can't be)."""
     kind, raw = step.get("kind"), step.get("raw")
@@ -484,7 +554,7 @@ def resolve_content(db: sqlite_utils.Database, content: Any) -> Any:
     for b in content:
         if isinstance(b, dict) and "$step" in b:
             rows = list(db.query("SELECT * FROM steps WHERE id = ?", [b["$step"]]))
-            b = (block_from_step(rows[0]) if rows else None) or {"type": "text", "text": "[missing step]"}
+            b = (block_from_step(plain_step(rows[0])) if rows else None) or {"type": "text", "text": "[missing step]"}
         out.append(b)
     return out
 
@@ -553,8 +623,8 @@ def put_imported_threads(db: sqlite_utils.Database, sessions: list[dict], thread
             added.append(row["id"])
         new = set(added)
         columns = {c for row in steps for c in row}
-        db["steps"].insert_all(({c: row.get(c) for c in columns} for row in steps if row["thread_id"] in new),
-                               ignore=True)
+        db["steps"].insert_all((packed_step({c: row.get(c) for c in columns}) for row in steps
+                                if row["thread_id"] in new), ignore=True)
         db["line_map"].insert_all(row for row in line_map if row["thread_id"] in new)
     return added
 
@@ -613,4 +683,5 @@ def last_seq(db: sqlite_utils.Database, table: str, session_id: str) -> int:
 
 
 def thread_steps(db: sqlite_utils.Database, thread_id: str) -> list[dict]:
-    return list(db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id]))
+    """A thread's step rows in order, their text as text."""
+    return [plain_step(r) for r in db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id])]

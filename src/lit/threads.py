@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lit import store
 from lit.errors import LitError
 from lit.git import notes
 from lit.git.notes import Note, Prompt, Step
@@ -186,7 +187,7 @@ def first_sentence(text: str | None) -> str:
 
 
 def _thread_steps(db, thread_id: str) -> list[dict]:
-    return rows(db, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id])
+    return [store.plain_step(r) for r in rows(db, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id])]
 
 
 def from_db(db, thread: dict) -> Note:
