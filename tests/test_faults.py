@@ -317,3 +317,24 @@ def test_a_recorder_that_dies_never_reaches_the_agent(tmp_path):
     assert proc.stderr.startswith("lit: recorded 1 exchange, 0 steps")
     assert proc.stderr.rstrip().endswith("; 1 not recorded (the recorder stopped (exit code -9))")
     assert integrity(tmp_path / "lit.db") == "ok"
+
+
+def test_a_commit_after_the_recorder_died_is_not_held_and_says_why(tmp_path):
+    """The hooks ask the session to catch up before they bind a thread: a recorder that is gone
+    answers at once, and the commit goes on with what the DB holds, saying so in one line."""
+    repo = init_repo(tmp_path / "repo")
+    commit = ("\nimport subprocess\nt0 = time.monotonic()\n"
+              "done = subprocess.run('echo x > x.txt && git add x.txt && git commit -q -m x', shell=True,"
+              " capture_output=True, text=True)\n"
+              "import json\nprint(json.dumps([done.returncode, time.monotonic() - t0, done.stderr.splitlines()]))\n")
+    (repo / "agent.py").write_text(KILL_RECORDER.replace("print(first, call())", commit))
+    with ScriptedUpstream([{"status": 200, "body": b"one"}]) as up:
+        proc = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable,
+                               "agent.py"], cwd=repo, env=lit_env(tmp_path), capture_output=True, text=True,
+                              timeout=60)
+    code, seconds, said = json.loads(proc.stdout)
+    assert code == 0 and seconds < 5  # the relay answered at once: nothing to wait for
+    assert said == [f"lit: {hook} hook: the session's recorder stopped: the thread holds the steps written so far"
+                    for hook in ("prepare-commit-msg", "post-commit")]
+    assert subprocess.run(["git", "log", "-1", "--format=%s"], cwd=repo, capture_output=True,
+                          text=True).stdout == "x\n"

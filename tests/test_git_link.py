@@ -262,3 +262,68 @@ def test_relink_restores_the_note_after_a_squash_merge(agent_in):
     # From a note alone (no DB): a clone that lost the squash commit's note copies the thread's.
     notes_only = lit(["relink", "HEAD"], repo, repo.parent / "absent.db")
     assert "every commit" in notes_only.stdout
+
+
+SLOW_AGENT = '''
+import subprocess, sys
+import anthropic
+
+client = anthropic.Anthropic(max_retries=0)
+tools = [{"name": name, "description": name, "input_schema": {"type": "object"}}
+         for name in ("write_file", "read_log", "run_shell")]
+messages = [{"role": "user", "content": sys.argv[1]}]
+while True:
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1000, tools=tools, messages=messages) as s:
+        reply = s.get_final_message()
+    messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+    if reply.stop_reason != "tool_use":
+        break
+    results = []
+    for b in reply.content:
+        if b.type == "tool_use":
+            if b.name == "write_file":
+                with open(b.input["path"], "w") as f:
+                    f.write(b.input["content"])
+                out = "written"
+            elif b.name == "read_log":  # a long log: the next request is large, and slow to record
+                out = "".join(f"{i} GET /api/items/{i * 7919 % 100003} 200 {i % 977} ms\\n" for i in range(400_000))
+            else:
+                out = subprocess.run(b.input["command"], shell=True, capture_output=True, text=True).stdout
+            results.append({"type": "tool_result", "tool_use_id": b.id, "content": out})
+    messages.append({"role": "user", "content": results})
+'''
+
+
+@pytest.mark.slow
+def test_the_commit_binds_the_thread_only_once_the_recorder_has_written_its_last_step(tmp_path):
+    """The agent commits right after a large request: the recorder process is still writing it
+    (and the answer that asked for the commit) when git runs the hooks. The hooks ask the session
+    to catch up first, so the commit's own tool call is in its thread and its line map."""
+    repo = init_repo(tmp_path / "repo", README)
+    (tmp_path / "agent.py").write_text(SLOW_AGENT)
+    db = tmp_path / "lit.db"
+    commit = "echo 'VERSION = 1' > version.py && git add app.py version.py && git commit -q -m 'Add app'"
+    script = [tool_message("write_file", {"path": "app.py", "content": "print('hi')\n"}, thinking="Write it."),
+              tool_message("read_log", {}, thinking="Check the server log before committing."),
+              tool_message("run_shell", {"command": commit}, thinking="The log is clean: commit."),
+              text_message("Committed.")]
+    with ScriptedUpstream(script) as up:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable,
+             str(tmp_path / "agent.py"), "add app.py"], cwd=repo, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "LIT_DB": str(db), "ANTHROPIC_API_KEY": KEY})
+    assert proc.returncode == 0, proc.stderr
+    assert len(up.requests[2]["body"]) > 10_000_000  # the request the recorder is slow to write
+
+    note = notes.read(repo, "HEAD").to_json()
+    write, shell = step_of(db, '"content"'), step_of(db, "version.py")
+    assert per_line(note, "app.py") == {1: write}
+    assert per_line(note, "version.py") == {1: shell}  # the commit's own call wrote it
+    assert note["steps"][shell]["why"] == "The log is clean: commit."
+    rows = store.connect(db).execute("SELECT s.kind, s.created_at <= t.bound_at FROM steps s JOIN threads t"
+                                     " ON t.id = s.thread_id WHERE t.id = ? ORDER BY s.seq",
+                                     [note["thread"]]).fetchall()
+    # Every step up to the commit's call was written before the thread was bound.
+    assert [kind for kind, _ in rows[:9]] == ["prompt", "thinking", "tool_call", "tool_result", "thinking",
+                                              "tool_call", "tool_result", "thinking", "tool_call"]
+    assert all(before for _, before in rows[:9])

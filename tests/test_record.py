@@ -251,6 +251,7 @@ def test_the_child_environment_is_built_in_one_place():
         "http://127.0.0.1:5000", "a0b1c2d3e4f5", "/data/lit.db")
     # An agent that honours HTTPS_PROXY must still call the relay directly.
     assert env["NO_PROXY"] == ".corp,127.0.0.1,localhost" and env["no_proxy"] == "127.0.0.1,localhost"
+    assert "LIT_SYNC" not in env  # no hooks (not in a repository): nothing asks the session to catch up
 
 
 def test_the_final_line():

@@ -586,3 +586,16 @@ def test_the_gate_holds_a_tool_calls_end_not_the_text_and_thinking_before_it(ups
     assert early.count(b"event: content_block_stop") == 2  # the thinking and the text ended at once
     # Held from the tool_use block's stop on (the bytes before its name went out: "event: ").
     assert rest.startswith(b'content_block_stop\ndata: {"type":"content_block_stop","index":2}')
+
+
+def test_a_hooks_sync_is_answered_by_lit_never_relayed(upstream, sink):
+    """/_lit/sync is the session's hooks asking the recorder to catch up: answered by the relay for
+    its own session only, and never sent upstream (here no recorder is there to ask)."""
+    with Relay(upstream.url, sink) as relay:
+        relay.sync_session = "a0b1c2d3e4f5"
+        status, _, body = raw(relay.url, path="/_lit/sync", headers={"Lit-Session": "a0b1c2d3e4f5"})
+        assert (status, json.loads(body)) == (200, {"synced": False, "why": "the session's recorder stopped"})
+        assert raw(relay.url, path="/_lit/sync", headers={"Lit-Session": "another"})[0] == 404
+        assert raw(relay.url, path="/_lit/sync", headers={"Lit-Session": "a0b1c2d3e4f5",
+                                                          "Origin": "https://example.com"})[0] == 403
+    assert upstream.requests == [] and sink.requests == []

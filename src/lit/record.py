@@ -20,7 +20,7 @@ from pathlib import Path
 from lit import agents, store
 from lit.errors import LitError
 from lit.git import hooks
-from lit.proxy.relay import Relay, shown
+from lit.proxy.relay import SYNC_PATH, Relay, shown
 from lit.recording import HOOKS_OWNER, RecorderProcess
 from lit.summary import Summary
 
@@ -57,6 +57,10 @@ def child_env(base: Mapping[str, str], *, relay_url: str, session_id: str,
         env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))
     env["LIT_SESSION"] = session_id
     env["LIT_DB"] = str(db_path)
+    # Where the session's hooks ask the recorder to catch up before they bind a thread.
+    env.pop("LIT_SYNC", None)
+    if hooks_folder is not None:
+        env["LIT_SYNC"] = relay_url + SYNC_PATH
     return env
 
 
@@ -147,7 +151,7 @@ def run(argv: list[str], *, db: str | os.PathLike | None = None, upstream: str |
     except BaseException:
         relay.stop()
         raise
-    relay.spool, relay.gate = rec.spool, rec.gate
+    relay.spool, relay.gate, relay.sync_session = rec.spool, rec.gate, session_id
 
     hooks_folder = hooks.make_session_hooks(rec.repo_root) if rec.repo_root else None
     if hooks_folder:

@@ -163,6 +163,11 @@ class Recorder:
         (direction "c": from the agent, "s": from the upstream), handed over as they come."""
         self._queue.put(("websocket", ex, direction, at, payload))
 
+    def sync(self, written: Callable[[], None]) -> None:
+        """Call `written` once everything handed over before this call is written (a git hook
+        binds a thread only then)."""
+        self._queue.put(("sync", written))
+
     def finish(self, exit_code: int | None, timeout: float = 60.0) -> Summary:
         """Drain the queue, take the end snapshot, close the session; returns what to tell the user."""
         self._queue.put(("finish", exit_code))
@@ -226,6 +231,8 @@ class Recorder:
                     self._on_websocket(*item[1:])
                 elif kind == "snapshot":
                     self._snapshot(item[1], item[2])
+                elif kind == "sync":
+                    item[1]()
                 elif kind == "port":
                     with store.write_transaction(self.db):
                         self.db["sessions"].update(self.session_id, {"port": item[1]})

@@ -9,6 +9,8 @@ first byte. Here the recorder has a core of its own; the relay only appends to a
     relay --spool pipe (records)---------------> reader thread: records -> exchanges -> Recorder
           --gate pipe ("<seq>\\n")-------------> snapshot thread: takes the turn's snapshot now
           <-done pipe ("<seq>\\n")-------------- (the relay holds the answer's end until then)
+          --spool (Y: a hook's sync)-----------> reader -> writer thread: all before it written
+          <-done pipe ("s<number>\\n")--------- (then the hook binds its thread)
     main  <-stdout (JSON lines)----------------- ready / progress / summary
 
 The first spool record (S) carries the session's settings; the last (F) the child's exit code.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -94,23 +97,35 @@ def clean_stale(db, repo_root: str | None) -> int:
 
 class SnapshotGate:
     """The relay's side of the gate (see lit.proxy.relay.Gate): asks the recorder process for a
-    snapshot and resolves a future when it says the snapshot is taken."""
+    snapshot and resolves a future when it says the snapshot is taken; and a hook's sync, resolved
+    when the recorder says it has written everything spooled before it."""
 
     def __init__(self, ask_fd: int, done_fd: int):
         self.ask_fd, self.done_fd = ask_fd, done_fd
         self._waiting: dict[int, asyncio.Future] = {}
+        self._syncs: dict[int, asyncio.Future] = {}
         self._buffer = b""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
-    def open(self, seq: int) -> asyncio.Future | None:
-        if self.closed:
-            return None
+    def _listen(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
             os.set_blocking(self.done_fd, False)
             loop.add_reader(self.done_fd, self._read)
+        return loop
+
+    def sync(self, number: int) -> asyncio.Future | None:
+        if self.closed:
+            return None
+        future = self._syncs[number] = self._listen().create_future()
+        return future
+
+    def open(self, seq: int) -> asyncio.Future | None:
+        if self.closed:
+            return None
+        loop = self._listen()
         try:
             os.write(self.ask_fd, b"%d\n" % seq)
         except OSError:  # the recorder is gone: nothing to wait for
@@ -130,17 +145,21 @@ class SnapshotGate:
             self.closed = True
             assert self._loop is not None
             self._loop.remove_reader(self.done_fd)
-            for future in self._waiting.values():
+            for future in [*self._waiting.values(), *self._syncs.values()]:
                 if not future.done():
                     future.set_result(None)
             self._waiting.clear()
+            self._syncs.clear()
             return
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
-            future = self._waiting.pop(int(line), None)
+            if line.startswith(b"s"):
+                future = self._syncs.pop(int(line[1:]), None)
+            else:
+                future = self._waiting.pop(int(line), None)
             if future is not None and not future.done():
-                future.set_result(None)
+                future.set_result(True)
 
     def close(self) -> None:
         for fd in (self.ask_fd, self.done_fd):
@@ -264,6 +283,13 @@ def _snapshots(rec, ask_fd: int, done_fd: int) -> None:
                 rec.capture_turn(f"{rec.session_id}.{seq}", captured)
 
 
+def _say_synced(done_fd: int, number: bytes) -> None:
+    try:
+        os.write(done_fd, b"s" + number + b"\n")
+    except OSError:
+        pass
+
+
 def main(argv: list[str]) -> int:
     for s in (signal.SIGINT, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
@@ -302,6 +328,10 @@ def main(argv: list[str]) -> int:
     exit_code: int | None = None
     finished = False
     for kind, seq, at, payload in records:
+        if kind == sp.SYNC:  # only a relay with a gate (the done pipe, open while snapshots are) sends one
+            if rec.snapshots:
+                rec.sync(functools.partial(_say_synced, done_fd, payload))
+            continue
         if kind == sp.FINISH:
             exit_code = json.loads(payload).get("exit_code")
             finished = True

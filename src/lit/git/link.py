@@ -11,9 +11,11 @@ itself, through notes.rewriteRef).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 import sqlite_utils
@@ -22,6 +24,10 @@ from lit import store, threads
 from lit.git import linemap, notes, snapshot
 from lit.git.notes import TRAILER
 from lit.git.run import EMPTY_TREE, git
+
+# The relay answers a sync within its own bound (lit.proxy.relay.SYNC_WAIT, 10 s); this one is for
+# a relay that does not answer at all.
+SYNC_TIMEOUT = 15.0
 
 
 def pending_tool_calls(db: sqlite_utils.Database, session_id: str) -> list[str]:
@@ -162,6 +168,33 @@ def post_rewrite(db: sqlite_utils.Database, repo: str, pairs: str) -> int:
     return moved
 
 
+def catch_up(session_id: str | None) -> str | None:
+    """Ask the running session to write everything its relay passed on before now, and wait for
+    it (the recorder is another process, and may be behind: the answer that asked for this commit
+    may not be written yet). Returns why it could not, for one line, or None."""
+    url = os.environ.get("LIT_SYNC")
+    if not url or not session_id:
+        return None
+    where = urllib.parse.urlsplit(url)
+    if where.scheme != "http" or where.hostname not in ("127.0.0.1", "localhost", "::1") or not where.port:
+        return None  # only ever the session's own relay, on this machine
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=SYNC_TIMEOUT)
+    try:
+        conn.request("POST", where.path, headers={"Lit-Session": session_id})
+        resp = conn.getresponse()
+        answer = json.loads(resp.read()) if resp.status == 200 else {}
+        answer = answer if isinstance(answer, dict) else {}
+    except ConnectionRefusedError:
+        answer = {"why": "the session's lit is gone"}
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        answer = {"why": f"the session's relay did not answer ({type(e).__name__})"}
+    finally:
+        conn.close()
+    if answer.get("synced") is True:
+        return None
+    return f"{answer.get('why') or 'the session could not be asked'}: the thread holds the steps written so far"
+
+
 def run_hook(name: str, args: list[str], stdin: str = "") -> int:
     """Entry point of `lit _hook NAME ARGS`: never fails a commit (git ignores post-* results,
     and a trailer we cannot add is not worth a refused commit). Says one line on a problem."""
@@ -176,10 +209,14 @@ def run_hook(name: str, args: list[str], stdin: str = "") -> int:
         db_path = store.resolve_db_path(None)
         if not Path(db_path).exists():
             return 0
-        db = store.connect(db_path)
-        if name == "prepare-commit-msg" and args:
-            if len(args) > 1 and args[1] in ("merge", "squash"):
+        if name in ("prepare-commit-msg", "post-commit"):
+            if name == "prepare-commit-msg" and (not args or len(args) > 1 and args[1] in ("merge", "squash")):
                 return 0
+            why = catch_up(session_id)
+            if why:
+                print(f"lit: {name} hook: {why}", file=sys.stderr)
+        db = store.connect(db_path)
+        if name == "prepare-commit-msg":
             prepare_commit_msg(db, repo, session_id, args[0])
         elif name == "post-commit":
             post_commit(db, repo, session_id)

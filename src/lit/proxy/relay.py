@@ -54,6 +54,11 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 # Host is the upstream's; Expect: 100-continue is answered by the relay itself.
 REQUEST_DROPPED = HOP_BY_HOP | {"host", "expect"}
 GATE_TIMEOUT = 5.0  # seconds a snapshot may hold an answer's end back, at most
+# A git hook of the session asks here that the recorder catch up before it binds a thread (the
+# session's id in a Lit-Session header); never relayed. The wait is bounded: a recorder that is
+# gone or stuck must never hang `git commit`.
+SYNC_PATH = "/_lit/sync"
+SYNC_WAIT = 10.0
 # The agent's request body: 20 MB requests are ordinary with images, 64 MB is far above any real
 # agent, and a body past it is refused before it is read (a 300 MB POST once took lit to 2 GB).
 MAX_BODY = 64 * 1024**2
@@ -81,6 +86,10 @@ class Gate(Protocol):
     returns a future done when it is taken (or None when there is nothing to wait for)."""
 
     def open(self, seq: int) -> asyncio.Future | None: ...
+
+    def sync(self, number: int) -> asyncio.Future | None:
+        """A future done (True) once the recorder has written what was spooled before the sync
+        record `number`; None when there is no recorder to ask."""
 
 
 def error_body(message: str, kind: str = "api_error") -> bytes:
@@ -244,6 +253,8 @@ class Relay:
         self.routes = {prefix.rstrip("/"): Upstream.parse(url) for prefix, url in (routes or {}).items()}
         self.spool = spool
         self.gate = gate
+        self.sync_session: str | None = None  # the session whose hooks may ask for a sync
+        self._syncs = 0
         self.host, self.port = host, port
         self.exchanges = 0
         self._seq = 0
@@ -377,7 +388,7 @@ class Relay:
     def _answer(self, writer: asyncio.StreamWriter, status: int, message: str, kind: str) -> bytes:
         """An answer of lit's own (the connection is closed after it); returns its head."""
         body = error_body(message, kind)
-        reason = {400: "Bad Request", 403: "Forbidden", 413: "Payload Too Large", 431:
+        reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large", 431:
                   "Request Header Fields Too Large", 502: "Bad Gateway"}.get(status, "Error")
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
@@ -472,6 +483,9 @@ class Relay:
         req = self._admit(writer, head)
         if req is None:
             return False
+        if req.target == SYNC_PATH:
+            await self._sync(req, writer)
+            return False
         self._seq += 1
         seq = self._seq
         self.exchanges += 1
@@ -537,6 +551,32 @@ class Relay:
                 up.writer.close()
             if complete or error:
                 self._end(seq, complete, error)
+
+    async def _sync(self, req: _Request, writer: asyncio.StreamWriter) -> None:
+        """A hook's sync: a record in the spool, answered once the recorder has written up to it
+        ({"synced": true}), or at once or after SYNC_WAIT with {"synced": false, "why": ...}."""
+        asker = next((v for k, v in req.lower if k == "lit-session"), None)
+        if req.method != "POST" or not self.sync_session or asker != self.sync_session:
+            self._answer(writer, 404, "lit: not a sync of this session", "not_found_error")
+            return
+        self._syncs += 1
+        done = None
+        if self.gate is not None and self.spool is not None and not self.spool.backlogged:
+            done = self.gate.sync(self._syncs)
+        answer: dict = {"synced": False, "why": "the session's recorder stopped"}
+        if done is not None:
+            self._spool(sp.SYNC, 0, b"%d" % self._syncs)
+            try:
+                if await asyncio.wait_for(asyncio.shield(done), SYNC_WAIT):
+                    answer = {"synced": True}
+            except TimeoutError:
+                answer["why"] = f"the session's recorder is more than {SYNC_WAIT:g} s behind"
+        elif self.spool is not None and self.spool.backlogged and not self.spool.broken:
+            answer["why"] = "the session's recorder is far behind"
+        body = json.dumps(answer).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
 
     def _cancel_cause(self, conn: _AgentConnection) -> str:
         """Why a call ended early, from the agent's connection: an agent that had hung up when

@@ -36,6 +36,8 @@ Session records (seq 0):
 
     S  start: JSON settings of the session, from `lit record` (the first record)
     F  finish: JSON {"exit_code": int | null} (the last record; without it, lit was killed)
+    Y  sync: a git hook asked the session to catch up (payload: the sync's number, ASCII); the
+       recorder says so on its done pipe ("s<number>\n") once everything before it is written
 
 `ExchangeAssembler` turns the records back into `Exchange` objects: the request when its
 response begins (or the exchange ends), the response at E. Bodies come out with the transfer
@@ -62,7 +64,7 @@ REQUEST_HEAD, REQUEST_BODY = b"H", b"B"
 RESPONSE_HEAD, RESPONSE_BODY = b"h", b"b"
 CLIENT_FRAMES, SERVER_FRAMES = b"c", b"s"
 END, LOST, GATE = b"E", b"L", b"G"
-START, FINISH = b"S", b"F"
+START, FINISH, SYNC = b"S", b"F", b"Y"
 # What the relay may hold while the recorder falls behind; past it, the exchanges that go on
 # are dropped from the record (counted and said), never slowed down.
 BACKLOG_LIMIT = 512 * 1024**2
@@ -97,6 +99,11 @@ class SpoolWriter:
         self._watching = False
         self.broken: str | None = None
         self.lost: set[int] = set()
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether records are being dropped: the recorder is gone, or too far behind."""
+        return bool(self.broken) or self._pending_bytes > BACKLOG_LIMIT
 
     def add(self, kind: bytes, seq: int, payload: bytes | memoryview = b"") -> None:
         if self.broken:
