@@ -115,6 +115,33 @@ def test_a_tool_loop_becomes_the_threads_steps(rec, tmp_path):
     assert answer == {"role": "assistant", "content": turn["content"]}
 
 
+def test_each_long_content_is_redacted_once(rec, tmp_path):
+    """A tool result and an answer go through the recorder several times each (as a step, as the
+    block of a message, in every request that resends them): their text is scanned for secrets
+    once; what is stored is redacted all the same."""
+    secret = "ghp_" + "T3stT0kenValue0123456789abcdefABCDEF"
+    output = "".join(f"{n:4}  line {n} of the file\n" for n in range(200)) + f"TOKEN={secret}\n"
+    answer = "What I found:\n" + "".join(f"- finding {n}: nothing to change\n" for n in range(60))
+    agent = Agent(rec)
+    agent.user("Read a.py")
+    call = {"content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "a.py"}}],
+            "stop_reason": "tool_use"}
+    agent.call(call)
+    agent.assistant(call["content"])
+    agent.user([{"type": "tool_result", "tool_use_id": "toolu_1", "content": output}])
+    agent.call({"content": [{"type": "text", "text": answer}], "stop_reason": "end_turn"})
+    agent.assistant([{"type": "text", "text": answer}])
+    agent.user("Thanks")
+    agent.call({"content": [{"type": "text", "text": "You're welcome."}], "stop_reason": "end_turn"})
+    rec.finish(0)
+    # The long texts: the tool definitions' description, the tool result, the answer.
+    assert rec.redactor.scanned == 3 and rec.redactor.reused >= 3
+    db = store.connect(tmp_path / "lit.db")
+    texts = [store.step_text(t) for (t,) in db.execute(
+        "SELECT text FROM steps WHERE kind IN ('tool_result', 'text') ORDER BY seq")]
+    assert texts == [output.replace(f"TOKEN={secret}", "TOKEN=[REDACTED:secret]"), answer, "You're welcome."]
+
+
 def test_side_calls_and_retries_do_not_clutter_the_thread(rec, tmp_path):
     agent = Agent(rec)
     agent.user("Fix the bug")

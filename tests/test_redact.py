@@ -15,7 +15,7 @@ import pytest
 from lit_fixtures import init_repo
 
 from lit import store
-from lit.redact import Redactor
+from lit.redact import CachedRedactor, Redactor
 from lit.scripted import ScriptedUpstream, text_message, tool_message
 
 AGENT = Path(__file__).resolve().parent.parent / "examples" / "agent.py"
@@ -168,6 +168,26 @@ def test_structured_values_headers_and_query():
 
     assert redact_query("beta=true&token=a81b2c3d4e5f6a7b") == "beta=true&token=[REDACTED:query-secret]"
     assert Redactor().fingerprint == r.fingerprint != Redactor(["corp-[0-9]+"]).fingerprint
+
+
+def test_the_cached_redactor_scans_each_distinct_text_once_and_answers_the_same():
+    """The recorder's redactor: the same result as the rules', each distinct long text scanned
+    once (kept by a hash of its content, not by the object), within a bound of memory."""
+    plain, cached = Redactor(["corp-[0-9a-f]{16}"]), CachedRedactor.of(Redactor(["corp-[0-9a-f]{16}"]))
+    filler = "".join(f"line {n}: nothing secret here\n" for n in range(40))
+    texts = [filler + text for text, _ in SHAPES.values()] + [filler + CUSTOM, filler + "clean", "short"]
+    for text in texts + texts:
+        assert cached.text(text) == plain.text(text)
+    assert (cached.scanned, cached.reused) == (len(texts) - 1, len(texts) - 1)  # "short" is below the floor
+    again = "".join(list(filler + CUSTOM))  # equal content, another object
+    assert again is not texts[-3] and cached.text(again) == filler + "[REDACTED:custom]"
+    assert cached.reused == len(texts)
+    assert cached.obj({"a": [filler + CUSTOM]}) == {"a": [filler + "[REDACTED:custom]"]}
+    # The memory is bounded: the oldest texts are forgotten, and scanned again when met again.
+    small = CachedRedactor(max_bytes=10 * CachedRedactor._ENTRY)
+    for n in range(30):
+        small.text(filler + str(n))
+    assert small.text(filler + "0") == filler + "0" and small.scanned == 31
 
 
 def test_labelled_values_and_json_structure():

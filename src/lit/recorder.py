@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lit import agents, store
+from lit import agents, redact, store
 from lit.proxy import anthropic, openai, wsframes
 from lit.git.run import GitError, repo_and_head
 from lit.proxy.exchange import Exchange
 from lit.summary import Summary
-from lit.redact import redact_headers, redact_obj, redact_query
+from lit.redact import redact_headers, redact_query
 from lit.steps import first_line, from_block, is_context, raw_if_more, redacted_raw, result_text
 
 if TYPE_CHECKING:
@@ -111,7 +111,9 @@ class Recorder:
         self.repo_root, self.head_start = git_info(self.cwd)
         self.snapshots = snapshots and self.repo_root is not None
         self.summary = Summary(self.session_id, repo_root=self.repo_root)
-        self._redact = redact_obj
+        # Every content once per distinct text (a step's text, its block, the message holding it).
+        self.redactor = redact.CachedRedactor.of(redact.default())
+        self._redact = self.redactor.obj
         self._queue: queue.Queue = queue.Queue()
         self._parsed: dict[str, anthropic.ParsedExchange] = {}
         self._conv_of_key: dict[str, str] = {}
@@ -684,6 +686,9 @@ class Recorder:
             [self.session_id]).fetchall()]
         try:
             self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # The session is over: closed here, the last connection folds the WAL into the DB and
+            # removes it, whatever the process does next (lit.recording skips the teardown).
+            self.db.conn.close()
         except Exception:  # noqa: BLE001
             pass
 

@@ -10,7 +10,8 @@ the rules' hints (lowercased) is not scanned at all. A match becomes `[REDACTED:
 quote and `=` before a labelled value are kept. Redaction is idempotent and keeps JSON structure.
 
 `Redactor.text` and `Redactor.obj` are pure functions of their input (for one Redactor): a caller
-may cache their result by the content's hash, keyed with `Redactor.fingerprint`.
+may cache their result by the content's hash, keyed with `Redactor.fingerprint`; CachedRedactor
+does so in memory, for the recorder, which meets the same content several times.
 Users add patterns in lit's config (`[redact] patterns = ["..."]`).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -382,6 +384,53 @@ class Redactor:
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
         """HTTP headers to keep: a value whose header name says secret is dropped whole."""
         return {k: "[REDACTED]" if is_secret_header(k) else self.text(v) for k, v in headers.items()}
+
+
+class CachedRedactor(Redactor):
+    """A Redactor that scans each distinct text once. The recorder meets the same content again and
+    again: a step's text, then the block it was made from, then the message that holds that block;
+    a tool result in the request after the call. Texts of MIN_CACHED characters or more are
+    remembered by a 128-bit BLAKE2b of their content (hashing a MB takes ~2 ms, scanning it ~150):
+    a clean text costs its key, a redacted one its result too, up to `max_bytes`, oldest forgotten
+    first."""
+
+    MIN_CACHED = 512
+    _ENTRY = 120  # bytes a remembered text costs besides its result: key, dict slot, list node
+
+    def __init__(self, extra: Iterable[str] = (), max_bytes: int = 32 << 20):
+        import hashlib  # noqa: PLC0415 - see fingerprint
+
+        super().__init__(extra)
+        self._digest = hashlib.blake2b
+        self._seen: OrderedDict[bytes, str | None] = OrderedDict()  # None: the text was clean
+        self._held, self.max_bytes = 0, max_bytes
+        self.scanned = self.reused = 0
+
+    @classmethod
+    def of(cls, redactor: Redactor, max_bytes: int = 32 << 20) -> CachedRedactor:
+        """The same rules as `redactor` (the user's patterns too), with a memory."""
+        cached = cls(max_bytes=max_bytes)
+        cached.extra = list(redactor.extra)
+        return cached
+
+    def text(self, s: str) -> str:
+        if not s or len(s) < self.MIN_CACHED:
+            return super().text(s)
+        key = self._digest(s.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            self.reused += 1
+            known = self._seen[key]
+            return s if known is None else known
+        self.scanned += 1
+        out = super().text(s)
+        kept = None if out == s else out
+        self._seen[key] = kept
+        self._held += self._ENTRY + (len(kept) if kept else 0)
+        while self._held > self.max_bytes and self._seen:
+            _, old = self._seen.popitem(last=False)
+            self._held -= self._ENTRY + (len(old) if old else 0)
+        return out
 
 
 # Header names whose values are never kept, whatever they hold.
