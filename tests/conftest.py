@@ -15,7 +15,8 @@ from lit.proxy import spool
 from lit.proxy.exchange import Exchange
 from lit.proxy.relay import Relay
 from lit.scripted import ScriptedUpstream
-from lit_fixtures import Agent, init_repo
+from lit_fixtures import Agent, Story, build_story, init_repo
+from real_clients import install_lock
 
 from lit.git import hooks
 
@@ -62,6 +63,18 @@ def _isolated(tmp_path_factory, monkeypatch) -> Path:
 def repo(tmp_path: Path) -> Path:
     """An empty git repository (no commit yet) at tmp_path/repo: see lit_fixtures.init_repo."""
     return init_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def story(tmp_path, monkeypatch) -> Story:
+    """lit_fixtures' story at tmp_path/repo, its DB at tmp_path/lit.db (LIT_DB), run from inside
+    the repository, as a person runs blame, weave or show there."""
+    db = tmp_path / "lit.db"
+    monkeypatch.setenv("LIT_DB", str(db))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = build_story(tmp_path / "repo", db_path=db)
+    monkeypatch.chdir(s.repo)
+    return s
 
 
 @pytest.fixture
@@ -142,7 +155,9 @@ def claude_code() -> Path:
     if os.environ.get("LIT_CLAUDE_CODE"):
         return Path(os.environ["LIT_CLAUDE_CODE"])
     claude = CLAUDE_CODE_DIR / "node_modules" / ".bin" / "claude"
-    if not claude.exists():
+    with install_lock(CLAUDE_CODE_DIR):
+        if claude.exists():
+            return claude
         import shutil
         import subprocess
 

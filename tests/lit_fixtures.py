@@ -15,9 +15,14 @@ The story (the file wordcount.py, as the README's examples show it):
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,15 +47,23 @@ def git(repo: str | os.PathLike, *args: str, input: str | None = None, when: int
     return proc.stdout.strip()
 
 
+REPO_CONFIG = "[user]\n\tname = Lit Agent\n\temail = agent@example.com\n[commit]\n\tgpgsign = false\n"
+
+
 def init_repo(path: str | os.PathLike, files: dict[str, str] | None = None) -> Path:
     """A git repository at `path` on branch main with a committer of its own (the `repo` fixture
     of conftest.py); `files` (path -> text), when given, are its first commit ("init")."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    fresh = not (path / ".git").exists()
     git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Lit Agent")
-    git(path, "config", "user.email", "agent@example.com")
-    git(path, "config", "commit.gpgsign", "false")
+    if fresh:  # what three `git config` runs would write, without the three processes
+        with open(path / ".git" / "config", "a") as config:
+            config.write(REPO_CONFIG)
+    else:
+        for key, value in (("user.name", "Lit Agent"), ("user.email", "agent@example.com"),
+                           ("commit.gpgsign", "false")):
+            git(path, "config", key, value)
     if files:
         commit_files(path, files, "init")
     return path
@@ -280,11 +293,44 @@ class Story:
     notes: dict[str, dict] = field(default_factory=dict)
 
 
+_story_templates: dict[tuple[bool, str | None], Story] = {}
+
+
 def build_story(repo: str | os.PathLike, db_path: str | os.PathLike | None = None,
                 hostile: str | None = None) -> Story:
     """The repository described in this module's docstring. Without db_path, the DB-only thread
     (T2) has no record at all, like a clone that fetched only the notes. `hostile` is added to
-    T1's prompt and reasoning (for escaping tests)."""
+    T1's prompt and reasoning (for escaping tests).
+
+    Its commits and notes are the same every time (fixed dates and authors), so it is built once
+    per test process and copied after that: a copy costs a few milliseconds, a build some twenty
+    git runs. Into a folder or DB that already holds something, it is built there."""
+    repo, db = Path(repo), Path(db_path) if db_path else None
+    if (repo.exists() and any(repo.iterdir())) or (db is not None and db.exists()):
+        return _build_story(repo, db, hostile)
+    key = (db is not None, hostile)
+    if key not in _story_templates:
+        where = Path(tempfile.mkdtemp(prefix="lit-story-"))
+        atexit.register(shutil.rmtree, where, True)
+        _story_templates[key] = _build_story(where / "repo", where / "lit.db" if db else None, hostile)
+    template = _story_templates[key]
+    shutil.copytree(template.repo, repo, symlinks=True, dirs_exist_ok=True)
+    if db is not None and template.db_path is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal"):
+            if Path(f"{template.db_path}{suffix}").exists():
+                shutil.copyfile(f"{template.db_path}{suffix}", f"{db}{suffix}")
+        conn = sqlite3.connect(db)
+        with conn:  # the DB names the repository it was recorded in: this one
+            old = str(template.repo)
+            conn.execute("UPDATE sessions SET repo_root = ?, cwd = ? WHERE repo_root = ?", [str(repo), str(repo), old])
+            conn.execute("UPDATE threads SET repo_root = ? WHERE repo_root = ?", [str(repo), old])
+        conn.close()
+    return Story(repo=repo, db_path=db, commits=dict(template.commits), threads=dict(template.threads),
+                 steps=dict(template.steps), notes=copy.deepcopy(template.notes))
+
+
+def _build_story(repo: Path, db_path: Path | None, hostile: str | None) -> Story:
     repo = init_repo(repo)
     story = Story(repo=repo, db_path=Path(db_path) if db_path else None)
     person = ("Ann Person", "ann@example.com")

@@ -4,11 +4,14 @@ to run offline against a scripted upstream on 127.0.0.1 (no update checks, no an
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,9 +24,22 @@ LLM_VERSION = "0.36.*"
 FAKE_OPENAI_KEY = "sk-proj-" + "F4keOpenAIKey" * 4
 
 
+@contextmanager
+def install_lock(folder: Path) -> Iterator[None]:
+    """One install into `folder` at a time, across the processes that run tests (pytest-xdist's
+    workers, two checkouts' runs): the others wait for it, then find it installed. A half-made
+    install has its command already in place, so the lock is taken before looking for it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _install_npm(package: str, folder: Path, command: str) -> Path:
     exe = folder / "node_modules" / ".bin" / command
-    if not exe.exists():
+    with install_lock(folder):
+        if exe.exists():
+            return exe
         npm = shutil.which("npm")
         if not npm:
             pytest.fail(f"npm is needed to install {package} for the tests (install Node.js and npm)")
@@ -36,7 +52,9 @@ def _install_npm(package: str, folder: Path, command: str) -> Path:
 
 def _install_venv(requirement: str, folder: Path, command: str) -> Path:
     exe = folder / "bin" / command
-    if not exe.exists():
+    with install_lock(folder):
+        if exe.exists():
+            return exe
         for args in ([sys.executable, "-m", "venv", str(folder)],
                      [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", requirement]):
             proc = subprocess.run(args, capture_output=True, text=True, timeout=1800)
@@ -68,6 +86,27 @@ def llm_cli() -> Path:
     if os.environ.get("LIT_LLM"):
         return Path(os.environ["LIT_LLM"])
     return _install_venv(f"llm=={LLM_VERSION}", CACHE / "llm", "llm")
+
+
+def record_claude(claude: Path, tmp_path: Path, upstream_url: str, prompt: str,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """`lit record -- claude -p PROMPT` in a new repository tmp_path/project, with its own HOME and
+    DB (tmp_path/lit.db), offline."""
+    from conftest import FAKE_KEY
+    from lit_fixtures import init_repo
+
+    repo, home = tmp_path / "project", tmp_path / "home"
+    init_repo(repo)
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
+    env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY,
+                "LIT_DB": str(tmp_path / "lit.db"), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1",
+                "GIT_CONFIG_NOSYSTEM": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "lit", "record", "--upstream", upstream_url, "--", str(claude),
+         "-p", prompt, "--permission-mode", "bypassPermissions", "--output-format", "json"],
+        cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
 def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from lit_fixtures import T1, T2, T3, add_note, build_story, commit_files, git, make_note
 from typer.testing import CliRunner
 
@@ -16,16 +15,6 @@ from lit import blame as blame_module
 from lit import threads
 from lit.cli import app
 from lit.git import notes
-
-
-@pytest.fixture
-def story(tmp_path, monkeypatch):
-    db = tmp_path / "lit.db"
-    monkeypatch.setenv("LIT_DB", str(db))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    s = build_story(tmp_path / "repo", db_path=db)
-    monkeypatch.chdir(s.repo)
-    return s
 
 
 def by_text(lines):

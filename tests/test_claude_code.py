@@ -4,15 +4,11 @@ scripted model on 127.0.0.1 that has it write a file, and the DB holds the threa
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import FAKE_KEY
-
-from lit_fixtures import init_repo
+from real_clients import record_claude
 
 from lit import store
 
@@ -38,23 +34,6 @@ def scripted_model(repo: Path):
                             thinking=THINKING, text="I'll write the file.", tool_id="toolu_01GREETING")
 
     return reply
-
-
-def record_claude(claude: Path, tmp_path: Path, upstream_url: str, prompt: str) -> subprocess.CompletedProcess:
-    """`lit record -- claude -p PROMPT` in a new repository tmp_path/project, with its own HOME and
-    DB (tmp_path/lit.db), offline."""
-    repo, home = tmp_path / "project", tmp_path / "home"
-    init_repo(repo)
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
-    env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY,
-                "LIT_DB": str(tmp_path / "lit.db"), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1",
-                "GIT_CONFIG_NOSYSTEM": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "lit", "record", "--upstream", upstream_url, "--", str(claude),
-         "-p", prompt, "--permission-mode", "bypassPermissions", "--output-format", "json"],
-        cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
 
 
 def test_lit_records_claude_code(tmp_path, claude_code):

@@ -1,6 +1,8 @@
-"""The real Claude Code CLI delegates to a subagent (its Agent tool) that writes a file, then commits:
-the subagent's turns are turn boundaries, so the file is blamed on the subagent's own Write and the
-reasoning before it, while the delegating Agent call stays the subagent's parent."""
+"""The real Claude Code CLI under `lit record` delegates to a subagent (its Agent tool) that writes a
+file, then commits it through its Bash tool: the commit gets its Lit-Thread trailer and its note and
+is bound to its thread; the subagent's turns are turn boundaries, so the file is blamed on the
+subagent's own Write and the reasoning before it, while the delegating Agent call stays the
+subagent's parent."""
 
 from __future__ import annotations
 
@@ -12,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_KEY
-
-from lit_fixtures import init_repo
+from real_clients import record_claude
 
 from lit import store
 from lit.git import notes
@@ -64,19 +64,10 @@ def scripted_model(repo: Path):
 
 @pytest.mark.slow
 def test_a_subagents_write_is_blamed_on_the_subagent(tmp_path, claude_code):
-    repo, home, db_path = tmp_path / "project", tmp_path / "home", tmp_path / "lit.db"
-    init_repo(repo)
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "LIT_"))}
-    env.update({"HOME": str(home), "IS_SANDBOX": "1", "ANTHROPIC_API_KEY": FAKE_KEY, "LIT_DB": str(db_path),
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
-                "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1", "GIT_CONFIG_NOSYSTEM": "1"})
+    repo, db_path = tmp_path / "project", tmp_path / "lit.db"
     with ScriptedUpstream(scripted_model(repo)) as upstream:
-        proc = subprocess.run(
-            [sys.executable, "-m", "lit", "record", "--upstream", upstream.url, "--", str(claude_code),
-             "-p", "Add a helper module (delegate it) and commit it.", "--permission-mode", "bypassPermissions",
-             "--output-format", "json"],
-            cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+        proc = record_claude(claude_code, tmp_path, upstream.url, "Add a helper module (delegate it) and commit it.",
+                             timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (repo / "helper.py").read_text() == CONTENT
 
@@ -94,11 +85,15 @@ def test_a_subagents_write_is_blamed_on_the_subagent(tmp_path, claude_code):
     assert any(write[0] in json.loads(r[0]) for r in db.execute("SELECT step_ids FROM snapshots WHERE reason = 'turn'"))
 
     message = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
-    assert message.startswith("Add helper") and "Lit-Thread: " in message
+    assert message.startswith("Add helper") and "Lit-Thread: " in message, message
+    thread = message.split("Lit-Thread: ")[1].split()[0]
     note = notes.read(repo, "HEAD").to_json()
-    assert note["files"] == {"helper.py": [[1, 2, write[0]]]}
+    assert note["thread"] == thread and note["files"] == {"helper.py": [[1, 2, write[0]]]}
     assert note["steps"][write[0]]["why"] == WRITE_WHY
-    blame = subprocess.run([sys.executable, "-m", "lit", "blame", "helper.py", "--json"], cwd=repo, env=env,
-                           capture_output=True, text=True, timeout=60)
+    assert note["agent"].startswith("claude-cli/")
+    assert db["threads"].get(thread)["status"] == "bound"
+    assert f"bound to {note['commit'][:7]}" in proc.stderr.splitlines()[-1]
+    blame = subprocess.run([sys.executable, "-m", "lit", "blame", "helper.py", "--json"], cwd=repo,
+                           env={**os.environ, "LIT_DB": str(db_path)}, capture_output=True, text=True, timeout=60)
     assert blame.returncode == 0, blame.stderr
     assert [(ln["step"], ln["why"]) for ln in json.loads(blame.stdout)] == [(write[0], WRITE_WHY)] * 2

@@ -10,20 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from lit_fixtures import LINES_WHY, T1, T2, T3, add_db_thread, build_story
+from lit_fixtures import LINES_WHY, T1, T2, T3, add_db_thread
 
 from lit import serve, threads
 from lit.errors import LitError
-
-
-@pytest.fixture
-def story(tmp_path, monkeypatch):
-    db = tmp_path / "lit.db"
-    monkeypatch.setenv("LIT_DB", str(db))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    s = build_story(tmp_path / "repo", db_path=db)
-    monkeypatch.chdir(s.repo)
-    return s
 
 
 def lit(*args: str, cwd) -> subprocess.CompletedProcess:

@@ -50,16 +50,6 @@ class Page(HTMLParser):
         return "".join(self.text)
 
 
-@pytest.fixture
-def story(tmp_path, monkeypatch):
-    db = tmp_path / "lit.db"
-    monkeypatch.setenv("LIT_DB", str(db))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    s = build_story(tmp_path / "repo", db_path=db)
-    monkeypatch.chdir(s.repo)
-    return s
-
-
 def weave_page(target: str, tmp_path, **kw) -> tuple[str, Page]:
     path = weave_module.weave(target, tmp_path / "page.html", **kw)
     html = path.read_text()
