@@ -132,7 +132,7 @@ def add_db_thread(db_path: str | os.PathLike, *, thread: str, commit: str | None
                    "tool_name": s.get("tool_name"), "tool_use_id": s.get("tool_use_id"),
                    "tool_input": json.dumps(s["tool_input"]) if "tool_input" in s else None,
                    "is_error": int(bool(s.get("is_error"))), "model": model}
-            db["steps"].insert(row)
+            db["steps"].insert(store.packed_step(row))  # as the recorder stores them
         for path, ranges in line_map.items():
             for start, end, step in ranges:
                 db["line_map"].insert({"commit_sha": commit, "path": path, "line_start": start,

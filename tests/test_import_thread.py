@@ -112,3 +112,34 @@ def zlib_contents() -> bytes:
     """The messages' content, which the DB keeps compressed: a secret in it would not show in the file."""
     db = store.connect(os.environ["LIT_DB"])
     return b"".join(zlib.decompress(c) for (c,) in db.execute("SELECT content FROM messages"))
+
+
+def test_a_long_tool_result_travels_as_text_and_is_stored_compressed(tmp_path):
+    """The DB keeps a long tool result compressed; an export carries it as text (a person can read
+    the file), and an import redacts it and stores it compressed again, whichever form a file holds."""
+    output = "".join(f"{n:4}: test_{n} passed\n" for n in range(300)) + f"GH_TOKEN={GITHUB_TOKEN}\n"
+    source = store.connect(tmp_path / "source.db")
+    with source.conn:
+        source["sessions"].insert({"id": "e0e0e0e0e0e0", "started_at": 1.0})
+        tid = store.open_thread(source, "e0e0e0e0e0e0", None)
+        source["steps"].insert(store.packed_step({"id": f"{tid}.1", "thread_id": tid, "session_id": "e0e0e0e0e0e0",
+                                                  "seq": 1, "kind": "tool_result", "text": output}))
+    exported = tmp_path / "t.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "lit", "export", tid, "-o", str(exported), "--db",
+                           str(tmp_path / "source.db")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in exported.read_text().splitlines()[1:]]
+    assert [r["row"]["text"] for r in rows if r["table"] == "steps"] == [output]  # text, not bytes
+    # A forged file hides the secret in the compressed form the DB uses.
+    packed = {"base64": __import__("base64").b64encode(zlib.compress(output.encode())).decode()}
+    forged = write_export(tmp_path / "f.jsonl", "f1f1f1f1f1f1", [
+        ("threads", {"id": "f1f1f1f1f1f1", "session_id": "f0f0f0f0f0f0", "seq": 1, "status": "pending"}),
+        ("steps", {"id": "f1f1f1f1f1f1.1", "thread_id": "f1f1f1f1f1f1", "seq": 1, "kind": "tool_result",
+                   "text": packed})])
+    for path in (exported, forged):
+        proc = lit_import(path)
+        assert proc.returncode == 0 and "steps 1" in proc.stdout, proc.stdout + proc.stderr
+    db = store.connect(os.environ["LIT_DB"])
+    stored = [t for (t,) in db.execute("SELECT text FROM steps WHERE kind = 'tool_result' ORDER BY id")]
+    assert all(isinstance(t, bytes) for t in stored) and len(stored) == 2
+    assert [store.step_text(t) for t in stored] == [output.replace(GITHUB_TOKEN, "[REDACTED:secret]")] * 2
