@@ -4,13 +4,16 @@ all interleaved call by call in one run (so noise on a shared machine falls on a
     python benchmarks/bench_relay.py                 # about a minute; prints a table
     python benchmarks/bench_relay.py --mitmdump PATH # mitmproxy as a peer (pip install mitmproxy
                                                      # in a venv of its own; found on PATH otherwise)
+    python benchmarks/bench_relay.py --rounds 1      # each case once (10-20 s)
 
 One scripted Messages API upstream in its own process. The agent (a child of `lit record`, as an
 agent is) sends each call to every target in turn, rotating the order:
 
     direct     the upstream itself
-    socat      a TCP forwarder in C: the floor of any relay on this machine
-    pump       lit's relay alone (the asyncio byte pump, no spool, no recorder)
+    socat      a TCP forwarder in C (TCP_NODELAY both sides): the floor of any relay here
+    asyncio    the least a Python relay does: a TCP forwarder on asyncio that writes each piece
+               the socket gives to the other side in the same callback (no HTTP, no copy kept)
+    relay      lit's relay alone (HTTP framing, the gate; no spool, no recorder)
     lit        lit record: the relay, the spool and the recorder process, as users run it
     mitmproxy  reverse mode, with an addon that keeps the streamed bytes of both directions
 
@@ -19,14 +22,17 @@ Three cases, as issue 16 describes them:
 - git: the same inside a git repository, each turn's tool writing a file (lit snapshots the turn);
 - big: 15 calls back to back with 1 MB streamed answers.
 
-Reported: added time to first byte (median / p99 of relayed - direct, paired per call), the
-stream time vs direct for 1 MB answers, how long lit took to exit after its agent did, and the DB's
-size over the unique content lit was sent (each message, system prompt, tool list and answer once).
+Each case runs --rounds times (3 by default), a new `lit record` each time. Reported: added time to
+first byte (median / p99 of relayed - direct, paired per call), the call's time (to the answer's
+end) vs direct, how long lit took to exit after its agent did, and the DB's size over the unique
+content lit was sent (each message, system prompt, tool list and answer once), with the load
+average before and after (on a shared machine, compare figures of the same run only).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -144,12 +150,62 @@ def serve_upstream() -> None:
         sys.stdin.read()
 
 
-def serve_pump(upstream: str) -> None:
+def serve_relay(upstream: str) -> None:
     from lit.proxy.relay import Relay
 
     with Relay(upstream) as relay:
         print(relay.port, flush=True)
         sys.stdin.read()
+
+
+class _Forward(asyncio.Protocol):
+    """One side of a forwarded connection: what it reads goes to the other side's transport (no
+    flow control: a floor to measure against, not a relay to use)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Forward | None = None
+        self.held: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.held.append(data)  # before the upstream connection is made
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+async def _forward(upstream_port: int) -> None:
+    loop = asyncio.get_running_loop()
+    tasks = set()
+
+    def accept() -> _Forward:
+        agent = _Forward()
+
+        async def link() -> None:
+            transport, up = await loop.create_connection(_Forward, "127.0.0.1", upstream_port)
+            agent.peer, up.peer = up, agent
+            for data in agent.held:
+                transport.write(data)
+
+        task = loop.create_task(link())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return agent
+
+    server = await loop.create_server(accept, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+def serve_forward(upstream: str) -> None:
+    asyncio.run(_forward(int(urllib.parse.urlsplit(upstream).port)))
 
 
 def free_port() -> int:
@@ -230,8 +286,8 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def run_case(case: str, peers: dict[str, str], upstream: str, tmp: Path) -> dict:
-    work = tmp / case
+def run_case(case: str, peers: dict[str, str], upstream: str, tmp: Path, round_no: int) -> dict:
+    work = tmp / f"{case}{round_no}"
     work.mkdir()
     if case == "git":
         for args in (["init", "-q"], ["config", "user.email", "b@example.com"], ["config", "user.name", "bench"]):
@@ -240,7 +296,8 @@ def run_case(case: str, peers: dict[str, str], upstream: str, tmp: Path) -> dict
             (work / f"src{i:03d}.py").write_text(f"x = {i}\n" * 50)
         subprocess.run(["git", "add", "-A"], cwd=work, check=True)
         subprocess.run(["git", "commit", "-qm", "base"], cwd=work, check=True)
-    out, db = tmp / f"{case}.json", tmp / f"{case}.db"  # outside the repository lit snapshots
+    # Outside the repository lit snapshots.
+    out, db = tmp / f"{case}{round_no}.json", tmp / f"{case}{round_no}.db"
     env = {**os.environ, "LIT_DB": str(db), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lit", "record", "--upstream", upstream, "--", sys.executable,
                              __file__, "--agent", case, "--names", ",".join(peers), "--urls", ",".join(peers.values()),
@@ -251,28 +308,44 @@ def run_case(case: str, peers: dict[str, str], upstream: str, tmp: Path) -> dict
         raise SystemExit(f"{case}: lit record failed: {said}")
     data = json.loads(out.read_text())
     data["exit_after_agent"] = lit_exit - data["agent_exit"]
-    data["db_bytes"] = sum(p.stat().st_size for p in tmp.glob(f"{case}.db*"))
+    data["db_bytes"] = sum(p.stat().st_size for p in tmp.glob(f"{case}{round_no}.db*"))
     data["lit_said"] = said.strip().splitlines()[-1]
     return data
+
+
+def merged(rounds: list[dict]) -> dict:
+    """The rounds of one case as one: each target's calls in a list, still paired call by call."""
+    first = rounds[0]
+    return {"results": {name: [call for r in rounds for call in r["results"][name]] for name in first["results"]},
+            "exit_after_agent": [r["exit_after_agent"] for r in rounds],
+            "storage": [r["db_bytes"] / r["unique"] for r in rounds],
+            "last_request": first["last_request"], "lit_said": rounds[-1]["lit_said"]}
+
+
+ORDER = ("socat", "asyncio", "relay", "lit", "mitmproxy")
 
 
 def report(case: str, data: dict) -> list[str]:
     res = data["results"]
     direct = res["direct"]
     lines = []
-    for name, values in res.items():
-        if name == "direct":
-            continue
+    for name in (n for n in ORDER if n in res):
+        values = res[name]
         added = [(v[0] - d[0]) * 1000 for v, d in zip(values, direct, strict=True)]
-        late = [(v[0] - d[0]) * 1000 for v, d in zip(values[len(values) // 2:], direct[len(direct) // 2:], strict=True)]
-        stream = statistics.median(v[1] for v in values) / statistics.median(d[1] for d in direct)
+        late = [a for i, a in enumerate(added) if case == "big" or i % TURNS >= TURNS // 2]
+        ratio = statistics.median(v[1] for v in values) / statistics.median(d[1] for d in direct)
         lines.append(f"{case:<6}{name:<11}{statistics.median(added):>+9.2f}{pct(added, 99):>+9.2f}"
-                     f"{statistics.median(late):>+11.2f}{pct(late, 99):>+9.2f}{stream:>9.2f}x")
+                     f"{statistics.median(late):>+11.2f}{pct(late, 99):>+9.2f}{ratio:>9.2f}x")
     return lines
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    load_before = load()
     procs: list[subprocess.Popen] = []
 
     def spawn(*extra: str) -> str:
@@ -286,13 +359,18 @@ def main(args: argparse.Namespace) -> int:
         try:
             upstream = spawn("--upstream")
             up_port = int(urllib.parse.urlsplit(upstream).port)
-            peers = {"direct": upstream, "pump": spawn("--pump", upstream)}
+            peers = {"direct": upstream}
             if shutil.which("socat"):
                 port = free_port()
-                procs.append(subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                # nodelay on both sides (without it on the agent's side, Nagle holds the end of each
+                # request for the upstream's delayed ACK: +40 ms), and reads as large as the relays'.
+                procs.append(subprocess.Popen(["socat", "-b", "262144",
+                                               f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,nodelay",
                                                f"TCP:127.0.0.1:{up_port},nodelay"]))
                 wait_port(port)
                 peers["socat"] = f"http://127.0.0.1:{port}"
+            peers["asyncio"] = spawn("--forward", upstream)
+            peers["relay"] = spawn("--relay", upstream)
             mitmdump = args.mitmdump or shutil.which("mitmdump")
             if mitmdump:
                 port = free_port()
@@ -302,7 +380,8 @@ def main(args: argparse.Namespace) -> int:
                                                "--set", "stream_large_bodies=1"], stdout=subprocess.DEVNULL))
                 wait_port(port)
                 peers["mitmproxy"] = f"http://127.0.0.1:{port}"
-            cases = {case: run_case(case, peers, upstream, tmp) for case in ("loop", "git", "big")}
+            cases = {case: merged([run_case(case, peers, upstream, tmp, r) for r in range(args.rounds)])
+                     for case in ("loop", "git", "big")}
         finally:
             for proc in procs:
                 if proc.stdin:
@@ -312,20 +391,19 @@ def main(args: argparse.Namespace) -> int:
             for proc in procs:
                 proc.wait(30)
 
-    import aiohttp
-
-    print(f"lit relay benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()} {platform.system()}, "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
-          f"aiohttp {aiohttp.__version__}")
+    print(f"lit relay benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()} {platform.system()}, "
+          f"{os.cpu_count()} cores, load {load_before} before, {load()} after, Python {platform.python_version()}")
     print(f"loop/git: {TURNS} turns, the last request {cases['loop']['last_request'] / 1e6:.2f} MB; "
-          f"big: {BIG_CALLS} answers of {BIG_BYTES // 1024} kB. Added TTFB vs direct in ms (late: the second half)\n")
-    print(f"{'case':<6}{'relay':<11}{'median':>9}{'p99':>9}{'late med':>11}{'p99':>9}{'stream':>10}")
+          f"big: {BIG_CALLS} answers of {BIG_BYTES // 1024} kB; {args.rounds} rounds each.")
+    print("Added time to first byte vs direct, ms (late: requests over 0.7 MB; big: all); call time vs direct\n")
+    print(f"{'case':<6}{'relay':<11}{'median':>9}{'p99':>9}{'late med':>11}{'p99':>9}{'call':>10}")
     for case, data in cases.items():
         print("\n".join(report(case, data)))
     print()
     for case, data in cases.items():
-        storage = f", storage {data['db_bytes'] / data['unique']:.2f}x unique content" if case != "big" else ""
-        print(f"{case}: lit exited {data['exit_after_agent']:.2f} s after its agent{storage}; {data['lit_said']}")
+        exits = ", ".join(f"{x:.2f}" for x in data["exit_after_agent"])
+        storage = (f"; storage {statistics.median(data['storage']):.2f}x unique content" if case != "big" else "")
+        print(f"{case}: lit exited {exits} s after its agent{storage}; {data['lit_said']}")
     print(f"({time.monotonic() - started:.0f} s)")
     return 0
 
@@ -333,8 +411,10 @@ def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mitmdump", help="mitmproxy's mitmdump (default: on PATH; left out if none)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each case (default 3)")
     parser.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--pump", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--relay", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--forward", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--agent", help=argparse.SUPPRESS)
     parser.add_argument("--names", help=argparse.SUPPRESS)
     parser.add_argument("--urls", help=argparse.SUPPRESS)
@@ -342,8 +422,10 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.upstream:
         serve_upstream()
-    elif args.pump:
-        serve_pump(args.pump)
+    elif args.relay:
+        serve_relay(args.relay)
+    elif args.forward:
+        serve_forward(args.forward)
     elif args.agent:
         run_agent(args.agent, args.names.split(","), args.urls.split(","), args.out)
     else:
