@@ -302,11 +302,14 @@ def test_the_same_run_recorded_twice_gives_two_full_threads(tmp_path):
     assert counts == [4, 4]
 
 
-def test_a_request_too_deep_to_parse_is_recorded_and_said(rec, tmp_path):
+@pytest.mark.parametrize("path,field", [("/v1/messages", "messages"), ("/v1/chat/completions", "messages"),
+                                        ("/v1/responses", "input")])
+def test_a_request_too_deep_to_parse_is_recorded_and_said(rec, tmp_path, path, field):
+    """Anthropic's and OpenAI's parsers alike: a hostile body deeper than Python parses is kept raw."""
     from lit.record import summary_line
 
-    deep = b'{"messages": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
-    ex = Exchange(id=f"{rec.session_id}.1", session_id=rec.session_id, seq=1, method="POST", path="/v1/messages",
+    deep = b'{"%s": ' % field.encode() + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    ex = Exchange(id=f"{rec.session_id}.1", session_id=rec.session_id, seq=1, method="POST", path=path,
                   query="", request_headers={"content-type": "application/json"}, request_body=deep,
                   started_at=time.time())
     rec.request(ex)
@@ -316,11 +319,33 @@ def test_a_request_too_deep_to_parse_is_recorded_and_said(rec, tmp_path):
     summary = rec.finish(0)
     db = store.connect(tmp_path / "lit.db")
     (row,) = db.query("SELECT parse_error, complete, request_blob FROM exchanges")
-    assert row["parse_error"] == "request: JSON nested too deeply to read" and row["complete"] == 1
+    assert row["parse_error"] == "request: not JSON (nested too deeply to read)" and row["complete"] == 1
     assert store.get_blob(db, row["request_blob"]) == deep  # kept raw
     assert (summary.exchanges, summary.unrecorded, summary.unreadable) == (1, 0, 1)
     assert summary_line(summary).endswith(
-        "; 1 request kept raw, not read into steps (exchange 1: request: JSON nested too deeply to read)")
+        "; 1 request kept raw, not read into steps (exchange 1: request: not JSON (nested too deeply to read))")
+
+
+@pytest.mark.parametrize("path,stream", [(p, s) for p in ("/v1/messages", "/v1/chat/completions", "/v1/responses")
+                                         for s in (False, True)])
+def test_an_answer_too_deep_to_parse_is_recorded(rec, tmp_path, path, stream):
+    """A hostile upstream's answer (or an event in its stream) deeper than Python parses: the call
+    is kept with its raw answer and said unreadable, and the next call is recorded as usual."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    request = {"model": "m", "stream": stream,
+               ("input" if path == "/v1/responses" else "messages"): [{"role": "user", "content": "hi"}]}
+    ex = Exchange(id=f"{rec.session_id}.1", session_id=rec.session_id, seq=1, method="POST", path=path,
+                  query="", request_headers={"content-type": "application/json"},
+                  request_body=json.dumps(request).encode(), started_at=time.time())
+    rec.request(ex)
+    kind = "text/event-stream" if stream else "application/json"
+    ex.status, ex.complete, ex.response_headers = 200, True, {"content-type": kind}
+    ex.response_body = (b"event: x\ndata: " + deep + b"\n\n") if stream else b'{"a": ' + deep + b"}"
+    rec.response(ex)
+    rec.finish(0)
+    db = store.connect(tmp_path / "lit.db")
+    (row,) = db.query("SELECT complete, response_blob FROM exchanges")
+    assert row["complete"] == 1 and store.get_blob(db, row["response_blob"]) == ex.response_body
 
 
 def test_an_answer_that_edits_files_stands_for_its_edits_only_without_tools(rec, tmp_path):

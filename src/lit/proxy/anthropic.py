@@ -124,12 +124,9 @@ def parse_request(body: bytes, parsed: ParsedExchange | None = None,
                   history: MessageHistory | None = None) -> ParsedExchange:
     p = parsed or ParsedExchange()
     try:
-        data = json.loads(body)
+        data = read_json(body)
     except (ValueError, UnicodeDecodeError) as e:
         p.parse_error = f"request: not JSON ({e})"
-        return p
-    except RecursionError:
-        p.parse_error = "request: JSON nested too deeply to read"
         return p
     if not isinstance(data, dict):
         p.parse_error = "request: JSON is not an object"
@@ -182,7 +179,7 @@ def parse_response(body: bytes, headers: dict[str, str], status: int | None,
     if not raw:
         return p
     try:
-        data = json.loads(raw)
+        data = read_json(raw)
     except (ValueError, UnicodeDecodeError) as e:
         p.parse_error = join_errors(p.parse_error, f"response: not JSON ({e})")
         return p
@@ -206,6 +203,16 @@ def _set_response(p: ParsedExchange, message: dict) -> None:
     if not p.model and isinstance(message.get("model"), str):
         p.model = message["model"]
     p.response_ok = True
+
+
+def read_json(data: str | bytes) -> Any:
+    """json.loads, for what agents and upstreams send: JSON nested deeper than Python parses (a
+    hostile body) is bad JSON like any other, a ValueError, never a RecursionError that would
+    lose the whole exchange."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 def join_errors(a: str | None, b: str) -> str:
@@ -244,7 +251,7 @@ def assemble_sse(raw: bytes) -> tuple[dict | None, str | None]:
         if not data:
             continue
         try:
-            ev = json.loads(data)
+            ev = read_json(data)
         except ValueError:
             stream.errors.append(f"bad event data for {event!r}")
             continue
@@ -337,7 +344,7 @@ def _finish_input(block: dict, fragment: str, errors: list[str]) -> None:
         block.setdefault("input", {})
         return
     try:
-        block["input"] = json.loads(fragment)
+        block["input"] = read_json(fragment)
     except ValueError:
         block["input"] = {"_partial_json": fragment}
         errors.append("tool input JSON incomplete")

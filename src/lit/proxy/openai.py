@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from lit.proxy.anthropic import ParsedExchange, decode_body, header, iter_sse, join_errors
+from lit.proxy.anthropic import ParsedExchange, decode_body, header, iter_sse, join_errors, read_json
 
 STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use",
                 "length": "max_tokens", "content_filter": "refusal"}
@@ -25,7 +25,7 @@ def _loads(s: Any) -> Any:
     if not isinstance(s, str):
         return s if s is not None else {}
     try:
-        return json.loads(s) if s.strip() else {}
+        return read_json(s) if s.strip() else {}
     except ValueError:
         return {"_arguments": s}
 
@@ -56,7 +56,7 @@ def _usage(u: dict | None) -> dict:
 
 def _load_request(body: bytes, p: ParsedExchange) -> dict | None:
     try:
-        data = json.loads(body)
+        data = read_json(body)
     except (ValueError, UnicodeDecodeError) as e:
         p.parse_error = f"request: not JSON ({e})"
         return None
@@ -142,7 +142,7 @@ def parse_chat_response(body: bytes, headers: dict[str, str], status: int | None
     if "text/event-stream" in header(headers, "content-type").lower():
         return _assemble_chat_stream(raw, p)
     try:
-        data = json.loads(raw) if raw else None
+        data = read_json(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as e:
         p.parse_error = join_errors(p.parse_error, f"response: not JSON ({e})")
         return p
@@ -175,7 +175,7 @@ def _assemble_chat_stream(raw: bytes, p: ParsedExchange) -> ParsedExchange:
             done = True
             continue
         try:
-            chunk = json.loads(data)
+            chunk = read_json(data)
         except ValueError:
             p.parse_error = join_errors(p.parse_error, "response: bad chunk in stream")
             continue
@@ -331,7 +331,7 @@ def parse_responses_response(body: bytes, headers: dict[str, str], status: int |
         response, items = None, {}
         for _event, data in iter_sse(raw):
             try:
-                ev = json.loads(data)
+                ev = read_json(data)
             except ValueError:
                 continue
             if not isinstance(ev, dict):
@@ -356,7 +356,7 @@ def parse_responses_response(body: bytes, headers: dict[str, str], status: int |
         _responses_output(p, response)
         return p
     try:
-        data = json.loads(raw) if raw else None
+        data = read_json(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as e:
         p.parse_error = join_errors(p.parse_error, f"response: not JSON ({e})")
         return p
@@ -412,7 +412,7 @@ class ResponsesSocket:
         """What `text` starts or ends: ("request", body, False) when a `response.create` is sent,
         ("response", body, complete) when its last event comes (or a new request cuts it short)."""
         try:
-            data = json.loads(text)
+            data = read_json(text)
         except ValueError:
             return []
         if not isinstance(data, dict):
