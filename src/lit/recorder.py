@@ -502,7 +502,7 @@ class Recorder:
         if row.get("text"):
             row["text"] = self._redact(row["text"])
         if row.get("raw"):
-            row["raw"] = redacted_raw(row["raw"])
+            row["raw"] = redacted_raw(row["raw"], self._redact)
         if row.get("tool_input") is not None:
             row["tool_input"] = json.dumps(self._redact(row["tool_input"]), ensure_ascii=False)
         self.db["steps"].insert(store.packed_step(row))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from lit.redact import redact_obj
@@ -72,15 +73,15 @@ def first_line(text: str, width: int = 120) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def redacted_raw(raw: str) -> str:
+def redacted_raw(raw: str, redact: Callable[[Any], Any] = redact_obj) -> str:
     """A step's `raw` (a block kept whole) redacted, but for a thinking block's signature (Anthropic's
     signature, Codex's encrypted reasoning): the model's own opaque bytes, sent back as they came,
-    that no one typed."""
+    that no one typed. `redact`: the recorder's, which scans each distinct text once."""
     try:
         block = json.loads(raw)
     except (ValueError, RecursionError):
-        return redact_obj(raw)
+        return redact(raw)
     if not isinstance(block, dict) or not isinstance(block.get("signature"), str):
-        return redact_obj(raw)
+        return redact(raw)
     signature = block.pop("signature")
-    return json.dumps({**redact_obj(block), "signature": signature}, ensure_ascii=False)
+    return json.dumps({**redact(block), "signature": signature}, ensure_ascii=False)
