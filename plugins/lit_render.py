@@ -76,7 +76,9 @@ def render_cell(row, value, column, table, database, datasette):
         return _link(path(f"/-/lit/thread/{quote(thread_id)}#step-{quote(seq)}"), str(value), "this step in its thread")
     if table == "threads" and column == "title" and _get(row, "id"):
         return _link(path(f"/-/lit/thread/{quote(str(_get(row, 'id')))}"), str(value), "the thread's page")
-    if table == "steps" and column == "text" and isinstance(value, bytes):  # a packed tool result
+    # A packed tool result: in the steps table, or in a query that selects a step's kind with it.
+    if column == "text" and isinstance(value, bytes) and (
+            table == "steps" or table is None and _get(row, "kind") in store.PACKED_KINDS):
         return _as_datasette_shows(store.step_text(value) or "", database, datasette)
     if isinstance(value, str) and (
         (table == "steps" and column == "text" and _get(row, "kind") in _PROSE) or column in _PROSE_COLUMNS

@@ -191,6 +191,10 @@ def test_a_compressed_tool_result_reads_as_text(story):
     assert "the last line of the output" in row.text and "Binary" not in row.text
     got = rows(story, f"/lit.json?_shape=array&sql=select+lit_text(text)+as+t+from+steps+where+id='{step}'")
     assert got == [{"t": BASH_ERROR}]
+    # A query of the steps (with their kind) shows the text too, cut as Datasette cuts long text.
+    query, = get(story, f"/lit?sql=select+id,+kind,+text+from+steps+where+id='{step}'")
+    assert "bash: pytonh: command not found" in query.text and "Binary" not in query.text
+    assert "the last line of the output" not in query.text
 
 
 def test_every_table_page_and_the_database_page_answer(story):
