@@ -338,8 +338,11 @@ def test_what_a_killed_lit_left_behind_is_cleaned_at_the_next_start(tmp_path):
     left = repo / ".git" / "lit" / "index-0123456789ab"  # a session not in the DB, untouched for a day
     left.write_bytes(b"DIRC")
     os.utime(left, (time.time() - 86400, time.time() - 86400))
-    (repo / ".git" / "lit" / "index-0123456789ab.lock").write_bytes(b"")  # a lock is never lit's to remove
+    for name in ("excludes-0123456789ab", "lock-0123456789ab"):  # the same session's, removed with it
+        (repo / ".git" / "lit" / name).write_bytes(b"")
+    (repo / ".git" / "lit" / "index-0123456789ab.lock").write_bytes(b"")  # git's lock is never lit's to remove
     proc = lit_record(["--", "true"], cwd=repo, env=lit_env(tmp_path, TMPDIR=str(tmp)))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp.iterdir()) == ["lit-hooks-running"]
-    assert [p.name for p in (repo / ".git" / "lit").glob("index-*")] == ["index-0123456789ab.lock"]
+    assert [p.name for p in (repo / ".git" / "lit").iterdir() if "0123456789ab" in p.name] == [
+        "index-0123456789ab.lock"]

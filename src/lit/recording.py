@@ -57,8 +57,8 @@ def _alive(pid: int) -> bool:
 
 def clean_stale(db, repo_root: str | None) -> int:
     """What a lit killed with SIGKILL could not remove: its session's hooks folder in $TMPDIR and
-    its snapshots' private index in .git/lit/. Removed when the lit that made them is gone (or
-    its session ended); returns how many were removed."""
+    its snapshots' private index in .git/lit/ (with the session's excludes and lock files). Removed
+    when the lit that made them is gone (or its session ended); returns how many were removed."""
     import tempfile  # noqa: PLC0415
 
     removed = 0
@@ -87,7 +87,8 @@ def clean_stale(db, repo_root: str | None) -> int:
             else:
                 stale = row[0] is not None or not (row[1] and _alive(row[1]))
             if stale:
-                index.unlink(missing_ok=True)
+                for name in (index.name, f"excludes-{session_id}", f"lock-{session_id}"):
+                    (index.parent / name).unlink(missing_ok=True)
                 removed += 1
     return removed
 
