@@ -64,7 +64,7 @@ def test_a_developers_global_settings_change_no_result(tmp_path, repo):
     tests = [f"{TESTS / 'test_isolation.py'}::test_a_test_sees_nothing_of_the_machine",
              f"{TESTS / 'test_git_linemap.py'}::test_the_agents_commit_binds_and_opens_the_next_thread",
              f"{TESTS / 'test_git_linemap.py'}::test_a_commit_without_the_agents_changes_gets_no_trailer"]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-x", *tests],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "3 passed" in proc.stdout
