@@ -30,6 +30,8 @@ _page: ContextVar[str] = ContextVar("lit_page", default="")
 
 @hookimpl
 def asgi_wrapper(datasette):
+    if not datasette.plugin_config("lit"):
+        return None  # a Datasette lit.serve did not make
     def wrap(app):
         async def with_page(scope, receive, send):
             token = _page.set(scope.get("path", "") if scope.get("type") == "http" else "")
