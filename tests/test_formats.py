@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from lit_fixtures import (
     commit_files,
     git,
     init_repo,
+    lit_in_process,
 )
 
 # --- the schema's rules (schemas/trace-record.json, draft 2020-12) ---------------------------------
@@ -102,8 +102,7 @@ def check_record(r: dict) -> None:
 
 def lit(cwd, *args: str, db: Path, input: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "LIT_DB": str(db), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, env=env, input=input,
-                          capture_output=True, text=True, timeout=120)
+    proc = lit_in_process(list(args), cwd, env=env, input=input)
     assert "Traceback" not in proc.stderr, proc.stderr
     if ok:
         assert proc.returncode == 0, proc.stderr

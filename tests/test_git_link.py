@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lit_fixtures import Agent, init_repo
+from lit_fixtures import Agent, init_repo, lit_in_process
 
 from lit import store
 from lit.git import hooks, notes
@@ -30,8 +30,7 @@ def sh(cmd: list[str], cwd: Path, **kw) -> str:
 
 
 def lit(args: list[str], cwd: Path, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "LIT_DB": str(db)}, timeout=60)
+    return lit_in_process(args, cwd, env={**os.environ, "LIT_DB": str(db)})
 
 
 def step_of(db_path: Path, tool_use_input_fragment: str) -> str:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lit_fixtures import init_repo
+from lit_fixtures import init_repo, lit_in_process
 
 from lit import store
 
@@ -30,8 +30,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 def lit(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return lit_in_process(list(args), cwd, env=env)
 
 
 def lit_env(tmp_path: Path, home: Path) -> dict:

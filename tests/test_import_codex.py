@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from lit_fixtures import init_repo
+from lit_fixtures import init_repo, lit_in_process
 from real_clients import codex_cli, offline_env  # noqa: F401
 from test_codex import PATCH as CODEX_PATCH
 from test_codex import PROMPT as CODEX_PROMPT
@@ -103,7 +103,7 @@ def codex_session(repo: Path, home: Path) -> tuple[Path, str]:
 
 
 def lit(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return lit_in_process(list(args), cwd)
 
 
 def test_a_codex_session_becomes_a_bound_thread_with_its_patch_in_the_line_map(tmp_path, _isolated):

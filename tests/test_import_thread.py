@@ -11,7 +11,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from lit_fixtures import T1, add_db_thread
+from lit_fixtures import T1, add_db_thread, lit_in_process
 
 from lit import store
 
@@ -29,8 +29,7 @@ def write_export(path: Path, thread: str, rows: list[tuple[str, dict]]) -> Path:
 
 
 def lit_import(path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lit", "import", str(path), *args], capture_output=True, text=True,
-                          timeout=60)
+    return lit_in_process(["import", str(path), *args], Path.cwd())
 
 
 def db_bytes() -> bytes:

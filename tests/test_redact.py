@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lit_fixtures import init_repo
+from lit_fixtures import init_repo, lit_in_process
 
 from lit import store
 from lit.redact import CachedRedactor, Redactor
@@ -279,8 +279,7 @@ def test_every_secret_shape_through_a_whole_session_reaches_nothing_lit_writes(t
     assert "Lit-Thread:" in sh(["git", "log", "-1", "--format=%B"], repo)
 
     def lit(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "lit", *args], cwd=repo, env=env, capture_output=True,
-                             text=True, timeout=60)
+        out = lit_in_process(list(args), repo, env=env)
         assert out.returncode == 0, out.stderr
         return out.stdout + out.stderr
 

@@ -4,21 +4,18 @@ serve, pr), on a real repository with a note, a DB thread and a trailer-only thr
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 
 import pytest
-from lit_fixtures import LINES_WHY, T1, T2, T3, add_db_thread
+from lit_fixtures import LINES_WHY, T1, T2, T3, add_db_thread, lit_in_process
 
 from lit import serve, threads
 from lit.errors import LitError
 
 
 def lit(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lit", *args], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ))
+    return lit_in_process(list(args), cwd)
 
 
 def test_show_takes_a_revision_and_a_prefix_of_any_length(story):
