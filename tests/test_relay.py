@@ -195,6 +195,68 @@ def test_twenty_megabytes_each_way(upstream, relay, sink):
     assert wait_for(lambda: sink.responses) and len(sink.responses[0].response_body) == len(body)
 
 
+def test_a_side_that_reads_slowly_slows_the_other_and_gets_every_byte(sink):
+    """Neither side can make lit hold a whole body: while the agent does not read a 48 MB answer,
+    the upstream cannot send it all (the relay stops reading it); while the upstream does not read a
+    48 MB request, the agent cannot send it all. Each side then gets every byte, in order. (Socket
+    buffers on loopback take about 12 MB each way here; without the relay's flow control, all.)"""
+    size = 48 * 1024 * 1024
+    answer = bytes(range(256)) * (size // 256)
+    request = b'{"blob": "' + b"q" * (size - 12) + b'"}'
+    sent = {"answer": 0}
+    measured = threading.Event()
+    got: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            body = bytearray(head.split(b"\r\n\r\n", 1)[1])
+            measured.wait(30)  # not reading the request until the agent could send no more
+            while len(body) < len(request):
+                body += conn.recv(1024 * 1024)
+            got.append(bytes(body))
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+            view = memoryview(answer)
+            while sent["answer"] < size:
+                sent["answer"] += conn.send(view[sent["answer"]:sent["answer"] + 1024 * 1024])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with Relay(f"http://127.0.0.1:{server.getsockname()[1]}", sink) as relay:
+        agent = socket.create_connection(("127.0.0.1", relay.port))
+        agent.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:%d\r\ncontent-type: application/json\r\n"
+                      b"content-length: %d\r\n\r\n" % (relay.port, len(request)))
+        agent.setblocking(False)
+        started, offered = time.monotonic(), 0
+        while time.monotonic() - started < 1.0:  # the upstream reads nothing yet
+            try:
+                offered += agent.send(request[offered:offered + 1024 * 1024])
+            except BlockingIOError:
+                time.sleep(0.01)
+        measured.set()
+        assert offered < size // 2  # held back, not taken whole into lit's memory
+        agent.setblocking(True)
+        agent.sendall(request[offered:])
+        time.sleep(1.0)  # the agent reads nothing of the answer yet
+        assert sent["answer"] < size // 2
+        received = bytearray()
+        while b"\r\n\r\n" not in received:
+            received += agent.recv(65536)
+        start = received.index(b"\r\n\r\n") + 4
+        while len(received) - start < size:
+            data = agent.recv(1024 * 1024)
+            assert data
+            received += data
+        agent.close()
+    thread.join(10)
+    server.close()
+    assert got == [request] and received[start:] == answer
+
+
 def test_head_and_other_methods_and_paths(upstream, relay, sink):
     status, _, body = raw(relay.url, "HEAD", "/")
     assert (status, body) == (200, b"")
