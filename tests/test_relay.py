@@ -9,6 +9,8 @@ import http.client
 import json
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -255,6 +257,48 @@ def test_a_side_that_reads_slowly_slows_the_other_and_gets_every_byte(sink):
     thread.join(10)
     server.close()
     assert got == [request] and received[start:] == answer
+
+
+def test_an_https_upstream_gets_the_call_byte_for_byte(tmp_path, monkeypatch, sink):
+    """The upstream an agent really has is HTTPS: bodies both ways go through TLS as they do in
+    the clear (here an 8 MB chunked answer and 3 MB requests, on one kept connection), checked
+    against a certificate the system trusts (SSL_CERT_FILE, as OpenSSL reads it)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    answer = os.urandom(8 * 1024 * 1024)
+    ready: list[int] = []
+    received: list[bytes] = []
+
+    async def serve() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                received.append(await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n")
+                for i in range(0, len(answer), 100_000):
+                    writer.write(b"%x\r\n%s\r\n" % (len(answer[i:i + 100_000]), answer[i:i + 100_000]))
+                    await writer.drain()
+                writer.write(b"0\r\n\r\n")
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+        ready.append(server.sockets[0].getsockname()[1])
+        await asyncio.sleep(60)
+
+    threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
+    assert wait_for(lambda: ready)
+    requests = [os.urandom(3 * 1024 * 1024) for _ in range(2)]
+    with Relay(f"https://127.0.0.1:{ready[0]}", sink) as relay:
+        for body in requests:
+            status, _, got = raw(relay.url, body=body)
+            assert status == 200 and got == answer
+    assert received == requests
 
 
 def test_head_and_other_methods_and_paths(upstream, relay, sink):
