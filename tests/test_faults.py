@@ -25,6 +25,11 @@ from lit.proxy.anthropic import message_to_sse
 from lit.proxy.relay import SYNC_WAIT
 from lit.scripted import ScriptedUpstream, text_message, tool_message, wait_for
 
+# How long `lit record` and its agent may take to start and make their first calls (two Python
+# starts, the SDK's import, a turn's snapshot) before the test gives up: wait_for returns as soon as
+# they have. At load 17 (two busy loops and other suites on 2 cores) 30 s was not enough.
+START = 120
+
 # An agent like Claude Code in the ways that matter here: it streams, uses a tool, retries what
 # its SDK retries (AGENT_RETRIES) and, like Claude Code, asks again itself when a stream breaks.
 AGENT = '''
@@ -193,7 +198,7 @@ def test_the_agent_dies_mid_stream(tmp_path):
     with ScriptedUpstream([{"chunks": sse(WRITE), "stall_after": 2, "stall": 60}]) as up:
         proc = start(tmp_path, up)
         try:
-            assert wait_for(lambda: up.requests and (tmp_path / "repo" / "agent.pid").exists(), timeout=30)
+            assert wait_for(lambda: up.requests and (tmp_path / "repo" / "agent.pid").exists(), timeout=START)
             os.kill(int((tmp_path / "repo" / "agent.pid").read_text()), signal.SIGKILL)
             code, _, err = finish(proc)
         finally:
@@ -213,7 +218,7 @@ def test_lit_killed_mid_stream_leaves_a_clean_db_and_no_orphan(tmp_path):
         proc = start(tmp_path, up, AGENT_BACKOFF="120")
         agent_pid = None
         try:
-            assert wait_for(lambda: len(up.requests) == 2, timeout=30)
+            assert wait_for(lambda: len(up.requests) == 2, timeout=START)
             agent_pid = int((tmp_path / "repo" / "agent.pid").read_text())
             assert wait_for(lambda: any(e["complete"] for e in exchanges(tmp_path)), timeout=10)
             proc.send_signal(signal.SIGKILL)
@@ -266,7 +271,7 @@ def test_lit_stopped_by_a_signal_mid_stream_closes_the_session(tmp_path, signum)
     with ScriptedUpstream([{"chunks": sse(WRITE), "stall_after": 2, "stall": 60}]) as up:
         proc = start(tmp_path, up)
         try:
-            assert wait_for(lambda: up.requests, timeout=30)
+            assert wait_for(lambda: up.requests, timeout=START)
             proc.send_signal(signum)
             code, _, err = finish(proc)
         finally:
