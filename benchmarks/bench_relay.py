@@ -40,6 +40,7 @@ import platform
 import random
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -248,8 +249,37 @@ class Target:
         return t1 - t0, time.perf_counter() - t0, first + rest
 
 
+class Recorded:
+    """How far lit's recorder process has got, read from its DB: after each call through lit, the
+    agent waits until the recorder has written it, so that the recorder's work for one call never
+    lands on the next target's call (the calls are interleaved; without this, lit's figures left
+    out the recorder's tail, and whichever target came next carried it)."""
+
+    def __init__(self) -> None:
+        self.db: sqlite3.Connection | None = None
+        self.calls = 0
+        self.lag: list[float] = []  # seconds from the end of each answer to its row in the DB
+
+    def wait(self) -> None:
+        self.calls += 1
+        ended, deadline = time.perf_counter(), time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.db is None:
+                    self.db = sqlite3.connect(f"file:{os.environ['LIT_DB']}?mode=ro", uri=True)
+                written = self.db.execute("SELECT COUNT(*) FROM exchanges WHERE session_id = ? AND status IS NOT NULL",
+                                          [os.environ["LIT_SESSION"]]).fetchone()[0]
+            except sqlite3.Error:
+                written = 0
+            if written >= self.calls:
+                break
+            time.sleep(0.001)
+        self.lag.append(time.perf_counter() - ended)
+
+
 def run_agent(case: str, names: list[str], urls: list[str], out: str) -> None:
     targets = [Target(n, u) for n, u in zip(names, urls, strict=True)]
+    recorded = Recorded()
     targets.append(Target("lit", os.environ["ANTHROPIC_BASE_URL"]))
     results: dict[str, list[tuple[float, float]]] = {t.name: [] for t in targets}
     messages: list[dict] = [{"role": "user", "content": "Write the files, one per turn."}]
@@ -263,6 +293,8 @@ def run_agent(case: str, names: list[str], urls: list[str], out: str) -> None:
         for t in order:
             first, total, got = t.call(body)
             results[t.name].append((first, total))
+            if t.name == "lit":
+                recorded.wait()
         unique += len(got)
         if case == "big":
             continue
@@ -275,7 +307,7 @@ def run_agent(case: str, names: list[str], urls: list[str], out: str) -> None:
         messages += [{"role": "assistant", "content": [{"type": "text", "text": f"Turn {turn}"}, tool]}, result]
         unique += len(json.dumps(result))
     Path(out).write_text(json.dumps({"results": results, "unique": unique, "last_request": len(body),
-                                     "agent_exit": time.time()}))
+                                     "recorder_lag": recorded.lag, "agent_exit": time.time()}))
 
 
 # --- the benchmark ---------------------------------------------------------------------------------------
@@ -319,6 +351,7 @@ def merged(rounds: list[dict]) -> dict:
     return {"results": {name: [call for r in rounds for call in r["results"][name]] for name in first["results"]},
             "exit_after_agent": [r["exit_after_agent"] for r in rounds],
             "storage": [r["db_bytes"] / r["unique"] for r in rounds],
+            "recorder_lag": [lag for r in rounds for lag in r["recorder_lag"]],
             "last_request": first["last_request"], "lit_said": rounds[-1]["lit_said"]}
 
 
@@ -404,7 +437,9 @@ def main(args: argparse.Namespace) -> int:
     for case, data in cases.items():
         exits = ", ".join(f"{x:.2f}" for x in data["exit_after_agent"])
         storage = (f"; storage {statistics.median(data['storage']):.2f}x unique content" if case != "big" else "")
-        print(f"{case}: lit exited {exits} s after its agent{storage}; {data['lit_said']}")
+        lag = [x * 1000 for x in data["recorder_lag"]]
+        print(f"{case}: each call in the DB {statistics.median(lag):.0f} ms (p99 {pct(lag, 99):.0f}) after its answer "
+              f"ended; lit exited {exits} s after its agent{storage}; {data['lit_said']}")
     print(f"({time.monotonic() - started:.0f} s)")
     return 0
 
