@@ -5,6 +5,7 @@ itself; `repo` is a fresh git repository."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,13 @@ from lit_fixtures import Agent, Story, build_story, init_repo
 from real_clients import install_lock
 
 from lit.git import hooks
+
+# A suite started with SIGINT ignored (a non-interactive shell's `cmd &`, a CI runner's background
+# job) would pass that on to every process a test starts, and the Ctrl-C that a test sends to
+# `lit replay` as a person's terminal does would do nothing: the tests' processes take it as a
+# person's shell would let them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Shaped like a real key so a leak would be found by the same scans as a real one.
 FAKE_KEY = "sk-ant-api03-" + "T3stK3y" * 13 + "-AAAA"
