@@ -22,7 +22,6 @@ from test_record import lit_env
 
 from lit import store
 from lit.proxy.anthropic import message_to_sse
-from lit.proxy.relay import SYNC_WAIT
 from lit.scripted import ScriptedUpstream, text_message, tool_message, wait_for
 
 # How long `lit record` and its agent may take to start and make their first calls (two Python
@@ -343,10 +342,11 @@ def test_a_commit_after_the_recorder_died_is_not_held_and_says_why(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable,
                                "agent.py"], cwd=repo, env=lit_env(tmp_path), capture_output=True, text=True,
                               timeout=60)
-    code, seconds, said = json.loads(proc.stdout)
-    # The relay answered at once: a hook held for the recorder would have waited SYNC_WAIT (10 s)
-    # per hook. (Not a tighter bound: two hooks' Python starts took 6 s on a busy machine.)
-    assert code == 0 and seconds < SYNC_WAIT
+    code, _seconds, said = json.loads(proc.stdout)
+    # The relay answered at once that the recorder stopped (a hook held for the recorder would
+    # have waited SYNC_WAIT and said it is behind): the why tells the two apart, not a clock,
+    # which a busy machine makes lie.
+    assert code == 0
     assert said == [f"lit: {hook} hook: the session's recorder stopped: the thread holds the steps written so far"
                     for hook in ("prepare-commit-msg", "post-commit")]
     assert subprocess.run(["git", "log", "-1", "--format=%s"], cwd=repo, capture_output=True,
