@@ -426,3 +426,29 @@ def _build_story(repo: Path, db_path: Path | None, hostile: str | None) -> Story
                                          f"Run main() as a script\n\nLit-Thread: {T3}", when=BASE_TIME + 1200)
     story.threads["tidy"] = T3
     return story
+
+
+def on_a_terminal(args: list[str], cwd, env: dict | None = None) -> str:
+    """lit's stdout on a pseudo-terminal, as in a person's shell (colour on unless `env` has
+    NO_COLOR); lit must exit 0."""
+    import pty  # noqa: PLC0415 - POSIX only, as the tests that need it
+
+    if env is None:
+        env = {**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, "COLUMNS": "300"}
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lit", *args], cwd=cwd, env=env, stdout=child,
+                            stderr=subprocess.PIPE)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(main)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")

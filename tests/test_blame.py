@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from lit_fixtures import T1, T2, T3, add_note, build_story, commit_files, git, make_note
+from lit_fixtures import T1, T2, T3, add_note, build_story, commit_files, git, make_note, on_a_terminal
 from typer.testing import CliRunner
 
 from lit import blame as blame_module
@@ -144,33 +144,11 @@ def test_a_named_db_that_does_not_exist_is_an_error(story, tmp_path):
     assert "no lit DB at" in str(out.exception) or "no lit DB at" in out.output
 
 
-def _run_on_a_terminal(args: list[str], cwd, env: dict) -> str:
-    """Run lit with its stdout on a pseudo-terminal, as in a person's shell."""
-    import pty
-
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "lit", *args], cwd=cwd, env=env, stdout=child,
-                            stderr=subprocess.PIPE)
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            data = os.read(main, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=30)
-    os.close(main)
-    return b"".join(chunks).decode()
-
-
 def test_colour_on_a_terminal_unless_no_color(story):
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    coloured = _run_on_a_terminal(["blame", "wordcount.py", "-L", "5,5"], story.repo, env)
+    coloured = on_a_terminal(["blame", "wordcount.py", "-L", "5,5"], story.repo, env)
     assert "\x1b[33m" in coloured and "Splitting on a single space" in coloured
-    plain = _run_on_a_terminal(["blame", "wordcount.py", "-L", "5,5"], story.repo, {**env, "NO_COLOR": "1"})
+    plain = on_a_terminal(["blame", "wordcount.py", "-L", "5,5"], story.repo, {**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain and "Splitting on a single space" in plain
 
 

@@ -29,11 +29,16 @@ def test_eight_processes_opening_a_new_db_at_once(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM _lit_migrations").fetchone()[0] == len(store.MIGRATIONS)
 
 
-def _steps(db, thread: str, steps: list[dict]) -> None:
-    """Steps as the recorder writes them (store.packed_step)."""
-    for seq, s in enumerate(steps, 1):
-        db["steps"].insert(store.packed_step({"id": f"{thread}.{seq}", "thread_id": thread, "session_id": "s1",
-                                              "seq": seq, **s}))
+def _thread_of_steps(path) -> tuple:
+    """A DB holding one thread of STEPS, written as the recorder writes them (store.packed_step)."""
+    db = store.connect(path)
+    with db.conn:
+        db["sessions"].insert({"id": "s1", "started_at": 1.0})
+        thread = store.open_thread(db, "s1", None)
+        for seq, s in enumerate(STEPS, 1):
+            db["steps"].insert(store.packed_step({"id": f"{thread}.{seq}", "thread_id": thread, "session_id": "s1",
+                                                  "seq": seq, **s}))
+    return db, thread
 
 
 OUTPUT = "".join(f"{i:>5}  def handler_{i}(request): return render(request, 'page_{i}.html')\n" for i in range(200))
@@ -54,11 +59,7 @@ def search(db, words: str) -> list[str]:
 
 
 def test_search_finds_prompts_thinking_text_and_tool_names_not_tool_output(tmp_path):
-    db = store.connect(tmp_path / "lit.db")
-    with db.conn:
-        db["sessions"].insert({"id": "s1", "started_at": 1.0})
-        thread = store.open_thread(db, "s1", None)
-        _steps(db, thread, STEPS)
+    db, thread = _thread_of_steps(tmp_path / "lit.db")
     assert search(db, "unknown parser") == [f"{thread}.1", f"{thread}.2"]
     assert search(db, "handlers") == [f"{thread}.6"]
     assert search(db, "Read") == [f"{thread}.3"]  # a tool call, by its tool's name
@@ -75,11 +76,7 @@ def test_search_finds_prompts_thinking_text_and_tool_names_not_tool_output(tmp_p
 
 
 def test_a_long_tool_result_is_stored_compressed_and_read_as_text(tmp_path):
-    db = store.connect(tmp_path / "lit.db")
-    with db.conn:
-        db["sessions"].insert({"id": "s1", "started_at": 1.0})
-        thread = store.open_thread(db, "s1", None)
-        _steps(db, thread, STEPS)
+    db, thread = _thread_of_steps(tmp_path / "lit.db")
     stored = dict(db.execute("SELECT seq, text FROM steps").fetchall())
     assert isinstance(stored[4], bytes) and len(stored[4]) < len(OUTPUT) / 4
     assert all(isinstance(stored[n], str) for n in (1, 2, 5, 6))  # prose, and short output, stay text

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 
 import pytest
-from lit_fixtures import add_db_thread, add_note, commit_files, init_repo, make_note
+from lit_fixtures import add_db_thread, add_note, commit_files, init_repo, make_note, on_a_terminal
 
 from lit.terminal import safe
 
@@ -60,28 +59,6 @@ def hostile(tmp_path, monkeypatch):
         steps={step: {"seq": 2, "kind": "tool_call", "tool": f"Edit{HOSTILE}", "input": {"x": HOSTILE},
                       "why": f"Because {HOSTILE}. More", "prompt": f"{NOTED}.1", "result": HOSTILE}}))
     return repo
-
-
-def on_a_terminal(args: list[str], cwd) -> str:
-    """lit's stdout on a pseudo-terminal, as in a person's shell (colour on)."""
-    main, child = pty.openpty()
-    env = {**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, "COLUMNS": "300"}
-    proc = subprocess.Popen([sys.executable, "-m", "lit", *args], cwd=cwd, env=env, stdout=child,
-                            stderr=subprocess.PIPE)
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            data = os.read(main, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(main)
-    assert proc.returncode == 0, proc.stderr.read().decode()
-    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def piped(args: list[str], cwd) -> str:
