@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import Counter
 
 import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -360,11 +361,9 @@ def _import_attribution(fmt: str, source: str | None, db: str | None, as_json: b
     if result.present:
         said += f", {len(result.present)} already in the DB"
     if result.skipped:
-        reasons: dict[str, int] = {}
-        for _, why in result.skipped:
-            reasons[why] = reasons.get(why, 0) + 1
+        reasons = Counter(why for _, why in result.skipped)
         said += f", {len(result.skipped)} left out (" + "; ".join(
-            f"{why}: {n}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3]) + ")"
+            f"{why}: {n}" for why, n in reasons.most_common(3)) + ")"
     typer.echo(terminal_safe(f"lit import: {fmt}: {said}"))
 
 
