@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lit.errors import LitError
 from lit.git.notes import NOTES_REF
-from lit.git.run import git
+from lit.git.run import common_dir, git
 
 LIT_HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-rewrite")
 # Client-side hooks a repository may have: relayed so that pointing core.hooksPath at our folder
@@ -117,10 +117,7 @@ def user_hooks_dir(repo: str | os.PathLike) -> Path | None:
     if path:
         p = Path(path)
         return p if p.is_absolute() else Path(git(["rev-parse", "--show-toplevel"], repo)) / p
-    common = Path(git(["rev-parse", "--git-common-dir"], repo))
-    if not common.is_absolute():
-        common = Path(repo) / common
-    return common / "hooks"
+    return common_dir(repo) / "hooks"
 
 
 # --- `lit hooks install` / `uninstall` ---------------------------------------------------------

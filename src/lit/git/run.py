@@ -157,6 +157,12 @@ def git_dir(cwd: str | os.PathLike) -> Path:
     return Path(git(["rev-parse", "--absolute-git-dir"], cwd))
 
 
+def common_dir(cwd: str | os.PathLike) -> Path:
+    """The git dir every worktree shares (refs, hooks): the one git_dir for a main worktree."""
+    common = Path(git(["rev-parse", "--git-common-dir"], cwd))
+    return common if common.is_absolute() else Path(cwd) / common
+
+
 def rev(cwd: str | os.PathLike | None, name: str) -> str | None:
     """The commit `name` names (a SHA, HEAD, main~2, a tag), or None."""
     if not name or name.startswith("-"):

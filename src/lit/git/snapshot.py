@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlite_utils
 
 from lit import store
-from lit.git.run import GitError, git, git_dir, run
+from lit.git.run import GitError, common_dir, git, git_dir, run
 
 SNAPSHOT_REF = "refs/lit/snapshots/{session}"
 # Files that hold secrets rather than code, left out of every snapshot even when not ignored (what
@@ -96,8 +96,7 @@ def _excludes_file(repo_root: str, session_id: str) -> Path:
 @functools.lru_cache(maxsize=64)
 def _common_dir(repo_root: str) -> Path:
     """Where the refs every worktree shares (refs/lit/...) are kept."""
-    common = Path(git(["rev-parse", "--git-common-dir"], repo_root))
-    return common if common.is_absolute() else Path(repo_root) / common
+    return common_dir(repo_root)
 
 
 @contextlib.contextmanager
