@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lit.errors import LitError
-from lit.git.notes import NOTES_REF
-from lit.git.run import common_dir, git
+from lit.git.notes import NOTES_REF, TRAILER, trailer_threads
+from lit.git.run import GitError, common_dir, git, git_dir
 
 LIT_HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-rewrite")
 # Client-side hooks a repository may have: relayed so that pointing core.hooksPath at our folder
@@ -202,11 +202,11 @@ def _ps(pid: int) -> str:
                           check=False).stdout.strip()
 
 
-def rewritten_commit(repo: str, git_dir: str) -> str | None:
+def rewritten_commit(repo: str) -> str | None:
     """The commit this commit replaces, when git is rewriting one with a new message: a reword in
     `git rebase -i` (the sequencer's todo names it), or `git commit --amend` (HEAD)."""
     if "reword" in os.environ.get("GIT_REFLOG_ACTION", ""):
-        done = Path(git_dir, "rebase-merge", "done")
+        done = git_dir(repo) / "rebase-merge" / "done"
         try:
             last = done.read_text().strip().splitlines()[-1].split()
         except (OSError, IndexError):
@@ -221,13 +221,14 @@ def rewritten_commit(repo: str, git_dir: str) -> str | None:
 def keep_trailers(repo: str, msg_file: str) -> list[str]:
     """commit-msg: put back the `Lit-Thread:` trailers of the commit being rewritten that the new
     message lacks; returns the thread ids put back."""
-    git_dir = git(["rev-parse", "--absolute-git-dir"], repo)
-    old = rewritten_commit(repo, git_dir)
+    old = rewritten_commit(repo)
     if old is None:
         return []
-    key = "Lit-Thread"
-    fmt = f"--format=%(trailers:key={key},valueonly,separator=%x00)"
-    threads = [t.strip() for t in git(["log", "-1", fmt, old], repo, check=False).split("\0") if t.strip()]
+    key = TRAILER
+    try:
+        threads = next(iter(trailer_threads([old], repo).values()), [])
+    except GitError:  # a commit git does not have: nothing to put back
+        threads = []
     message = Path(msg_file).read_text(errors="replace")
     present = git(["interpret-trailers", "--parse"], repo, input=message, check=False)
     missing = [t for t in threads if f"{key}: {t}" not in present.splitlines()]
