@@ -145,11 +145,10 @@ def bind(db: sqlite_utils.Database, repo: str, commit: str, thread_id: str,
 
 
 def post_commit(db: sqlite_utils.Database, repo: str, session_id: str | None) -> list[str]:
-    commit = git(["rev-parse", "HEAD"], repo)
     bound = []
-    for tid in trailer_threads(repo, commit):
-        if bind(db, repo, commit, tid, session_id) is not None:
-            bound.append(tid)
+    # HEAD's sha and its trailers in one git call (a commit without a Lit-Thread trailer is left out).
+    for commit, tids in notes.trailer_threads(["HEAD"], repo).items():
+        bound += [tid for tid in tids if bind(db, repo, commit, tid, session_id) is not None]
     return bound
 
 
