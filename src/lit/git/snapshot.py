@@ -296,7 +296,8 @@ def latest(repo_root: str | os.PathLike, session_id: str) -> str | None:
 def forget_index(repo_root: str | os.PathLike, session_id: str) -> None:
     """The private index is a cache for this session's snapshots; drop it when the session ends."""
     try:
+        folder = _git_dir(str(repo_root)) / "lit"
         for name in (f"index-{session_id}", f"excludes-{session_id}", f"lock-{session_id}"):
-            (git_dir(repo_root) / "lit" / name).unlink(missing_ok=True)
+            (folder / name).unlink(missing_ok=True)
     except (OSError, GitError):
         pass
