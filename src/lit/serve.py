@@ -201,7 +201,7 @@ def thread_page(conn: sqlite3.Connection, ref: str) -> dict | None:
         return None
     thread = _rows(conn, "SELECT * FROM threads WHERE id = ?", [found.thread])[0]
     tid = thread["id"]
-    steps = [store.plain_step(s) for s in _rows(conn, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [tid])]
+    steps = store.thread_steps(conn, tid)
     calls = {s["tool_use_id"]: s for s in steps if s["kind"] == "tool_call" and s["tool_use_id"]}
     items = []
     for s in steps:
@@ -266,9 +266,7 @@ def commit_page(conn: sqlite3.Connection, sha: str) -> dict | None:
         if rows:
             s = rows[0]
             if s["thread_id"] not in whys:
-                whys[s["thread_id"]] = note_steps(
-                    [store.plain_step(r) for r in
-                     _rows(conn, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [s["thread_id"]])])[1]
+                whys[s["thread_id"]] = note_steps(store.thread_steps(conn, s["thread_id"]))[1]
             s["input"] = _parse_json(s["tool_input"])
             s["summary"] = tool_summary(s["input"])
             known = whys[s["thread_id"]].get(step_id)

@@ -682,6 +682,8 @@ def last_seq(db: sqlite_utils.Database, table: str, session_id: str) -> int:
 # --- reads the commands share ------------------------------------------------------------------
 
 
-def thread_steps(db: sqlite_utils.Database, thread_id: str) -> list[dict]:
-    """A thread's step rows in order, their text as text."""
-    return [plain_step(r) for r in db.query("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id])]
+def thread_steps(db: sqlite_utils.Database | sqlite3.Connection, thread_id: str) -> list[dict]:
+    """A thread's step rows in order, their text as text (on a sqlite-utils DB or a sqlite3 connection)."""
+    cur = db.execute("SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id])
+    names = [d[0] for d in cur.description]
+    return [plain_step(dict(zip(names, row, strict=True))) for row in cur.fetchall()]

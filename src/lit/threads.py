@@ -186,15 +186,11 @@ def first_sentence(text: str | None) -> str:
     return ""
 
 
-def _thread_steps(db, thread_id: str) -> list[dict]:
-    return [store.plain_step(r) for r in rows(db, "SELECT * FROM steps WHERE thread_id = ? ORDER BY seq", [thread_id])]
-
-
 def from_db(db, thread: dict) -> Note:
     """The Note of a thread row of the DB, so every reader reads one shape. Unlike a note it holds
     every tool call of the thread, not only the cited ones; and steps of earlier threads that the
     line map cites (a line written before one commit but committed in the next)."""
-    step_rows = _thread_steps(db, thread["id"])
+    step_rows = store.thread_steps(db, thread["id"])
     prompts, steps = note_steps(step_rows)
     for s in steps.values():
         if s.result:
@@ -214,7 +210,7 @@ def from_db(db, thread: dict) -> Note:
                 else:
                     elsewhere.add(sid)
     for other in {sid.rsplit(".", 1)[0] for sid in elsewhere}:
-        other_rows = _thread_steps(db, other)
+        other_rows = store.thread_steps(db, other)
         _, other_steps = note_steps(other_rows)
         other_by_id = {s["id"]: s for s in other_rows}
         for sid in elsewhere:
