@@ -382,14 +382,16 @@ def read_thread_prefix(prefix: str, cwd: str | os.PathLike | None = None) -> dic
 
 
 def read(repo: str | os.PathLike | None, commit: str) -> Note | None:
-    """The note of one commit (any revision: HEAD, a SHA), or None."""
+    """The note of one commit (any revision: HEAD, a SHA), or None: `git notes show` of it, not
+    the listing of every note read_many starts with."""
     try:
         sha = git(["rev-parse", "--verify", "-q", commit + "^{commit}"], repo, check=False)
     except GitError:
         return None
     if not sha:
         return None
-    return read_many([sha], repo).get(sha)
+    data = git(["notes", "--ref", NOTES_REF, "show", sha], repo, check=False, text=False)
+    return decode_for(sha, data) if data else None
 
 
 def write(repo: str | os.PathLike, commit: str, note: Note) -> None:
