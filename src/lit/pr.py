@@ -208,9 +208,8 @@ def _thread_from_db(db, thread: dict, commit: str) -> _Thread:
                         "AND (thread_id = ? OR thread_id IS NULL) ORDER BY path, line_start", [commit, thread["id"]]):
         files.setdefault(row["path"], []).append(Span(row["line_start"], row["line_end"], row["step_id"]))
     models = [r[0] for r in db.execute("SELECT DISTINCT model FROM exchanges WHERE thread_id = ? AND model IS NOT NULL"
-                                       " ORDER BY model", [thread["id"]]).fetchall()] or [
-        r[0] for r in db.execute("SELECT DISTINCT model FROM steps WHERE thread_id = ? AND model IS NOT NULL"
-                                 " ORDER BY model", [thread["id"]]).fetchall()]  # a thread imported from a trace
+                                       " ORDER BY model", [thread["id"]]).fetchall()] or sorted(
+        {s["model"] for s in steps if s.get("model") is not None})  # a thread imported from a trace
     return _Thread(thread["id"], "db", models, prompts, _calls(note_steps(steps)[1]), _line_counts(files))
 
 

@@ -237,11 +237,11 @@ def from_db(db, thread: dict) -> Note:
                   group_concat(DISTINCT model)
            FROM exchanges WHERE thread_id = ?""", [thread["id"]]).fetchone()
     agent = db.execute("SELECT agent FROM sessions WHERE id = ?", [thread.get("session_id")]).fetchone()
+    imported_models = {s["model"] for s in step_rows
+                       if s.get("model") is not None and '"imported"' in (s.get("raw") or "").lower()}
     return Note(
         thread=thread["id"], session=thread.get("session_id"), commit=commit, agent=agent[0] if agent else None,
-        models=sorted(set(filter(None, (usage[4] or "").split(","))) | {
-            m for (m,) in db.execute("SELECT DISTINCT model FROM steps WHERE thread_id = ? AND model IS NOT NULL"
-                                     " AND raw LIKE '%\"imported\"%'", [thread["id"]]).fetchall()}),
+        models=sorted(set(filter(None, (usage[4] or "").split(","))) | imported_models),
         started_at=iso(thread.get("started_at")), ended_at=iso(thread.get("bound_at") or thread.get("ended_at")),
         usage={"input_tokens": usage[0], "output_tokens": usage[1], "cache_creation_input_tokens": usage[2],
                "cache_read_input_tokens": usage[3]},
