@@ -279,9 +279,9 @@ def prune(db: sqlite_utils.Database, repo_root: str | os.PathLike, session_id: s
     if db.execute(f"SELECT 1 FROM snapshots WHERE thread_id IN ({marks}) AND reason != 'start' LIMIT 1",
                   live).fetchone():
         return
-    if not git(["rev-parse", "--verify", "-q", tip + "^"], repo_root, check=False):
+    tree, *parents = git(["log", "-1", "--format=%T %P", tip, "--"], repo_root).split()
+    if not parents:
         return  # a single commit already
-    tree = git(["rev-parse", tip + "^{tree}"], repo_root)
     root = git(["commit-tree", tree], repo_root, env=IDENTITY, input=f"lit snapshot (start) of session {session_id}\n")
     if run(["update-ref", "-m", "lit snapshot prune", ref, root, tip], repo_root).returncode == 0:
         with store.write_transaction(db):
