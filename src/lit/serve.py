@@ -36,6 +36,7 @@ from lit.errors import LitError
 from lit.paths import plugins_dir, templates_dir
 from lit.render import markdown, tool_summary
 from lit.threads import note_steps, resolve
+from lit.threads import rows as _rows
 
 PLUGIN_CONFIG = {"database": DB_NAME}
 
@@ -164,12 +165,6 @@ def woven_page(db_path: str | Path, sha: str, repo_root: str | None) -> str | No
     if not chapters or chapters[0].commit != sha:
         return None
     return weave.render_page(chapters, title=f"lit weave {sha[:12]}")
-
-
-def _rows(conn: sqlite3.Connection, sql: str, params: list | dict = ()) -> list[dict]:
-    cur = conn.execute(sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _parse_json(text: str | None) -> Any:
