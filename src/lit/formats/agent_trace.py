@@ -160,8 +160,9 @@ def _thread_of(step_id: str) -> str:
 
 
 def record_for(repo: str | os.PathLike, commit: str, note: Note, facts: dict[str, dict],
-               threads: dict[str, dict]) -> dict:
-    """The Agent Trace record of one commit from its thread (lit.threads.for_commits)."""
+               threads: dict[str, dict], committed: int | None = None) -> dict:
+    """The Agent Trace record of one commit from its thread (lit.threads.for_commits); `committed`:
+    its commit time, if the caller has read it (commit_times)."""
     contents = file_lines(repo, commit, note.files)
     out_files, line_map, thread_meta = [], {}, {}
     for path in sorted(note.files):
@@ -178,7 +179,8 @@ def record_for(repo: str | os.PathLike, commit: str, note: Note, facts: dict[str
             steps[sid] = _step_meta(note.steps.get(sid), facts.get(sid))
     lit_meta = {"commit": commit, "threads": list(thread_meta.values()), "line_map": line_map,
                 "steps": steps, "source": note.source}
-    committed = int(git(["log", "-1", "--format=%ct", commit], repo) or 0)
+    if committed is None:
+        committed = commit_times(repo, [commit]).get(commit, 0)
     record = {
         "version": SPEC_VERSION,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(committed)),
@@ -189,6 +191,14 @@ def record_for(repo: str | os.PathLike, commit: str, note: Note, facts: dict[str
     }
     record_id = str(uuid.uuid5(_NAMESPACE, json.dumps(record, sort_keys=True)))
     return {"version": record["version"], "id": record_id, **{k: v for k, v in record.items() if k != "version"}}
+
+
+def commit_times(repo: str | os.PathLike, commits: list[str]) -> dict[str, int]:
+    """Each commit's commit time (%ct), with one git call for them all."""
+    if not commits:
+        return {}
+    out = git(["log", "--no-walk=unsorted", "--stdin", "--format=%H %ct"], repo, input="\n".join(commits) + "\n")
+    return {sha: int(ct) for sha, _, ct in (line.partition(" ") for line in out.splitlines()) if ct.isdigit()}
 
 
 def _vouched_ranges(spans: list[Span], lines: list[str] | None) -> list[tuple[Span, dict]]:
@@ -273,6 +283,7 @@ def export(repo: str | os.PathLike, rev: str, db_path: str | None = None) -> Exp
     db = open_db(db_path)
     notes = for_commits(commits, repo, db=db, db_first=False)
     result = Export()
+    times = commit_times(repo, [c for c in commits if c in notes and notes[c].files])
     for commit in commits:
         note = notes.get(commit)
         if note is None:
@@ -286,7 +297,7 @@ def export(repo: str | os.PathLike, rev: str, db_path: str | None = None) -> Exp
         step_ids = {s.step for spans in note.files.values() for s in spans if s.step}
         facts = _step_facts(db, step_ids) if db is not None else {}
         threads = _thread_rows(db, {_thread_of(s) for s in step_ids} | {note.thread}) if db else {}
-        record = record_for(repo, commit, note, facts, threads)
+        record = record_for(repo, commit, note, facts, threads, times.get(commit, 0))
         if record["files"]:
             result.records.append(record)
         else:
