@@ -43,17 +43,20 @@ def pending_tool_calls(db: sqlite_utils.Database, session_id: str) -> list[str]:
 
 
 def agent_paths(db: sqlite_utils.Database, repo: str, thread_id: str) -> set[str]:
-    """Paths changed by snapshots that captured the thread's tool calls."""
+    """Paths changed by snapshots that captured the thread's tool calls (against their parent; a
+    snapshot without one, or whose commit is gone, adds none). One git call for all of them."""
+    commits = [commit for commit, step_ids in db.execute(
+        "SELECT commit_sha, step_ids FROM snapshots WHERE thread_id = ? ORDER BY seq", [thread_id]).fetchall()
+        if json.loads(step_ids or "[]")]
+    if not commits:
+        return set()
+    out = git(["log", "--no-walk=unsorted", "--ignore-missing", "--stdin", "--format=%x00%P", "--name-only",
+               "--no-renames"], repo, input="\n".join(commits) + "\n", check=False)
     paths: set[str] = set()
-    for commit, step_ids in db.execute(
-            "SELECT commit_sha, step_ids FROM snapshots WHERE thread_id = ? ORDER BY seq", [thread_id]).fetchall():
-        if not json.loads(step_ids or "[]"):
-            continue
-        parent = git(["rev-parse", "--verify", "-q", commit + "^"], repo, check=False)
-        if not parent:
-            continue
-        out = git(["diff", "--name-only", "--no-renames", parent, commit], repo, check=False)
-        paths.update(p for p in out.splitlines() if p)
+    for record in out.split("\x00")[1:]:  # "<parents>\n\n<path>\n..." per commit
+        parents, *names = record.split("\n")
+        if parents.strip():
+            paths.update(p for p in names if p)
     return paths
 
 
