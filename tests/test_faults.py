@@ -224,7 +224,9 @@ def test_lit_killed_mid_stream_leaves_a_clean_db_and_no_orphan(tmp_path):
         try:
             assert wait_for(lambda: len(up.requests) == 2, timeout=START)
             agent_pid = int((tmp_path / "repo" / "agent.pid").read_text())
-            assert wait_for(lambda: any(e["complete"] for e in exchanges(tmp_path)), timeout=10)
+            # The relay holds a call's records until it ends, but never longer than spool.HOLD: the
+            # stalled call reaches the DB before its end, so a kill -9 from then on loses none of it.
+            assert wait_for(lambda: len(rows := exchanges(tmp_path)) == 2 and rows[0]["complete"], timeout=10)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             # The agent, its relay gone, is told to stop rather than left running on its own.

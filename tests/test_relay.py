@@ -397,6 +397,45 @@ def test_when_the_agent_hangs_up_the_upstream_call_ends_with_it(upstream, relay,
 # --- the sink cannot hurt the agent --------------------------------------------------------------
 
 
+def test_the_spool_holds_a_call_until_it_ends_and_never_longer_than_hold():
+    """The recorder reads a call after it, not during it: its time to first byte and its stream
+    share the machine with nothing of lit's but the relay (benchmarks/bench_relay.py)."""
+    read_end, write_end = spool.pipe()
+    os.set_blocking(read_end, False)
+    writer = spool.SpoolWriter(write_end)
+
+    def readable() -> list[bytes]:
+        try:
+            data = os.read(read_end, 1 << 20)
+        except BlockingIOError:
+            return []
+        kinds, at = [], 0
+        while at < len(data):
+            kind, _, _, length = spool.HEADER.unpack_from(data, at)
+            kinds.append(kind)
+            at += spool.HEADER.size + length
+        return kinds
+
+    async def session() -> tuple[list[bytes], ...]:
+        writer.add(spool.REQUEST_HEAD, 1, b"POST /v1/messages HTTP/1.1\r\n\r\n")
+        writer.add(spool.REQUEST_BODY, 1, b"{}")
+        writer.add(spool.RESPONSE_HEAD, 1, b"HTTP/1.1 200 OK\r\n\r\n")
+        writer.add(spool.RESPONSE_BODY, 1, b"event: ping")
+        during = readable()
+        writer.add(spool.END, 1, b'{"complete": true, "error": null}')
+        ended = readable()
+        writer.add(spool.REQUEST_HEAD, 2, b"POST /v1/messages HTTP/1.1\r\n\r\n")  # a call that stalls
+        await asyncio.sleep(spool.HOLD * 3)
+        return during, ended, readable()
+
+    during, ended, stalled = asyncio.run(session())
+    assert during == []
+    assert ended == [spool.REQUEST_HEAD, spool.REQUEST_BODY, spool.RESPONSE_HEAD, spool.RESPONSE_BODY, spool.END]
+    assert stalled == [spool.REQUEST_HEAD]
+    writer.close(0)
+    os.close(read_end)
+
+
 def test_a_recorder_that_is_gone_never_reaches_the_agent(upstream):
     read_end, write_end = spool.pipe()
     os.close(read_end)  # the recorder died: every write to the spool fails

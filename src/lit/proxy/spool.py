@@ -1,9 +1,10 @@
 """The spool: the relay's copy of every byte it moves, for the recorder process to read.
 
-The relay appends records to a pipe with plain `os.write` and never waits for the reader: what
-the pipe cannot take at once stays in the relay's memory, in order, and goes out when the pipe
-has room. Nothing here parses a body, hashes or touches SQLite; a record is a header and the bytes
-as they went through.
+The relay appends records to a pipe with plain `os.writev` and never waits for the reader: it
+holds them until the exchange ends (at most `HOLD`), so that neither the writes nor the recorder's
+reads compete with the call for the machine; what the pipe cannot take at once stays in the
+relay's memory, in order, and goes out when the pipe has room. Nothing here parses a body,
+hashes or touches SQLite; a record is a header and the bytes as they went through.
 
 A record is a 24-byte header and `length` bytes of payload:
 
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import os
 import struct
@@ -69,6 +71,10 @@ START, FINISH, SYNC = b"S", b"F", b"Y"
 # What the relay may hold while the recorder falls behind; past it, the exchanges that go on
 # are dropped from the record (counted and said), never slowed down.
 BACKLOG_LIMIT = 512 * 1024**2
+# How long records may wait for the exchange's end before they go to the pipe anyway: what a
+# `kill -9` of lit can take from the record (lit's own exits write everything).
+HOLD = 0.05
+URGENT = {END, SYNC}
 PIPE_SIZE = 1024 * 1024  # F_SETPIPE_SZ: fewer wake-ups for the reader, fewer partial writes
 F_SETPIPE_SZ = 1031
 
@@ -88,16 +94,24 @@ def pipe() -> tuple[int, int]:
 class SpoolWriter:
     """The relay's end: `add()` from the relay's event loop thread, never blocking, never raising.
 
+    Records are held (references, not copies) and written together when an exchange ends, when a
+    hook asks for a sync, or `HOLD` seconds after the first of them, whichever comes first: so the
+    pipe writes and the recorder's reads fall after a call, not in its time to first byte or its
+    stream, and a long stream still reaches the recorder as it goes.
+
     A failure (the reader is gone, the backlog limit) drops records, never bytes for the agent;
     `lost` holds the exchanges that are incomplete in the record because of it."""
 
     def __init__(self, fd: int):
         self.fd = fd
         os.set_blocking(fd, False)
+        # Each pending view with the exchange it belongs to: what a break leaves unwritten is lost.
         self._pending: collections.deque[memoryview] = collections.deque()
+        self._pending_seqs: collections.deque[int] = collections.deque()
         self._pending_bytes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watching = False
+        self._timer: asyncio.TimerHandle | None = None
         self.broken: str | None = None
         self.lost: set[int] = set()
 
@@ -113,53 +127,42 @@ class SpoolWriter:
             return
         if seq in self.lost and kind != END:
             return
-        header = HEADER.pack(kind, seq, time.time(), len(payload))
-        if self._pending:
-            if self._pending_bytes > BACKLOG_LIMIT and kind != END:
-                self.lost.add(seq)
-                why = json.dumps({"why": "the recorder fell behind by more than "
-                                         f"{BACKLOG_LIMIT // 1024**2} MB"}).encode()
-                self._queue(memoryview(HEADER.pack(LOST, seq, time.time(), len(why)) + why))
-                return
-            self._queue(memoryview(header))
-            if payload:
-                self._queue(memoryview(payload))
+        if self._pending_bytes > BACKLOG_LIMIT and kind != END:
+            self.lost.add(seq)
+            why = json.dumps({"why": "the recorder fell behind by more than "
+                                     f"{BACKLOG_LIMIT // 1024**2} MB"}).encode()
+            self._hold(seq, memoryview(HEADER.pack(LOST, seq, time.time(), len(why)) + why))
             return
-        try:
-            n = os.writev(self.fd, (header, payload)) if payload else os.write(self.fd, header)
-        except BlockingIOError:
-            n = 0
-        except OSError as e:
-            self._break(e, seq)
-            return
-        if n < len(header):
-            self._queue(memoryview(header)[n:])
-            n = 0
-        else:
-            n -= len(header)
-        if payload and n < len(payload):
-            self._queue(memoryview(payload)[n:])
-
-    def _queue(self, view: memoryview) -> None:
-        self._pending.append(view)
-        self._pending_bytes += len(view)
-        if not self._watching:
+        self._hold(seq, memoryview(HEADER.pack(kind, seq, time.time(), len(payload))))
+        if payload:
+            self._hold(seq, memoryview(payload))
+        if self._watching:
+            return  # the pipe is full: its writer callback takes these in turn
+        if kind in URGENT:
+            self._flush()
+        elif self._timer is None:
             try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:  # not on a loop (lit's own records): flushed at close
-                return
-            self._loop.add_writer(self.fd, self._flush)
-            self._watching = True
+                self._timer = asyncio.get_running_loop().call_later(HOLD, self._flush)
+            except RuntimeError:  # not on a loop (lit's own records): written by write_now or close
+                pass
+
+    def _hold(self, seq: int, view: memoryview) -> None:
+        self._pending.append(view)
+        self._pending_seqs.append(seq)
+        self._pending_bytes += len(view)
 
     def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self._pending:
-            views = [self._pending[i] for i in range(min(64, len(self._pending)))]
             try:
-                n = os.writev(self.fd, views)
+                n = os.writev(self.fd, [self._pending[i] for i in range(min(64, len(self._pending)))])
             except BlockingIOError:
+                self._watch()
                 return
             except OSError as e:
-                self._break(e, 0)
+                self._break(e)
                 return
             self._consumed(n)
         self._unwatch()
@@ -172,21 +175,34 @@ class SpoolWriter:
             if n >= len(head):
                 n -= len(head)
                 self._pending.popleft()
+                self._pending_seqs.popleft()
             else:
                 self._pending[0] = head[n:]
                 n = 0
+
+    def _watch(self) -> None:
+        if not self._watching:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop: written by write_now or close
+                return
+            self._loop.add_writer(self.fd, self._flush)
+            self._watching = True
 
     def _unwatch(self) -> None:
         if self._watching and self._loop is not None:
             self._loop.remove_writer(self.fd)
         self._watching = False
 
-    def _break(self, error: OSError, seq: int) -> None:
+    def _break(self, error: OSError) -> None:
         self.broken = f"the recorder stopped reading: {error.strerror or error}"
-        if seq:
-            self.lost.add(seq)
+        self.lost.update(seq for seq in self._pending_seqs if seq)
         self._pending.clear()
+        self._pending_seqs.clear()
         self._pending_bytes = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._unwatch()
 
     def write_now(self, kind: bytes, seq: int, payload: bytes = b"") -> None:
@@ -195,22 +211,19 @@ class SpoolWriter:
             return
         os.set_blocking(self.fd, True)
         try:
-            self._flush_blocking()
+            while self._pending:
+                self._consumed(os.writev(self.fd, list(itertools.islice(self._pending, 64))))
             os.write(self.fd, HEADER.pack(kind, seq, time.time(), len(payload)) + payload)
         except OSError as e:
-            self._break(e, 0)
+            self._break(e)
         finally:
             os.set_blocking(self.fd, False)
-
-    def _flush_blocking(self) -> None:
-        while self._pending:
-            n = os.writev(self.fd, list(self._pending)[:64])
-            self._consumed(n)
 
     def close(self, exit_code: int | None = None) -> None:
         """Everything still held, then F (the session's end), then EOF. Call after the relay's
         loop has stopped."""
-        self._watching = False  # the loop is gone with its watchers
+        self._watching = False  # the loop is gone with its watchers and timers
+        self._timer = None
         self.write_now(FINISH, 0, json.dumps({"exit_code": exit_code}).encode())
         try:
             os.close(self.fd)
