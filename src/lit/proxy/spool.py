@@ -74,7 +74,10 @@ BACKLOG_LIMIT = 512 * 1024**2
 # How long records may wait for the exchange's end before they go to the pipe anyway: what a
 # `kill -9` of lit can take from the record (lit's own exits write everything).
 HOLD = 0.05
-URGENT = {END, SYNC}
+# Written at once: an exchange's end, a hook's sync, and what an agent sends over a WebSocket (a
+# Codex turn's tool results: the recorder takes that turn's snapshot when it reads them, as no
+# gate holds a WebSocket's answer).
+URGENT = {END, SYNC, CLIENT_FRAMES}
 PIPE_SIZE = 1024 * 1024  # F_SETPIPE_SZ: fewer wake-ups for the reader, fewer partial writes
 F_SETPIPE_SZ = 1031
 
