@@ -8,17 +8,20 @@ Two repositories made of real source files: ~20 (lit's own git and proxy package
 the index (as in a working session; files as new as the index are "racily clean" to git).
 Each round runs every way once, in a rotating order, so that load on a shared machine falls on all:
 
-    before      what lit ran until now for every tool-result turn: git add -A, git write-tree,
+    before      what lit ran for every tool-result turn until issue 16: git add -A, git write-tree,
                 git log -1 of the chain's tip
-    lit         lit.git.snapshot.take with the recorder's Chain: git add -A; write-tree only when
-                add changed the private index (its checksum); the tip read from its ref file
+    lit, watched      lit.git.snapshot.take with the recorder's Chain: the kernel (inotify) says
+                whether anything changed since the last git add; nothing changed, no git at all
+    lit, not watched  the same where inotify is missing (not Linux, too many directories): git
+                add -A; write-tree only when add changed the private index (its checksum); the
+                tip read from its ref file
     add only    git add -A alone: the floor of any way that asks git
     untracked   git add -A with core.untrackedCache on the private index
     stat        a fingerprint in Python instead of git: lstat of every file the private index lists
                 and of the directories that hold them (what it would cost; lit does not do it)
 
-and, for a turn that changed one file, the part the answer's end waits for (git add -A, then the
-relay lets it go) and the whole snapshot (write-tree, commit-tree and update-ref after it).
+and, for a turn that changed one file (watched), the part the answer's end waits for (git add -A,
+then the relay lets it go) and the whole snapshot (write-tree, commit-tree and update-ref after it).
 """
 
 from __future__ import annotations
@@ -120,6 +123,10 @@ def bench(repo: Path, label: str) -> list[str]:
     session = "bench" + label.split()[0]
     chain = snapshot.Chain(repo, session)
     snapshot.take(repo, session, reason="start", chain=chain)
+    watched_session = session + "w"
+    watched = snapshot.Chain(repo, watched_session, watched=True)  # the recorder's, on Linux
+    snapshot.take(repo, watched_session, reason="start", chain=watched)
+    assert watched.watch is not None, "no inotify here: the watched way cannot be measured"
     index = git_dir(repo) / "lit" / f"index-{session}"
     ref = snapshot.snapshot_ref(session)
     env = {"GIT_INDEX_FILE": str(index)}
@@ -139,7 +146,8 @@ def bench(repo: Path, label: str) -> list[str]:
 
     ways: dict[str, Callable[[], object]] = {
         "before": before,
-        "lit": lambda: snapshot.take(repo, session, reason="turn", chain=chain),
+        "lit, watched": lambda: snapshot.take(repo, watched_session, reason="turn", chain=watched),
+        "lit, not watched": lambda: snapshot.take(repo, session, reason="turn", chain=chain),
         "add only": lambda: sh(["git", "-c", excludes, "add", "-A", "--", ":/"], repo, env),
         "untracked": lambda: sh(["git", "-c", excludes, "-c", "core.untrackedCache=true", "add", "-A", "--", ":/"],
                                 repo, uenv),
@@ -157,11 +165,12 @@ def bench(repo: Path, label: str) -> list[str]:
         with open(target, "a") as f:
             f.write(f"# turn {counter[0]}\n")
         t0 = time.perf_counter()
-        tree = chain.write_tree(lambda: gate.append((time.perf_counter() - t0) * 1000))
-        snapshot.take(repo, session, reason="turn", tree=tree, chain=chain)
+        tree = watched.write_tree(lambda: gate.append((time.perf_counter() - t0) * 1000))
+        snapshot.take(repo, watched_session, reason="turn", tree=tree, chain=watched)
 
     whole = measure({"changed": changed})["changed"]
     untracked.unlink()
+    watched.watch.close()
     return [row(label, name, values) for name, values in unchanged.items()] + [
         row(label, "changed: the answer's end waits", gate), row(label, "changed: the whole snapshot", whole)]
 

@@ -253,3 +253,68 @@ def test_a_snapshot_another_process_took_is_the_parent_of_the_next(tmp_path):
     back, back_tree, new = snapshot.take(repo, "s6", reason="turn", step_ids=["t.5"], chain=recorder)
     assert new and back_tree == tree
     assert sh(["git", "rev-parse", back + "^"], repo).strip() == hook
+
+
+# --- a turn that changed nothing runs no git (lit.git.watch) -----------------------------------------
+
+
+def git_shim(tmp_path: Path) -> Path:
+    """A `git` first on PATH that logs each command, then runs the real one."""
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True, check=True).stdout.strip()
+    shim_dir = tmp_path / "shim"
+    shim_dir.mkdir()
+    log = tmp_path / "git.log"
+    shim = shim_dir / "git"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+    return log
+
+
+def added(ran: list[str]) -> bool:
+    return any(" add -A " in f" {r} " for r in ran)
+
+
+def test_a_turn_that_changed_nothing_runs_no_git_and_any_change_is_seen(tmp_path, monkeypatch):
+    repo = init_repo(tmp_path / "repo", {**FILES, "pkg/mod.py": "x = 1\n"})
+    (repo / "build" / "out").mkdir(parents=True)
+    watched = snapshot.Chain(repo, "watched", watched=True)
+    first = watched.write_tree()
+    assert watched.watch is not None  # Linux: inotify
+    log = git_shim(tmp_path)
+    monkeypatch.setenv("PATH", f"{log.parent / 'shim'}{os.pathsep}{os.environ['PATH']}")
+
+    def turn() -> tuple[str, list[str]]:
+        """The watched chain's tree, the git commands it ran, and the tree a full `git add -A` gives."""
+        log.write_text("")
+        tree = watched.write_tree()
+        ran = log.read_text().splitlines()
+        assert tree == snapshot.Chain(repo, "truth").write_tree()  # exactly what git reads
+        return tree, ran
+
+    assert turn() == (first, [])  # nothing changed: no git
+    (repo / "build" / "out" / "bin").write_text("ignored\n")  # in an ignored directory: not even watched
+    assert turn() == (first, [])
+    (repo / "run.log").write_text("ignored\n")  # an ignored file where others are not: git decides
+    tree, ran = turn()
+    assert tree == first and added(ran)
+    assert turn() == (first, [])
+    changes = [
+        lambda: (repo / "a.py").write_text("a = 2\n"),                      # an edit
+        lambda: (repo / "pkg" / "deep" / "new").mkdir(parents=True),        # new directories...
+        lambda: (repo / "pkg" / "deep" / "new" / "n.py").write_text("n\n"),  # ...and a file in one
+        lambda: (repo / "pkg" / "deep" / "new" / "n.py").write_text("m\n"),
+        lambda: (repo / "pkg" / "mod.py").chmod(0o755),                     # the executable bit
+        lambda: (repo / "old.txt").rename(repo / "pkg" / "new.txt"),         # a move
+        lambda: (repo / "pkg" / "deep").rename(repo / "moved"),               # a directory moved
+        lambda: (repo / "moved" / "new" / "n.py").write_text("o\n"),        # and written in after
+        lambda: (repo / "moved" / "new" / "n.py").unlink(),                  # a deletion
+        lambda: (repo / ".gitignore").write_text("*.log\n"),                # build/ is no longer ignored
+        lambda: (repo / "build" / "out" / "bin").write_text("now seen\n"),  # so a change there counts
+    ]
+    for change in changes:
+        before = watched.tree
+        change()
+        tree, ran = turn()
+        assert added(ran) and (tree != before or change is changes[1])  # a new empty directory is no tree
+        assert turn() == (tree, [])  # and once seen, nothing again
+    watched.watch.close()

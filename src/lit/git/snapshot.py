@@ -24,6 +24,8 @@ import sqlite_utils
 
 from lit import store
 from lit.git.run import GitError, common_dir, git, git_dir, run
+from lit.git.watch import TreeWatch
+from lit.git.watch import watch as watch_tree
 
 SNAPSHOT_REF = "refs/lit/snapshots/{session}"
 # Files that hold secrets rather than code, left out of every snapshot even when not ignored (what
@@ -134,11 +136,15 @@ class Chain:
     before they are trusted: the index by its checksum, the tip against the ref itself (a hook in
     another process may have moved it)."""
 
-    def __init__(self, repo_root: str | os.PathLike, session_id: str):
+    def __init__(self, repo_root: str | os.PathLike, session_id: str, *, watched: bool = False):
         self.repo_root, self.session_id = str(repo_root), session_id
         self.tree: str | None = None
         self.digest: bytes | None = None
         self.tip: tuple[str, str] | None = None  # (commit, tree)
+        # watched: the kernel says whether the working tree changed since the last `git add`, and a
+        # turn that changed nothing runs no git at all (lit.git.watch); set up at the first write.
+        self._watched = watched
+        self.watch: TreeWatch | None = None
 
     def write_tree(self, captured: Callable[[], None] | None = None) -> str:
         """The working tree as a tree object (untracked files included, ignored ones and secret
@@ -149,6 +155,14 @@ class Chain:
         with _locked(repo_root, session_id):
             index = _private_index(repo_root, session_id)
             env = {"GIT_INDEX_FILE": str(index)}
+            if self._watched:
+                self._watched = False
+                self.watch = watch_tree(repo_root, env)  # before the add: what changes after it is seen
+            elif self.watch is not None and not self.watch.changed() and self.tree:
+                if captured is not None:
+                    captured()
+                return self.tree  # nothing changed since the add that gave it
+            previous, self.tree = self.tree, None  # until an add succeeds: a failed one leaves nothing trusted
             for attempt in range(50):
                 excludes = _excludes_file(repo_root, session_id)
                 try:
@@ -158,8 +172,9 @@ class Chain:
                         captured()
                         captured = None
                     digest = _index_digest(index)
-                    if digest is not None and digest == self.digest and self.tree:
-                        return self.tree  # `git add` left the index as it was: no write-tree
+                    if digest is not None and digest == self.digest and previous:
+                        self.tree = previous
+                        return previous  # `git add` left the index as it was: no write-tree
                     tree = git(["write-tree"], repo_root, env=env)
                     # write-tree may add its cache of trees to the index: the digest is read after it.
                     self.tree, self.digest = tree, _index_digest(index)
