@@ -17,9 +17,11 @@ agent is) sends each call to every target in turn, rotating the order:
     lit        lit record: the relay, the spool and the recorder process, as users run it
     mitmproxy  reverse mode, with an addon that keeps the streamed bytes of both directions
 
-Three cases, as issue 16 describes them:
+Four cases, the three issue 16 describes and one more:
 - loop: 40 turns whose requests resend the whole conversation (to 1.4 MB), small streamed answers;
 - git: the same inside a git repository, each turn's tool writing a file (lit snapshots the turn);
+- read: the same in a git repository whose tools change nothing (they read, search, run tests: most
+  turns), which lit's snapshot learns from the kernel without running git;
 - big: 15 calls back to back with 1 MB streamed answers.
 
 Each case runs --rounds times (3 by default), a new `lit record` each time. Reported: added time to
@@ -321,7 +323,7 @@ def pct(values: list[float], p: float) -> float:
 def run_case(case: str, peers: dict[str, str], upstream: str, tmp: Path, round_no: int) -> dict:
     work = tmp / f"{case}{round_no}"
     work.mkdir()
-    if case == "git":
+    if case in ("git", "read"):
         for args in (["init", "-q"], ["config", "user.email", "b@example.com"], ["config", "user.name", "bench"]):
             subprocess.run(["git", *args], cwd=work, check=True)
         for i in range(200):
@@ -427,7 +429,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"lit relay benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()} {platform.system()}, "
           f"{os.cpu_count()} cores, load {load_before} before, {load()} after, Python {platform.python_version()}")
     last = next((c["last_request"] for name, c in cases.items() if name != "big"), 0)
-    print(f"loop/git: {TURNS} turns, the last request {last / 1e6:.2f} MB; "
+    print(f"loop/git/read: {TURNS} turns, the last request {last / 1e6:.2f} MB; "
           f"big: {BIG_CALLS} answers of {BIG_BYTES // 1024} kB; {args.rounds} rounds each.")
     print("Added time to first byte vs direct, ms (late: requests over 0.7 MB; big: all); call time vs direct\n")
     print(f"{'case':<6}{'relay':<11}{'median':>9}{'p99':>9}{'late med':>11}{'p99':>9}{'call':>10}")
@@ -448,7 +450,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mitmdump", help="mitmproxy's mitmdump (default: on PATH; left out if none)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each case (default 3)")
-    parser.add_argument("--cases", default="loop,git,big", help="which cases, in order (default loop,git,big)")
+    parser.add_argument("--cases", default="loop,git,read,big", help="which cases, in order (default: all four)")
     parser.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--relay", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--forward", metavar="URL", help=argparse.SUPPRESS)
