@@ -6,6 +6,9 @@
    beside `git status` on the same tree (what any git user waits for).
 2. The line map of a commit with 2,000 changed lines in 50 files over a 10-snapshot chain
    (target < 1 s), beside `git blame` of the same 50 files.
+3. `git commit` of a one-line change in a repository with lit's hooks installed (`lit hooks
+   install`; no session running, nothing to bind: most commits), beside the same commit with no
+   hooks, one after the other.
 """
 
 from __future__ import annotations
@@ -102,17 +105,38 @@ def bench_linemap(tmp: Path) -> tuple[float, float, int]:
     return ms, timed(plain_blame, 3), result["lm"].lines()
 
 
+def bench_commit(tmp: Path) -> tuple[float, float]:
+    repo = repo_with(tmp / "hooked", 50)
+    env = {**os.environ, "LIT_DB": str(tmp / "hooks.db")}
+    store.connect(tmp / "hooks.db").conn.close()
+    subprocess.run([sys.executable, "-m", "lit", "hooks", "install"], cwd=repo, env=env, check=True,
+                   capture_output=True)
+    bare = {**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": os.devnull}
+    times: dict[str, list[float]] = {"lit": [], "git": []}
+    for n in range(20):
+        for name, e in (("lit", env), ("git", bare))[::1 if n % 2 else -1]:
+            (repo / "pkg0" / "mod0.py").write_text(f"# commit {n} {name}\n")
+            subprocess.run(["git", "add", "-A"], cwd=repo, env=e, check=True)
+            t0 = time.perf_counter()
+            subprocess.run(["git", "commit", "-q", "-m", f"{name} {n}"], cwd=repo, env=e, check=True)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times["lit"]), statistics.median(times["git"])
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         snap, status = bench_snapshot(tmp)
         lm, blame, lines = bench_linemap(tmp)
+        hooked, plain = bench_commit(tmp)
     print("| measure | lit | git baseline | ratio |")
     print("|---|---|---|---|")
     print(f"| snapshot, 10,000 files, 10 changed | {snap:.0f} ms | `git status` {status:.0f} ms "
           f"| {snap / status:.1f}x |")
     print(f"| line map, {lines} lines in 50 files, 10 snapshots | {lm:.0f} ms | `git blame` x50 {blame:.0f} ms "
           f"| {lm / blame:.1f}x |")
+    print(f"| `git commit` with lit's hooks, nothing to bind | {hooked:.0f} ms | without hooks {plain:.0f} ms "
+          f"| +{hooked - plain:.0f} ms |")
     return 0
 
 

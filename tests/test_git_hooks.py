@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ def test_session_hook_scripts_carry_no_path_of_this_machine_in_the_repo():
     # Generated at run time (so the python path is right), never committed.
     assert not list((Path(hooks.__file__).parent).glob("*-commit*"))
     text = hooks.session_script("post-commit")
-    assert "-m lit _hook post-commit" in text
+    assert "-m lit.git.hookrun post-commit" in text
 
 
 def _trailer(repo: Path, rev: str = "HEAD") -> str:
@@ -149,3 +150,26 @@ def test_a_new_message_keeps_the_lit_thread_trailer(tmp_path, session, repo, how
     sh(["git", "add", "c.txt"], repo, env)
     sh(["git", "commit", "-q", "-m", "Add c"], repo, env)
     assert _trailer(repo) == ""
+
+
+def test_a_commit_that_gives_lit_nothing_to_do_does_not_load_its_linking_code(tmp_path, repo):
+    """Three hooks run on every commit: without a session, a pending thread or a trailer, each is a
+    Python start and one read (lit.git.hookrun), not lit's linking code and sqlite-utils."""
+    from lit import store
+
+    store.connect(tmp_path / "lit.db").conn.close()  # a DB with no pending thread
+    env = {"LIT_DB": str(tmp_path / "lit.db"), "PYTHONPROFILEIMPORTTIME": "1"}
+    sh(["git", "config", "user.email", "dev@example.com"], repo)
+    sh(["git", "config", "user.name", "Dev"], repo)
+    sh([sys.executable, "-m", "lit", "hooks", "install"], repo, env)
+
+    plain = commit(repo, "plain.txt", env)
+    assert plain.returncode == 0, plain.stderr
+    started = [line for line in plain.stderr.splitlines() if line.rstrip().endswith("| lit.paths")]
+    assert len(started) == 3  # prepare-commit-msg, commit-msg, post-commit (lit.git.hookrun reads lit.paths)
+    assert " lit.git.link" not in plain.stderr and " sqlite_utils" not in plain.stderr
+
+    (repo / "traced.txt").write_text("traced\n")
+    sh(["git", "add", "traced.txt"], repo)
+    traced = sh(["git", "commit", "-q", "-m", "traced", "--trailer", "Lit-Thread: 0123456789ab"], repo, env)
+    assert " lit.git.link" in traced.stderr  # post-commit: a trailer to bind, so the real work

@@ -762,10 +762,10 @@ def redact(
 @app.command("_hook", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def hook(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Run by lit's git hooks; not for people."""
-    from lit.git.link import run_hook
+    from lit.git.hookrun import main  # hooks installed by an earlier lit call `lit _hook`
 
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-    raise typer.Exit(run_hook(name, list(ctx.args), stdin))
+    raise typer.Exit(main(name, list(ctx.args), stdin))
 
 
 def _usage_error(e: click_errors.UsageError) -> str:

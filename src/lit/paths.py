@@ -5,14 +5,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 _PACKAGE = Path(__file__).resolve().parent
 
 
 def default_db_path() -> Path:
     """`~/.local/share/lit/lit.db` on Linux (the user's data dir), shared by all repositories."""
+    import platformdirs  # noqa: PLC0415 - 7 ms a git hook need not pay when LIT_DB is set
+
     return Path(platformdirs.user_data_dir("lit", appauthor=False)) / "lit.db"
+
+
+def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
+    """The DB a command uses: the one named (--db), else $LIT_DB, else the default."""
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("LIT_DB")
+    if env:
+        return Path(env).expanduser()
+    return default_db_path()
 
 
 def repo_relative(path: str, repo_root: str | os.PathLike | None) -> str:
@@ -29,6 +39,8 @@ def repo_relative(path: str, repo_root: str | os.PathLike | None) -> str:
 def weave_dir() -> Path:
     """Where `lit weave` writes a page when not told (`~/.cache/lit/weave` on Linux): outside the
     repository, so a page never shows in `git status`."""
+    import platformdirs  # noqa: PLC0415
+
     return Path(platformdirs.user_cache_dir("lit", appauthor=False)) / "weave"
 
 

@@ -26,13 +26,12 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from lit.dbfile import StoreError, not_a_folder, open_read_only
-from lit.paths import default_db_path
+from lit.paths import resolve_db_path
 
 STEP_KINDS = ("prompt", "context", "thinking", "text", "tool_call", "tool_result", "other")
 # What people wrote or the model said: the steps full-text search finds, kept plain text.
@@ -317,15 +316,6 @@ def m004_pack_tool_output(db: sqlite_utils.Database) -> None:
 
 
 # --- opening -----------------------------------------------------------------------------------
-
-
-def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
-    if path:
-        return Path(path).expanduser()
-    env = os.environ.get("LIT_DB")
-    if env:
-        return Path(env).expanduser()
-    return default_db_path()
 
 
 def read(path: str | os.PathLike | None = None) -> sqlite_utils.Database:

@@ -39,15 +39,11 @@ RESULT_CHARS = 500  # of a tool result, in a step read from the DB (as in a note
 
 
 def db_file(db_path: str | os.PathLike | None) -> Path | None:
-    """store.resolve_db_path's rule, without importing store (and sqlite-utils): the DB file if it
-    exists, None if not; a --db that was named and does not exist is an error."""
-    env = os.environ.get("LIT_DB")
-    if db_path or env:
-        path = Path(db_path or env or "").expanduser()
-    else:
-        from lit.paths import default_db_path
+    """The DB file if it exists (paths.resolve_db_path), None if not; a --db that was named and does
+    not exist is an error."""
+    from lit.paths import resolve_db_path
 
-        path = default_db_path()
+    path = resolve_db_path(db_path)
     if not path.exists():
         if db_path:
             raise LitError(f"no lit DB at {path}")

@@ -20,7 +20,6 @@ import os
 import shlex
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from lit.errors import LitError
 from lit.git.notes import NOTES_REF, TRAILER, trailer_threads
-from lit.git.run import GitError, common_dir, git, git_dir
+from lit.git.run import GitError, common_dir, git
 
 LIT_HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-rewrite")
 # Client-side hooks a repository may have: relayed so that pointing core.hooksPath at our folder
@@ -62,12 +61,12 @@ def _lit_script(name: str, find_user: str) -> str:
         lines.append('input=$(cat)')
         lines.append('if [ -x "$user" ]; then printf "%s\\n" "$input" | LIT_IN_HOOK=1 "$user" "$@" || exit $?; fi')
         lines.append('[ -n "$LIT_IN_HOOK" ] && exit 0')
-        lines.append(f'printf "%s\\n" "$input" | {_python()} -m lit _hook {name} "$@"')
+        lines.append(f'printf "%s\\n" "$input" | {_python()} -m lit.git.hookrun {name} "$@"')
         lines.append("exit 0")
     else:
         lines.append('if [ -x "$user" ]; then LIT_IN_HOOK=1 "$user" "$@" || exit $?; fi')
         lines.append('[ -n "$LIT_IN_HOOK" ] && exit 0')  # a lit hook chained from lit's own: once is enough
-        lines.append(f"{_python()} -m lit _hook {name} \"$@\" </dev/null")
+        lines.append(f"{_python()} -m lit.git.hookrun {name} \"$@\" </dev/null")
         lines.append("exit 0")
     return "\n".join(lines) + "\n"
 
@@ -176,54 +175,9 @@ def installed(repo: str | os.PathLike) -> bool:
 # --- commit-msg: a rewritten commit keeps its trailers ----------------------------------------------
 
 
-def _ancestors(limit: int = 4) -> list[str]:
-    """The command lines of this process's parents, nearest first (the hook's shell, then git)."""
-    out: list[str] = []
-    pid = os.getppid()
-    for _ in range(limit):
-        if pid <= 1:
-            break
-        proc = Path(f"/proc/{pid}")
-        try:
-            if proc.exists():
-                out.append(" ".join((proc / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")))
-                pid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            else:  # no /proc (macOS): ps says the same
-                ppid, _, args = _ps(pid).partition(" ")
-                out.append(args)
-                pid = int(ppid)
-        except (OSError, ValueError, IndexError):
-            break
-    return out
-
-
-def _ps(pid: int) -> str:
-    return subprocess.run(["ps", "-o", "ppid=,args=", "-p", str(pid)], capture_output=True, text=True,
-                          check=False).stdout.strip()
-
-
-def rewritten_commit(repo: str) -> str | None:
-    """The commit this commit replaces, when git is rewriting one with a new message: a reword in
-    `git rebase -i` (the sequencer's todo names it), or `git commit --amend` (HEAD)."""
-    if "reword" in os.environ.get("GIT_REFLOG_ACTION", ""):
-        done = git_dir(repo) / "rebase-merge" / "done"
-        try:
-            last = done.read_text().strip().splitlines()[-1].split()
-        except (OSError, IndexError):
-            last = []
-        if len(last) > 1 and last[0] in ("reword", "r"):
-            return last[1]
-    if any(" commit " in f" {cmd} " and " --amend" in f" {cmd} " for cmd in _ancestors()):
-        return "HEAD"
-    return None
-
-
-def keep_trailers(repo: str, msg_file: str) -> list[str]:
-    """commit-msg: put back the `Lit-Thread:` trailers of the commit being rewritten that the new
-    message lacks; returns the thread ids put back."""
-    old = rewritten_commit(repo)
-    if old is None:
-        return []
+def keep_trailers(repo: str, msg_file: str, old: str) -> list[str]:
+    """commit-msg: put back the `Lit-Thread:` trailers of `old`, the commit being rewritten (see
+    lit.git.hookrun.rewritten_commit), that the new message lacks; returns the thread ids put back."""
     key = TRAILER
     try:
         threads = next(iter(trailer_threads([old], repo).values()), [])

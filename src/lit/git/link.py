@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import urllib.parse
-from pathlib import Path
 
 import sqlite_utils
 
@@ -197,27 +196,17 @@ def catch_up(session_id: str | None) -> str | None:
     return f"{answer.get('why') or 'the session could not be asked'}: the thread holds the steps written so far"
 
 
-def run_hook(name: str, args: list[str], stdin: str = "") -> int:
-    """Entry point of `lit _hook NAME ARGS`: never fails a commit (git ignores post-* results,
-    and a trailer we cannot add is not worth a refused commit). Says one line on a problem."""
-    session_id = os.environ.get("LIT_SESSION") or None
+def run_hook(name: str, repo: str, session_id: str | None, args: list[str], stdin: str = "") -> None:
+    """What the hook `name` does once lit.git.hookrun found work for it (the DB exists): never
+    fails a commit, says one line on a problem."""
     try:
-        repo = git(["rev-parse", "--show-toplevel"], os.getcwd())
-        if name == "commit-msg" and args:  # needs no DB: the trailers are in git
-            from lit.git.hooks import keep_trailers  # noqa: PLC0415
-
-            keep_trailers(repo, args[0])
-            return 0
-        db_path = store.resolve_db_path(None)
-        if not Path(db_path).exists():
-            return 0
         if name in ("prepare-commit-msg", "post-commit"):
             if name == "prepare-commit-msg" and (not args or len(args) > 1 and args[1] in ("merge", "squash")):
-                return 0
+                return
             why = catch_up(session_id)
             if why:
                 print(f"lit: {name} hook: {why}", file=sys.stderr)
-        db = store.connect(db_path)
+        db = store.connect(store.resolve_db_path(None))
         if name == "prepare-commit-msg":
             prepare_commit_msg(db, repo, session_id, args[0])
         elif name == "post-commit":
@@ -226,4 +215,3 @@ def run_hook(name: str, args: list[str], stdin: str = "") -> int:
             post_rewrite(db, repo, stdin)
     except Exception as e:  # noqa: BLE001 - see the docstring
         print(f"lit: {name} hook: {e}", file=sys.stderr)
-    return 0

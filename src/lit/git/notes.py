@@ -21,13 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from lit.git.run import GitError, cat_file_batch, git
+from lit.git.run import TRAILER, GitError, cat_file_batch, git
 
 if TYPE_CHECKING:
     from lit.redact import Redactor
 
 NOTES_REF = "refs/notes/lit"
-TRAILER = "Lit-Thread"
 NOTE_VERSION = 1
 MAX_NOTE_BYTES = 256 * 1024
 WHY_CHARS, RESULT_CHARS, INPUT_CHARS = 4000, 500, 2000

@@ -12,6 +12,7 @@ from pathlib import Path
 from lit.errors import LitError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+TRAILER = "Lit-Thread"  # the commit trailer that names a commit's thread (lit.git.notes reads and writes it)
 NOT_INSTALLED = "git is not installed (lit needs git on PATH)"
 
 
