@@ -1,8 +1,10 @@
-"""Where lit's git hooks start (`python -m lit.git.hookrun NAME ARGS`), kept light: a commit that
-gives lit nothing to do (no session running, no pending thread in this repository, no
-`Lit-Thread:` trailer, no amend) pays the Python start and one read of git or of the DB, about
-25 ms a hook, not the 200-300 ms of loading lit's linking code (three hooks on every commit).
-Only when there is something to do is `lit.git.link` loaded.
+"""Where lit's git hooks start (`python -m lit.git.hookrun NAME ARGS`), kept light: a hook with
+nothing to do pays the Python start and one read of git or of the DB, about 40 ms, not the
+150-300 ms of loading lit's linking code (three hooks run on every commit). Nothing to do: for
+post-commit, no `Lit-Thread:` trailer on the new commit (in a session or not); for commit-msg, no
+amend or reword; outside a session, for prepare-commit-msg, no pending thread in this repository,
+and for post-rewrite, no bound commit among those rewritten. Only when there is something to do
+is `lit.git.link` loaded.
 
 A hook never fails a commit (git ignores post-* results, and a trailer lit cannot add is not
 worth a refused commit): a problem is said in one line on stderr.
@@ -82,13 +84,12 @@ def has_trailer(cwd: str) -> bool:
 
 
 def has_work(name: str, args: list[str], stdin: str, repo: str, db_path: Path) -> bool:
-    """Whether the hook `name` has anything to do outside a session (cheap, and True when unsure)."""
+    """Whether prepare-commit-msg or post-rewrite has anything to do outside a session (cheap, and
+    True when unsure)."""
     if name == "prepare-commit-msg":  # a person committing what a finished session's agent wrote
         if not args or len(args) > 1 and args[1] in ("merge", "squash"):
             return False
         return _db_says(db_path, "SELECT 1 FROM threads WHERE status = 'pending' AND repo_root = ? LIMIT 1", [repo])
-    if name == "post-commit":  # only a commit with a trailer is bound
-        return has_trailer(repo)
     if name == "post-rewrite":  # only commits lit bound move
         olds = [line.split()[0] for line in stdin.splitlines() if len(line.split()) >= 2]
         if not olds:
@@ -101,8 +102,8 @@ def has_work(name: str, args: list[str], stdin: str, repo: str, db_path: Path) -
 def main(name: str, args: list[str], stdin: str = "") -> int:
     session_id = os.environ.get("LIT_SESSION") or None
     try:
-        if name == "post-commit" and not session_id and not has_trailer(os.getcwd()):
-            return 0  # most commits: one git call, before even finding the repository
+        if name == "post-commit" and not has_trailer(os.getcwd()):
+            return 0  # nothing to bind, in a session or not: one git call, before even finding the repository
         repo = git(["rev-parse", "--show-toplevel"], os.getcwd())
         if name == "commit-msg":  # needs no DB: the trailers are in git
             old = rewritten_commit(repo) if args else None
@@ -112,8 +113,10 @@ def main(name: str, args: list[str], stdin: str = "") -> int:
                 keep_trailers(repo, args[0], old)
             return 0
         db_path = resolve_db_path(None)
-        if not db_path.is_file() or not session_id and not has_work(name, args, stdin, repo, db_path):
+        if not db_path.is_file():
             return 0
+        if not session_id and name != "post-commit" and not has_work(name, args, stdin, repo, db_path):
+            return 0  # (a post-commit that got here has a trailer to bind)
         from lit.git.link import run_hook  # noqa: PLC0415 - the linking code, only when there is work
 
         run_hook(name, repo, session_id, args, stdin)
