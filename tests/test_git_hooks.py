@@ -173,3 +173,26 @@ def test_a_commit_that_gives_lit_nothing_to_do_does_not_load_its_linking_code(tm
     sh(["git", "add", "traced.txt"], repo)
     traced = sh(["git", "commit", "-q", "-m", "traced", "--trailer", "Lit-Thread: 0123456789ab"], repo, env)
     assert " lit.git.link" in traced.stderr  # post-commit: a trailer to bind, so the real work
+
+
+@pytest.mark.parametrize("how", ["install", "session"])
+def test_amend_and_rebase_say_nothing_of_a_notes_ref_before_the_first_note(tmp_path, repo, how):
+    """lit points notes.rewriteRef at refs/notes/lit; until a first note exists git would warn
+    "notes ref refs/notes/lit is invalid" on every amend and rebase. lit makes the ref (holding no
+    note) when it sets the config."""
+    sh(["git", "config", "user.email", "dev@example.com"], repo)
+    sh(["git", "config", "user.name", "Dev"], repo)
+    env = {"LIT_DB": str(tmp_path / "lit.db")}
+    folder = None
+    if how == "install":
+        sh([sys.executable, "-m", "lit", "hooks", "install"], repo, env)
+    else:
+        folder = hooks.make_session_hooks(str(repo))
+        env.update(hooks.session_env(env, folder))
+    assert commit(repo, "one.txt", env).returncode == 0
+    (repo / "one.txt").write_text("amended\n")
+    sh(["git", "add", "one.txt"], repo)
+    amended = sh(["git", "commit", "-q", "--amend", "-m", "amended"], repo, env)
+    assert amended.stderr == ""
+    assert sh(["git", "notes", "--ref", "lit", "list"], repo).stdout == ""  # a ref, and no note in it
+    hooks.remove_session_hooks(folder)

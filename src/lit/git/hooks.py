@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lit.errors import LitError
-from lit.git.notes import NOTES_REF, TRAILER, trailer_threads
+from lit.git.notes import NOTES_REF, TRAILER, ensure_ref, trailer_threads
 from lit.git.run import GitError, common_dir, git
 
 LIT_HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-rewrite")
@@ -76,11 +76,19 @@ def _write_executable(path: Path, text: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
+def _notes_ref(repo: str) -> None:
+    try:
+        ensure_ref(repo)
+    except GitError:  # a repository lit cannot write to: git's warning on amend is the only cost
+        pass
+
+
 def make_session_hooks(repo_root: str | None) -> Path:
     """A folder of hooks for one session (removed with `remove_session_hooks`)."""
     folder = Path(tempfile.mkdtemp(prefix="lit-hooks-"))
     names = list(PASSTHROUGH) + list(LIT_HOOKS)
     if repo_root:
+        _notes_ref(repo_root)
         user = user_hooks_dir(repo_root)
         if user and (user / "reference-transaction").exists():
             names.append("reference-transaction")
@@ -144,6 +152,7 @@ def install(repo: str | os.PathLike) -> list[str]:
         git(["config", "--add", "notes.rewriteRef", NOTES_REF], repo)
         # Remembered so that uninstall removes only what install added.
         git(["config", "lit.addedRewriteRef", "true"], repo)
+    _notes_ref(str(repo))
     return done
 
 

@@ -18,8 +18,7 @@ from pathlib import PurePosixPath
 import sqlite_utils
 
 from lit import store
-from lit.git.run import EMPTY_TREE, git, unquote
-from lit.git.snapshot import IDENTITY
+from lit.git.run import EMPTY_TREE, IDENTITY, git, unquote
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 

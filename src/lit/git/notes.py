@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from lit.git.run import TRAILER, GitError, cat_file_batch, git
+from lit.git.run import EMPTY_TREE, IDENTITY, TRAILER, GitError, cat_file_batch, git
 
 if TYPE_CHECKING:
     from lit.redact import Redactor
@@ -32,6 +32,16 @@ MAX_NOTE_BYTES = 256 * 1024
 WHY_CHARS, RESULT_CHARS, INPUT_CHARS = 4000, 500, 2000
 MAX_INPUT_DEPTH = 64  # a tool input nested deeper is dropped: no reader recurses without bound
 MAX_LINE = 10_000_000  # a line number beyond any file git would diff
+
+
+def ensure_ref(repo: str) -> None:
+    """refs/notes/lit, made holding no note if it does not exist yet. lit sets notes.rewriteRef
+    to it (so that amend and rebase carry the notes), and git warns "notes ref refs/notes/lit is
+    invalid" on every amend and rebase while that ref does not exist."""
+    if git(["rev-parse", "-q", "--verify", NOTES_REF], repo, check=False):
+        return
+    start = git(["commit-tree", EMPTY_TREE], repo, env=IDENTITY, input="lit: no notes yet\n")
+    git(["update-ref", NOTES_REF, start, ""], repo, check=False)  # "": only if no one made it meanwhile
 
 
 class Span(NamedTuple):

@@ -12,6 +12,10 @@ from pathlib import Path
 from lit.errors import LitError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# Who lit's own commits (snapshots, the notes ref's start) are by: never the user, who may have no
+# identity configured.
+IDENTITY = {"GIT_AUTHOR_NAME": "lit", "GIT_AUTHOR_EMAIL": "lit@localhost",
+            "GIT_COMMITTER_NAME": "lit", "GIT_COMMITTER_EMAIL": "lit@localhost"}
 TRAILER = "Lit-Thread"  # the commit trailer that names a commit's thread (lit.git.notes reads and writes it)
 NOT_INSTALLED = "git is not installed (lit needs git on PATH)"
 

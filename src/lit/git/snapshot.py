@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlite_utils
 
 from lit import store
-from lit.git.run import GitError, common_dir, git, git_dir, run
+from lit.git.run import IDENTITY, GitError, common_dir, git, git_dir, run
 from lit.git.watch import TreeWatch
 from lit.git.watch import watch as watch_tree
 
@@ -37,9 +37,6 @@ SECRET_STORES = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", 
 # Templates meant to be committed, which hold no secret.
 SECRET_STORE_TEMPLATES = (".env.example", ".env.sample", ".env.template", ".env.dist")
 SECRET_STORE_PATTERNS = "".join(f"{p}\n" for p in SECRET_STORES) + "".join(f"!{t}\n" for t in SECRET_STORE_TEMPLATES)
-IDENTITY = {"GIT_AUTHOR_NAME": "lit", "GIT_AUTHOR_EMAIL": "lit@localhost",
-            "GIT_COMMITTER_NAME": "lit", "GIT_COMMITTER_EMAIL": "lit@localhost"}
-
 
 def snapshot_ref(session_id: str) -> str:
     return SNAPSHOT_REF.format(session=session_id)
