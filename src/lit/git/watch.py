@@ -65,19 +65,32 @@ class TreeWatch:
             raise Unwatchable(os.strerror(ctypes.get_errno()))
         self._add_trees([self.root])
 
-    def _ignored(self, tops: list[str]) -> set[str]:
-        """The directories under `tops` that git ignores whole (untracked in the session's index,
-        matched by an ignore rule): a change there cannot change the snapshot."""
-        rel = [os.path.relpath(t, self.root) for t in tops if t != self.root]
-        proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", "--", *rel],
-                   self.root, env={**self._env, "GIT_LITERAL_PATHSPECS": "1"})
-        if proc.returncode != 0:  # git could not say: everything is watched, to be safe
+    def _ignored(self, paths: list[str]) -> set[str]:
+        """Which of these directories an ignore rule matches and that hold no file the session's
+        index tracks: nothing written under them can change the snapshot. (Not `ls-files
+        --directory`: it calls a directory ignored when all it holds now is ignored, and a file
+        written there next may not be.)"""
+        if not paths:
             return set()
-        return {os.path.join(self.root, r.rstrip("/")) for r in proc.stdout.split("\0") if r.endswith("/")}
+        rel = [os.path.relpath(p, self.root) for p in paths]
+        proc = run(["check-ignore", "-z", "--stdin"], self.root, env=self._env,
+                   input="".join(r + "/\0" for r in rel))
+        if proc.returncode not in (0, 1):  # git could not say: everything is watched, to be safe
+            return set()
+        matched = {r.rstrip("/") for r in proc.stdout.split("\0") if r}
+        if not matched:
+            return set()
+        tracked = run(["ls-files", "-z", "--", *sorted(matched)], self.root,
+                      env={**self._env, "GIT_LITERAL_PATHSPECS": "1"})
+        if tracked.returncode != 0:
+            return set()
+        holding = {os.path.dirname(t) for t in tracked.stdout.split("\0") if t}
+        return {os.path.join(self.root, m) for m in matched
+                if not any(h == m or h.startswith(m + "/") for h in holding)}
 
     def _add_trees(self, tops: list[str]) -> None:
-        """Watch each directory under `tops` but the ignored ones."""
-        ignored = self._ignored(tops)
+        """Watch each directory under `tops` but the ignored ones, a level at a time."""
+        ignored = self._ignored([t for t in tops if t != self.root])
         level = [t for t in tops if t not in ignored]
         while level:
             below: list[str] = []
@@ -93,10 +106,11 @@ class TreeWatch:
                 try:
                     with os.scandir(path) as entries:
                         below += [e.path for e in entries if e.is_dir(follow_symlinks=False)
-                                  and not (path == self.root and e.name == ".git") and e.path not in ignored]
+                                  and not (path == self.root and e.name == ".git")]
                 except OSError:
                     continue
-            level = below
+            ignored = self._ignored(below)
+            level = [p for p in below if p not in ignored]
 
     def changed(self) -> bool:
         """Whether anything changed since the last call (or since the watch began); always True
