@@ -304,6 +304,9 @@ def test_a_turn_that_changed_nothing_runs_no_git_and_any_change_is_seen(tmp_path
         lambda: (repo / "pkg" / "deep" / "new" / "n.py").write_text("n\n"),  # ...and a file in one
         lambda: (repo / "fresh" / "x.log").mkdir(parents=True),             # a directory holding only ignored...
         lambda: (repo / "fresh" / "f.py").write_text("f\n"),               # ...is not ignored: a file there counts
+        lambda: ((repo / ".git" / "info").mkdir(exist_ok=True), (repo / ".git" / "info" / "exclude").write_text(
+            "later.txt\n"), (repo / "later.txt").write_text("x\n")),      # excluded by the repository...
+        lambda: (repo / ".git" / "info" / "exclude").write_text(""),       # ...then not: no file changed
         lambda: (repo / "pkg" / "deep" / "new" / "n.py").write_text("m\n"),
         lambda: (repo / "pkg" / "mod.py").chmod(0o755),                     # the executable bit
         lambda: (repo / "old.txt").rename(repo / "pkg" / "new.txt"),         # a move
@@ -317,7 +320,8 @@ def test_a_turn_that_changed_nothing_runs_no_git_and_any_change_is_seen(tmp_path
         before = watched.tree
         change()
         tree, ran = turn()
-        assert added(ran) and (tree != before or change in (changes[1], changes[3]))  # an empty directory is no tree
+        # An empty directory is no tree; an excluded file is not in it.
+        assert added(ran) and (tree != before or change in (changes[1], changes[3], changes[5]))
         assert turn() == (tree, [])  # and once seen, nothing again
     watched.watch.close()
 
@@ -384,3 +388,17 @@ def test_the_watched_tree_is_the_tree_git_reads_after_any_sequence_of_changes(tm
         step()
         assert watched.write_tree() == snapshot.Chain(repo, "truth").write_tree()
     watched.watch.close()
+
+
+def test_a_repository_with_submodules_is_not_watched(tmp_path):
+    """A commit inside a submodule changes the tree (its gitlink) without any file of the working
+    tree changing: such a repository asks git every turn."""
+    repo = init_repo(tmp_path / "repo", FILES)
+    watched = snapshot.Chain(repo, "watched", watched=True)
+    watched.write_tree()
+    assert watched.watch is not None and not watched.watch.changed()
+    (repo / ".gitmodules").write_text('[submodule "lib"]\n\tpath = lib\n\turl = ../lib\n')
+    assert watched.watch.changed() and watched.watch.changed()  # from now on, always
+    again = snapshot.Chain(repo, "again", watched=True)
+    again.write_tree()
+    assert again.watch is None

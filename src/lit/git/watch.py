@@ -8,9 +8,12 @@ change made before `changed()` is in the queue `changed()` reads. A look that ca
 "changed" (and git reads the tree): an event queue that overflowed, a new directory (watched from
 then on), a `.gitignore` that changed (the watch is rebuilt: what is ignored may be no longer).
 Not watched: the repository's git directory (lit's private index lives there; git's own state is
-not the working tree) and directories git ignores (`__pycache__`, `node_modules`: a test run
-writes there). Blind: a change to `.git/info/exclude` or to a global excludes file alone, writes
-through a shared memory map, and other machines writing to a network file system.
+not the working tree) but its `info/` (exclude, attributes: a change there rebuilds the watch),
+and directories an ignore rule names (`__pycache__`, `node_modules`: a test run writes there).
+Blind: a change to a global excludes file alone, writes through a shared memory map or through
+another hard link to a file, and other machines writing to a network file system. A repository
+with submodules is not watched (a commit inside one changes the tree, and no file of the working
+tree says so).
 
 Where inotify is missing (not Linux) or the tree has more directories than `MAX_DIRS` or the
 user's inotify watches allow, `watch()` gives None and every turn asks git, as before.
@@ -25,7 +28,7 @@ import struct
 import sys
 import threading
 
-from lit.git.run import GitError, run
+from lit.git.run import GitError, common_dir, run
 
 MAX_DIRS = 20_000
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
@@ -49,6 +52,7 @@ class TreeWatch:
         self._libc, self._env = libc, dict(env or {})
         self._lock = threading.Lock()
         self._fd = -1
+        self._info_wd = -1
         self._dirs: dict[int, str] = {}
         try:
             self._build()
@@ -63,6 +67,10 @@ class TreeWatch:
         self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if self._fd < 0:
             raise Unwatchable(os.strerror(ctypes.get_errno()))
+        # The repository's own ignore and attribute files (info/exclude, info/attributes) change
+        # what git reads into the tree: any event there rebuilds the watch.
+        self._info_wd = self._libc.inotify_add_watch(self._fd, os.fsencode(common_dir(self.root) / "info"),
+                                                     CHANGES | IN_ONLYDIR)
         self._add_trees([self.root])
 
     def _ignored(self, paths: list[str]) -> set[str]:
@@ -140,7 +148,9 @@ class TreeWatch:
                     self._dirs.pop(wd, None)
                     continue
                 parent = self._dirs.get(wd)
-                if mask & IN_Q_OVERFLOW or name == b".gitignore":
+                if name == b".gitmodules" and parent == self.root:
+                    raise Unwatchable("submodules: a commit inside one changes the tree and no file here")
+                if mask & IN_Q_OVERFLOW or name == b".gitignore" or wd == self._info_wd:
                     rebuild = True
                 elif parent == self.root and name == b".git":
                     continue  # the repository's own state, not the working tree
@@ -172,6 +182,8 @@ def watch(root: str | os.PathLike, env: dict[str, str] | None = None) -> TreeWat
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.inotify_init1, libc.inotify_add_watch  # noqa: B018 - present, or AttributeError
         top = run(["rev-parse", "--show-toplevel"], root).stdout.strip()
-        return TreeWatch(top, libc, env) if top else None
+        if not top or os.path.lexists(os.path.join(top, ".gitmodules")):
+            return None  # submodules: a commit inside one changes the tree, and no file here says so
+        return TreeWatch(top, libc, env)
     except (OSError, AttributeError, Unwatchable, GitError):
         return None
