@@ -97,6 +97,8 @@ def test_install_is_idempotent_and_uninstall_restores_exactly(tmp_path, repo):
     assert (mine.read_bytes(), mine.stat().st_mode) == before
     assert not (user / "prepare-commit-msg").exists() and not (user / "post-commit.lit-chained").exists()
     assert sh(["git", "config", "--get-all", "notes.rewriteRef"], repo, check=False).stdout == ""
+    # The notes ref install made (so that amend says nothing) holds no note: it goes too.
+    assert sh(["git", "rev-parse", "-q", "--verify", "refs/notes/lit"], repo, check=False).stdout == ""
 
 
 def test_uninstall_keeps_a_rewrite_ref_the_user_had_set(tmp_path, repo):
@@ -196,3 +198,6 @@ def test_amend_and_rebase_say_nothing_of_a_notes_ref_before_the_first_note(tmp_p
     assert amended.stderr == ""
     assert sh(["git", "notes", "--ref", "lit", "list"], repo).stdout == ""  # a ref, and no note in it
     hooks.remove_session_hooks(folder)
+    sh(["git", "notes", "--ref", "lit", "add", "-m", "a note", "HEAD"], repo)
+    hooks.uninstall(repo)
+    assert "a note" in sh(["git", "notes", "--ref", "lit", "show", "HEAD"], repo).stdout  # notes are never dropped

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lit.errors import LitError
-from lit.git.notes import NOTES_REF, TRAILER, ensure_ref, trailer_threads
+from lit.git.notes import NOTES_REF, TRAILER, drop_empty_ref, ensure_ref, trailer_threads
 from lit.git.run import GitError, common_dir, git
 
 LIT_HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-rewrite")
@@ -172,6 +172,7 @@ def uninstall(repo: str | os.PathLike) -> list[str]:
     if git(["config", "--bool", "lit.addedRewriteRef"], repo, check=False) == "true":
         git(["config", "--unset-all", "notes.rewriteRef", "^refs/notes/lit$"], repo, check=False)
         git(["config", "--unset", "lit.addedRewriteRef"], repo, check=False)
+    drop_empty_ref(str(repo))
     return removed
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from lit.redact import Redactor
 
 NOTES_REF = "refs/notes/lit"
+EMPTY_START = "lit: no notes yet"  # the subject of the commit that starts refs/notes/lit (ensure_ref)
 NOTE_VERSION = 1
 MAX_NOTE_BYTES = 256 * 1024
 WHY_CHARS, RESULT_CHARS, INPUT_CHARS = 4000, 500, 2000
@@ -40,8 +41,17 @@ def ensure_ref(repo: str) -> None:
     invalid" on every amend and rebase while that ref does not exist."""
     if git(["rev-parse", "-q", "--verify", NOTES_REF], repo, check=False):
         return
-    start = git(["commit-tree", EMPTY_TREE], repo, env=IDENTITY, input="lit: no notes yet\n")
+    start = git(["commit-tree", EMPTY_TREE], repo, env=IDENTITY, input=f"{EMPTY_START}\n")
     git(["update-ref", NOTES_REF, start, ""], repo, check=False)  # "": only if no one made it meanwhile
+
+
+def drop_empty_ref(repo: str) -> None:
+    """Remove refs/notes/lit if it is still only what ensure_ref made (no note was ever written)."""
+    head = git(["log", "-1", "--format=%H %T %P%x00%s", NOTES_REF, "--"], repo, check=False)
+    ids, _, subject = head.partition("\0")
+    parts = ids.split()
+    if len(parts) == 2 and parts[1] == EMPTY_TREE and subject == EMPTY_START:
+        git(["update-ref", "-d", NOTES_REF, parts[0]], repo, check=False)  # only if it did not move meanwhile
 
 
 class Span(NamedTuple):
