@@ -198,6 +198,40 @@ def test_a_stalled_upstream_is_waited_for_as_long_as_the_agent_waits(tmp_path):
     assert step_kinds(tmp_path) == ["prompt", "thinking", "tool_call", "tool_result", "text"]
 
 
+HANGS_UP = """
+import http.client, json, os, sys, urllib.parse
+base = urllib.parse.urlsplit(os.environ["ANTHROPIC_BASE_URL"])
+conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+body = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 100, "stream": True,
+                   "messages": [{"role": "user", "content": sys.argv[1]}]})
+conn.request("POST", "/v1/messages", body, {"content-type": "application/json", "x-api-key": "k",
+                                             "anthropic-version": "2023-06-01"})
+resp = conn.getresponse()
+while b"message_stop" not in resp.readline():
+    pass
+conn.close()  # the answer is in: hang up without waiting for the stream's own end
+print("done")
+"""
+
+
+def test_an_answer_whose_last_event_came_is_recorded_when_the_agent_hangs_up_before_its_end(tmp_path):
+    """Some agents (Codex) close the connection as soon as the answer's last event is in, before
+    the upstream ends the stream: the answer is whole, and its steps are recorded."""
+    init_repo(tmp_path / "repo")
+    (tmp_path / "agent.py").write_text(HANGS_UP)
+    reply = {"chunks": [*sse(DONE), b": the stream's end comes late\n\n"], "stall_after": len(sse(DONE)),
+             "stall": 60}
+    with ScriptedUpstream([reply]) as up:
+        done = subprocess.run([sys.executable, "-m", "lit", "record", "--upstream", up.url, "--", sys.executable,
+                               str(tmp_path / "agent.py"), PROMPT], cwd=tmp_path / "repo", env=lit_env(tmp_path),
+                              capture_output=True, text=True, timeout=60)
+        assert wait_for(lambda: up.hung_up, timeout=10)  # lit hung up on the upstream with the agent
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+    (row,) = exchanges(tmp_path)
+    assert row["complete"] == 0 and "agent closed" in row["error"]  # what the wire saw
+    assert step_kinds(tmp_path) == ["prompt", "text"]  # and the answer, which was whole
+
+
 def test_the_agent_dies_mid_stream(tmp_path):
     with ScriptedUpstream([{"chunks": sse(WRITE), "stall_after": 2, "stall": 60}]) as up:
         proc = start(tmp_path, up)

@@ -595,8 +595,11 @@ class Recorder:
                     self._response_keys[parsed.response_id] = key
                 conv = self._conversations.get(conv_id)
                 content = list(parsed.response["content"])
-                # A retried call (the stream broke, the agent asks again) must not repeat steps.
-                if conv and conv.role != "side" and ex.complete and not self._seen_response(key, ex.id):
+                # A retried call (the stream broke, the agent asks again) must not repeat steps. An
+                # answer that reached its last event is whole even when the agent hung up before the
+                # stream's own end (Codex may close as soon as response.completed is in).
+                whole = ex.complete or parsed.stop_reason is not None and not parsed.parse_error
+                if conv and conv.role != "side" and whole and not self._seen_response(key, ex.id):
                     self._parsed[ex.id] = parsed  # for the model column of the steps
                     for i, block in enumerate(parsed.response["content"]):
                         fields = from_block(block)
