@@ -2,12 +2,13 @@
 
 A byte pump on asyncio, HTTP/1.1 on both sides. Heads are read through asyncio streams; bodies go
 from one socket to the other in the protocol's callback, as the socket hands them over (`_Stream`).
-The request body streams upstream as it arrives, and is appended to the spool (a pipe the recorder
-process reads, see `lit.proxy.spool`) once it is all upstream; each answer chunk is written to the
-agent first, then to the spool. The relay reads only what it must to move bytes: the request and
-response heads, and the body framing (Content-Length, chunked) to know where a message ends.
-Bodies are never parsed, nothing here hashes or writes a DB, and an answer is never held. After a
-101 Switching Protocols (a WebSocket), bytes go both ways as they come.
+Each piece of the request body goes upstream as it arrives, then to the spool (a pipe the
+recorder process reads, see `lit.proxy.spool`, which holds a call's records until the call ends);
+each answer chunk is written to the agent first, then to the spool. The relay reads only what it
+must to move bytes: the request and response heads, and the body framing (Content-Length,
+chunked) to know where a message ends. Bodies are never parsed, nothing here hashes or writes a
+DB, and an answer is never held. After a 101 Switching Protocols (a WebSocket), bytes go both ways
+as they come.
 
 Measured with benchmarks/bench_relay.py against aiohttp, a bare asyncio forwarder and socat: aiohttp
 reads a request body before the handler can send it on, and its client and server each parse and
@@ -812,18 +813,17 @@ class Relay:
 
     async def _pump_request(self, conn: _AgentConnection, up: asyncio.StreamWriter, head: bytes, req: _Request,
                             seq: int, kept: list[bytes] | None) -> asyncio.Future | None:
-        """The request body, upstream as it arrives; opens the gate if it carries tool results.
-        The spool gets its copy once the body is upstream, while the upstream reads it: writing
-        1.4 MB to the spool's pipe as it went was a third of the relay's time per byte, and so
-        held up the body's last bytes (references are held, not copies)."""
+        """The request body, upstream as it arrives (each piece then to the spool, and to `kept`
+        when given); opens the gate if it carries tool results."""
         look = self.gate is not None
         tail = b""
         done: asyncio.Future | None = None
-        held = kept if kept is not None else []
 
         def copy(piece: bytes) -> None:
             nonlocal look, tail, done
-            held.append(piece)
+            self._spool(sp.REQUEST_BODY, seq, piece)
+            if kept is not None:
+                kept.append(piece)
             if look:
                 edge = tail + piece[:MARKER_TAIL]
                 if any(m in piece or m in edge for m in TOOL_RESULT_MARKERS):
@@ -833,15 +833,11 @@ class Relay:
                         self._spool(sp.GATE, seq)
                 tail = piece[-MARKER_TAIL:]
 
-        try:
-            if req.chunked:
-                up.write(head)
-                await self._chunked_body(conn.reader, up, copy)
-            else:
-                await _relay_body(conn, _Body(req.length, up, copy, conn.transport, head))
-        finally:
-            for piece in held:
-                self._spool(sp.REQUEST_BODY, seq, piece)
+        if req.chunked:
+            up.write(head)
+            await self._chunked_body(conn.reader, up, copy)
+        else:
+            await _relay_body(conn, _Body(req.length, up, copy, conn.transport, head))
         return done
 
     @staticmethod

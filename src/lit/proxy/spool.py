@@ -20,8 +20,7 @@ Kinds, in the order they come for one exchange (the records of concurrent exchan
     H  request head: request line and headers exactly as the agent sent them, up to and
        including the blank line
     B  request body bytes as received (still chunk-framed if the agent sent Transfer-Encoding:
-       chunked), in the pieces they came in, spooled once the whole body is upstream (so after
-       this exchange's G, if any); their `at` is when they were spooled
+       chunked), in the pieces they came in, each after it went upstream
     h  response head: status line and headers as the upstream sent them (interim 1xx heads are
        not spooled, a 101 is); for an answer of lit's own (a 502), the head lit sent
     b  response body bytes as relayed (still chunk-framed if chunked, still content-encoded)
