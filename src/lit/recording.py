@@ -72,6 +72,7 @@ def clean_stale(db, repo_root: str | None) -> int:
             removed += 1
     if repo_root:
         from lit.git.run import GitError, git_dir  # noqa: PLC0415
+        from lit.git.snapshot import session_files  # noqa: PLC0415
 
         try:
             indexes = list((git_dir(repo_root) / "lit").glob("index-*"))
@@ -87,8 +88,8 @@ def clean_stale(db, repo_root: str | None) -> int:
             else:
                 stale = row[0] is not None or not (row[1] and _alive(row[1]))
             if stale:
-                for name in (index.name, f"excludes-{session_id}", f"lock-{session_id}"):
-                    (index.parent / name).unlink(missing_ok=True)
+                for path in session_files(index.parent, session_id):
+                    path.unlink(missing_ok=True)
                 removed += 1
     return removed
 

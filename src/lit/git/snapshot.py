@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -47,9 +48,21 @@ def _git_dir(repo_root: str) -> Path:
     return git_dir(repo_root)
 
 
+class SessionFiles(NamedTuple):
+    """The files a session's snapshots keep in .git/lit/."""
+    index: Path
+    excludes: Path
+    lock: Path
+
+
+def session_files(folder: Path, session_id: str) -> SessionFiles:
+    """The session's files in `folder` (the repository's .git/lit)."""
+    return SessionFiles(*(folder / f"{kind}-{session_id}" for kind in SessionFiles._fields))
+
+
 def _private_index(repo_root: str | os.PathLike, session_id: str) -> Path:
     gd = _git_dir(str(repo_root))
-    index = gd / "lit" / f"index-{session_id}"
+    index = session_files(gd / "lit", session_id).index
     if not index.exists():
         index.parent.mkdir(parents=True, exist_ok=True)
         user_index = gd / "index"
@@ -83,7 +96,7 @@ def _excludes(repo_root: str) -> str:
 def _excludes_file(repo_root: str, session_id: str) -> Path:
     """The session's excludes file, written again if it went missing (git would silently read
     nothing, and snapshot the secret stores)."""
-    path = _git_dir(repo_root) / "lit" / f"excludes-{session_id}"
+    path = session_files(_git_dir(repo_root) / "lit", session_id).excludes
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -103,7 +116,7 @@ def _locked(repo_root: str, session_id: str) -> Iterator[None]:
     """The session's private index to one process at a time: the recorder (a turn) and a hook (a
     commit) may snapshot at once, and a turn's tree must be the one its `git add` read, not one
     another process's add left in the index meanwhile. flock: a killed holder releases it."""
-    path = _git_dir(repo_root) / "lit" / f"lock-{session_id}"
+    path = session_files(_git_dir(repo_root) / "lit", session_id).lock
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -305,11 +318,12 @@ def latest(repo_root: str | os.PathLike, session_id: str) -> str | None:
     return git(["rev-parse", "--verify", "-q", snapshot_ref(session_id)], repo_root, check=False) or None
 
 
+
+
 def forget_index(repo_root: str | os.PathLike, session_id: str) -> None:
     """The private index is a cache for this session's snapshots; drop it when the session ends."""
     try:
-        folder = _git_dir(str(repo_root)) / "lit"
-        for name in (f"index-{session_id}", f"excludes-{session_id}", f"lock-{session_id}"):
-            (folder / name).unlink(missing_ok=True)
+        for path in session_files(_git_dir(str(repo_root)) / "lit", session_id):
+            path.unlink(missing_ok=True)
     except (OSError, GitError):
         pass
