@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lit.dbfile import StoreError, open_read_only
 from lit.git.run import TRAILER, GitError, git, git_dir
 from lit.paths import resolve_db_path
 
@@ -68,12 +69,12 @@ def _db_says(db_path: Path, sql: str, params: list[str]) -> bool:
     """Whether a query of the DB finds a row; True when the DB cannot be asked (the full hook then
     finds out, and says why)."""
     try:
-        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn, _ = open_read_only(db_path)
         try:
             return conn.execute(sql, params).fetchone() is not None
         finally:
             conn.close()
-    except sqlite3.Error:
+    except (StoreError, sqlite3.Error):
         return True
 
 
