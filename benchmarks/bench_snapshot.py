@@ -170,7 +170,7 @@ def bench(repo: Path, label: str) -> list[str]:
 
     whole = measure({"changed": changed})["changed"]
     untracked.unlink()
-    watched.watch.close()
+    watched.close()
     return [row(label, name, values) for name, values in unchanged.items()] + [
         row(label, "changed: the answer's end waits", gate), row(label, "changed: the whole snapshot", whole)]
 

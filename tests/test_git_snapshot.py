@@ -323,7 +323,7 @@ def test_a_turn_that_changed_nothing_runs_no_git_and_any_change_is_seen(tmp_path
         # An empty directory is no tree; an excluded file is not in it.
         assert added(ran) and (tree != before or change in (changes[1], changes[3], changes[5]))
         assert turn() == (tree, [])  # and once seen, nothing again
-    watched.watch.close()
+    watched.close()
 
 
 def test_the_watched_tree_is_the_tree_git_reads_after_any_sequence_of_changes(tmp_path):
@@ -387,7 +387,7 @@ def test_the_watched_tree_is_the_tree_git_reads_after_any_sequence_of_changes(tm
     for _ in range(150):
         step()
         assert watched.write_tree() == snapshot.Chain(repo, "truth").write_tree()
-    watched.watch.close()
+    watched.close()
 
 
 def test_a_repository_with_submodules_is_not_watched(tmp_path):

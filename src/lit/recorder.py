@@ -657,8 +657,8 @@ class Recorder:
             self._snapshot("end", [s for steps in self._text_edits.values() for s in steps])
             from lit.git import snapshot  # noqa: PLC0415
 
-            if self._chain is not None and self._chain.watch is not None:
-                self._chain.watch.close()
+            if self._chain is not None:
+                self._chain.close()
             snapshot.forget_index(self.repo_root, self.session_id)
         _, head_end = git_info(self.cwd) if self.repo_root else (None, None)
         with store.write_transaction(self.db):

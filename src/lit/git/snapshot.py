@@ -198,6 +198,11 @@ class Chain:
                     time.sleep(0.02)
             raise AssertionError("unreachable")
 
+    def close(self) -> None:
+        """Stop watching the working tree (its inotify descriptor); later writes ask git."""
+        if self.watch is not None:
+            self.watch.close()
+
     def head(self) -> tuple[str, str] | None:
         """The chain's tip (commit, tree): the one this process set, when the ref still names it
         (read from its file, no git process), else what git says."""
