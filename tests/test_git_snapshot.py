@@ -69,6 +69,23 @@ def files_tree(repo: Path, commit: str) -> str:
     return sh(["git", "rev-parse", commit + "^{tree}"], repo).strip()
 
 
+def test_a_file_edited_in_the_second_the_users_index_was_written_is_captured(tmp_path):
+    """git compares file times in whole seconds and trusts an entry only if its file is older than
+    the index: the private index, seeded from the user's, keeps the user's index's time, so a
+    same-size edit in that second is read (a copy dated now once hid it: a flaky test found it)."""
+    repo = init_repo(tmp_path / "repo", {"f.py": "x = 1\n"})
+    sh(["git", "config", "core.trustctime", "false"], repo)  # only mtime, size and inode, as in that second
+    then = time.time_ns() - 10 * 10**9
+    os.utime(repo / "f.py", ns=(then, then))
+    sh(["git", "add", "f.py"], repo)  # the index's entry: the file as of ten seconds ago
+    (repo / "f.py").write_text("x = 2\n")  # the same size, the same inode...
+    os.utime(repo / "f.py", ns=(then, then))  # ...and the same time
+    os.utime(repo / ".git" / "index", ns=(then, then))  # the index written in that second too
+    assert sh(["git", "diff-files", "--name-only"], repo) == "f.py\n"  # git sees it (and writes no index)
+    tree = snapshot.write_tree(repo, "racy")
+    assert sh(["git", "cat-file", "-p", f"{tree}:f.py"], repo) == "x = 2\n"
+
+
 def test_from_a_subdirectory_with_no_commit_yet(repo):
     (repo / "pkg").mkdir()
     (repo / "pkg" / "m.py").write_text("x\n")
@@ -115,6 +132,42 @@ def test_two_processes_snapshotting_at_once_keep_one_chain(tmp_path):
     chain = sh(["git", "rev-list", "--parents", tip], repo).splitlines()
     assert all(len(line.split()) <= 2 for line in chain)  # linear: one parent each
     assert {f"w{n}-{i}.txt" for n in range(3) for i in range(6)} <= files_of(repo, tip)
+
+
+def test_lit_writing_a_turn_itself_and_git_in_a_hook_keep_one_chain(tmp_path):
+    """The recorder's watched chain writes its commits and moves the ref itself (lit.git.treeedit)
+    while hooks in the same session snapshot through git: git's own ref lock keeps them one chain."""
+    repo = init_repo(tmp_path / "repo", {**FILES, "w0.txt": "0\n"})
+    watched = snapshot.Chain(repo, "s5", watched=True)
+    snapshot.take(repo, "s5", reason="start", chain=watched)
+    errors: list[Exception] = []
+
+    def worker(n: int) -> None:
+        for i in range(8):
+            try:
+                if n == 0:  # the recorder: an edit in place, lit writes it
+                    with open(repo / "w0.txt", "a") as f:
+                        f.write(f"{i}\n")
+                    snapshot.take(repo, "s5", reason="turn", chain=watched)
+                else:  # a hook: a new file, git reads the tree
+                    (repo / f"w{n}-{i}.txt").write_text(f"{n} {i}\n")
+                    snapshot.take(repo, "s5", reason="turn")
+            except Exception as e:  # noqa: BLE001 - collected for the assertion
+                errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    watched.close()
+    assert errors == []
+    tip = snapshot.latest(repo, "s5")
+    chain = sh(["git", "rev-list", "--parents", tip], repo).splitlines()
+    assert all(len(line.split()) <= 2 for line in chain)  # linear: one parent each
+    assert {f"w{n}-{i}.txt" for n in (1, 2) for i in range(8)} <= files_of(repo, tip)
+    assert sh(["git", "cat-file", "-p", f"{tip}:w0.txt"], repo) == (repo / "w0.txt").read_text()
+    sh(["git", "fsck", "--strict", "--no-dangling"], repo)
 
 
 def test_record_snapshot_keeps_a_row(tmp_path):
@@ -294,9 +347,9 @@ def test_a_turn_that_changed_nothing_runs_no_git_and_any_change_is_seen(tmp_path
     assert turn() == (first, [])  # nothing changed: no git
     (repo / "build" / "out" / "bin").write_text("ignored\n")  # in an ignored directory: not even watched
     assert turn() == (first, [])
-    (repo / "run.log").write_text("ignored\n")  # an ignored file where others are not: git decides
+    (repo / "run.log").write_text("ignored\n")  # a new file where others are not ignored: git says if it is
     tree, ran = turn()
-    assert tree == first and added(ran)
+    assert tree == first and not added(ran) and any("check-ignore" in r for r in ran)
     assert turn() == (first, [])
     changes = [
         lambda: (repo / "a.py").write_text("a = 2\n"),                      # an edit
@@ -316,13 +369,63 @@ def test_a_turn_that_changed_nothing_runs_no_git_and_any_change_is_seen(tmp_path
         lambda: (repo / ".gitignore").write_text("*.log\n"),                # build/ is no longer ignored
         lambda: (repo / "build" / "out" / "bin").write_text("now seen\n"),  # so a change there counts
     ]
+    # Files changed in place (written, chmod, removed, renamed into a known directory) are lit's to
+    # write (lit.git.treeedit); directories, rule files and files in new directories are git's.
+    written_by_lit = (changes[0], changes[7], changes[8], changes[9], changes[11], changes[12], changes[14])
     for change in changes:
         before = watched.tree
         change()
         tree, ran = turn()
         # An empty directory is no tree; an excluded file is not in it.
-        assert added(ran) and (tree != before or change in (changes[1], changes[3], changes[5]))
+        assert tree != before or change in (changes[1], changes[3], changes[5])
+        assert added(ran) != (change in written_by_lit), (changes.index(change), ran)
+        assert not any("write-tree" in r for r in ran) or change not in written_by_lit
         assert turn() == (tree, [])  # and once seen, nothing again
+    watched.close()
+
+
+def test_a_turn_that_edited_files_runs_no_git_and_its_snapshot_is_the_one_git_would_make(tmp_path, monkeypatch):
+    """The agent's usual turn (files edited, one removed, one made executable): lit writes the blobs,
+    the trees and the chain's commit itself, byte for byte what git would have written."""
+    repo = init_repo(tmp_path / "repo", {**FILES, "pkg/mod.py": "x = 1\n", "pkg/sub/deep.py": "d\n"})
+    watched = snapshot.Chain(repo, "watched", watched=True)
+    snapshot.take(repo, "watched", reason="start", chain=watched)
+    (repo / "a.py").write_text("a = 2\n")
+    snapshot.take(repo, "watched", reason="turn", chain=watched)  # the first edit reads the tree once (ls-tree)
+    log = git_shim(tmp_path)
+    monkeypatch.setenv("PATH", f"{log.parent / 'shim'}{os.pathsep}{os.environ['PATH']}")
+    ref = snapshot.snapshot_ref("watched")
+    for edit in (lambda: (repo / "pkg" / "mod.py").write_text("x = 2\n"),
+                 lambda: (repo / "pkg" / "sub" / "deep.py").unlink(),  # its directory goes with it
+                 lambda: (repo / "a.py").chmod(0o755),
+                 lambda: (repo / "a.py").write_text("a = 3\n" * 1000)):
+        parent = sh(["git", "rev-parse", ref], repo).strip()
+        edit()
+        log.write_text("")
+        commit, tree, new = snapshot.take(repo, "watched", reason="turn", chain=watched)
+        assert new and log.read_text() == ""  # no git process at all
+        assert sh(["git", "rev-parse", ref], repo).strip() == commit
+        assert sh(["git", "rev-parse", commit + "^", commit + "^{tree}"], repo).split() == [parent, tree]
+        assert tree == snapshot.Chain(repo, "truth").write_tree()
+    monkeypatch.undo()
+    sh(["git", "fsck", "--strict", "--no-dangling"], repo)  # every object lit wrote is well formed
+    assert "pkg/sub" not in sh(["git", "ls-tree", "-r", "--name-only", ref], repo)
+    watched.close()
+
+
+def test_content_git_would_convert_is_left_to_git(tmp_path, monkeypatch):
+    """A .gitattributes that normalizes line ends: git's blob is not the file's bytes, so git reads
+    the tree (and the snapshot is the one git makes)."""
+    repo = init_repo(tmp_path / "repo", {".gitattributes": "*.txt text eol=lf\n", "notes.txt": "one\n"})
+    watched = snapshot.Chain(repo, "watched", watched=True)
+    watched.write_tree()
+    log = git_shim(tmp_path)
+    monkeypatch.setenv("PATH", f"{log.parent / 'shim'}{os.pathsep}{os.environ['PATH']}")
+    (repo / "notes.txt").write_bytes(b"one\r\ntwo\r\n")
+    tree = watched.write_tree()
+    assert added(log.read_text().splitlines())
+    assert tree == snapshot.Chain(repo, "truth").write_tree()
+    assert sh(["git", "cat-file", "-p", f"{tree}:notes.txt"], repo) == "one\ntwo\n"
     watched.close()
 
 

@@ -2,7 +2,9 @@
 
 A private index file (in this worktree's git dir) is seeded once from the user's index, so each
 `git add -A` re-reads only what changed, and the user's index, HEAD, working tree and stash are
-never touched. .gitignore is honoured because it is git's own `add` that reads the tree.
+never touched. .gitignore is honoured because it is git's own `add` that reads the tree, or git's
+own `check-ignore` that says whether a new file is in it: a watched chain (the recorder's) writes a
+turn that only changed files itself (lit.git.treeedit), exactly as git would.
 
 The snapshots of a session form a chain (each commit's parent is the previous one); blaming a
 commit's tree on top of that chain says which snapshot, so which step, introduced each line.
@@ -24,7 +26,9 @@ from typing import NamedTuple
 import sqlite_utils
 
 from lit import store
+from lit.git import treeedit
 from lit.git.run import IDENTITY, GitError, common_dir, git, git_dir, run
+from lit.git.treeedit import Objects, TreeEdit
 from lit.git.watch import TreeWatch
 from lit.git.watch import watch as watch_tree
 
@@ -67,8 +71,10 @@ def _private_index(repo_root: str | os.PathLike, session_id: str) -> Path:
         index.parent.mkdir(parents=True, exist_ok=True)
         user_index = gd / "index"
         if user_index.exists():
-            # The user's index carries stat data: add -A then hashes only what changed.
-            shutil.copyfile(user_index, index)
+            # The user's index carries stat data: add -A then hashes only what changed. Its time is
+            # kept too: git trusts an entry's stat only if the file is older than the index, so a
+            # copy dated now would hide an edit made in the second the user's index was written.
+            shutil.copy2(user_index, index)
             # A secret store the user tracks leaves the private index: from then on it is an
             # untracked file that the excludes below keep out.
             env = {"GIT_INDEX_FILE": str(index)}
@@ -141,10 +147,11 @@ def _index_digest(index: Path) -> bytes | None:
 
 class Chain:
     """One process's view of a session's snapshot chain, so that a turn in which nothing changed
-    costs one `git add -A` and nothing else: the tree the private index gave last (with the
-    index's checksum then), and the chain's tip as this process last set it. Both are checked
-    before they are trusted: the index by its checksum, the tip against the ref itself (a hook in
-    another process may have moved it)."""
+    costs one `git add -A` and nothing else (watched: no git at all; files edited: no git either):
+    the tree the private index gave last (with the index's checksum then), or lit wrote last, and
+    the chain's tip as this process last set it. Both are checked before they are trusted: the
+    index by its checksum, the tip against the ref itself (a hook in another process may have
+    moved it)."""
 
     def __init__(self, repo_root: str | os.PathLike, session_id: str, *, watched: bool = False):
         self.repo_root, self.session_id = str(repo_root), session_id
@@ -155,6 +162,11 @@ class Chain:
         # turn that changed nothing runs no git at all (lit.git.watch); set up at the first write.
         self._watched = watched
         self.watch: TreeWatch | None = None
+        # With a watch: the last tree held directory by directory, edited in place when the kernel
+        # names the files a turn changed (lit.git.treeedit); None until needed, or when git must read.
+        self._edit: TreeEdit | None = None
+        self._editable: bool | None = None
+        self.objects: Objects | None = None  # set once lit may write this repository's objects itself
 
     def write_tree(self, captured: Callable[[], None] | None = None) -> str:
         """The working tree as a tree object (untracked files included, ignored ones and secret
@@ -168,11 +180,15 @@ class Chain:
             if self._watched:
                 self._watched = False
                 self.watch = watch_tree(repo_root, env)  # before the add: what changes after it is seen
-            elif self.watch is not None and not self.watch.changed() and self.tree:
-                if captured is not None:
-                    captured()
-                return self.tree  # nothing changed since the add that gave it
+            elif self.watch is not None and self.tree:
+                changes = self.watch.changes()
+                tree = self.tree if changes == set() else self._edited(changes, index)
+                if tree is not None:
+                    if captured is not None:
+                        captured()
+                    return tree  # nothing changed since the add that gave it, or lit wrote the change
             previous, self.tree = self.tree, None  # until an add succeeds: a failed one leaves nothing trusted
+            self._edit = None  # the next tree is git's: held again from it when next needed
             for attempt in range(50):
                 excludes = _excludes_file(repo_root, session_id)
                 try:
@@ -197,6 +213,31 @@ class Chain:
                         raise
                     time.sleep(0.02)
             raise AssertionError("unreachable")
+
+    def _edited(self, changes: set[str] | None, index: Path) -> str | None:
+        """The last tree with these files as they are now, written by lit; None when git must read
+        the tree (what changed is not only files lit may write: see lit.git.treeedit)."""
+        if not changes or self.watch is None or self.tree is None:
+            return None
+        env = {"GIT_INDEX_FILE": str(index)}
+        if self._editable is None:
+            common = _common_dir(self.repo_root)
+            self._editable = treeedit.editable(self.watch.root, common, env)
+            if self._editable:
+                self.objects = treeedit.Objects(common / "objects")
+        if not self._editable or self.objects is None:
+            return None
+        if self._edit is None or self._edit.tree != self.tree:
+            self._edit = treeedit.TreeEdit.read(self.watch.root, self.tree, self.objects, env)
+            if self._edit is None:
+                return None
+        tree = self._edit.apply(changes, _excludes_file(self.repo_root, self.session_id))
+        if tree is None:
+            self._edit = None
+            return None
+        # The private index no longer holds this tree: the next `git add` must not trust its digest.
+        self.tree, self.digest = tree, None
+        return tree
 
     def close(self) -> None:
         """Stop watching the working tree (its inotify descriptor); later writes ask git."""
@@ -245,6 +286,17 @@ def take(repo_root: str | os.PathLike, session_id: str, *, reason: str, step_ids
         body = f"lit snapshot ({reason}) of session {session_id}\n\n{message}".rstrip() + "\n"
         if step_ids:
             body += "\nLit-Steps: " + " ".join(step_ids) + "\n"
+        if chain.objects is not None and parent:
+            # The watched chain's commit and ref, written by lit as git would (lit.git.treeedit).
+            commit = chain.objects.commit(tree, parent, body)
+            moved = treeedit.swap_ref(_common_dir(str(repo_root)), ref, commit, parent)
+            if moved:
+                chain.tip = (commit, tree)
+                return commit, tree, True
+            if moved is False:
+                chain.tip = None  # another process holds or moved the ref: read it again
+                time.sleep(0.01)
+                continue
         args = ["commit-tree", tree] + (["-p", parent] if parent else [])
         commit = git(args, repo_root, env=IDENTITY, input=body)
         try:

@@ -121,19 +121,27 @@ class TreeWatch:
             level = [p for p in below if p not in ignored]
 
     def changed(self) -> bool:
-        """Whether anything changed since the last call (or since the watch began); always True
+        """Whether anything changed since the last look (or since the watch began); always True
         once the watch is lost (see `watch()`)."""
+        return self.changes() != set()
+
+    def changes(self) -> set[str] | None:
+        """The files (paths from the root) created, written, removed or renamed since the last look
+        (or since the watch began): empty when nothing changed, None when what changed is more
+        than files whose names the kernel gave (a directory made or gone, a rule's file, an
+        overflowed queue) or the watch is lost."""
         with self._lock:
             if self._fd < 0:
-                return True
+                return None
             try:
                 return self._drain()
             except (OSError, Unwatchable, GitError):
                 self._close()
-                return True
+                return None
 
-    def _drain(self) -> bool:
-        changed, rebuild, new_dirs = False, False, []
+    def _drain(self) -> set[str] | None:
+        files: set[str] | None = set()
+        rebuild, new_dirs = False, []
         while True:
             try:
                 data = os.read(self._fd, 256 * 1024)
@@ -156,12 +164,16 @@ class TreeWatch:
                     continue  # the repository's own state, not the working tree
                 elif mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and parent is not None:
                     new_dirs.append(os.path.join(parent, os.fsdecode(name)))
-                changed = True
+                if files is not None and name and parent is not None and not mask & (IN_ISDIR | IN_Q_OVERFLOW):
+                    files.add(os.path.relpath(os.path.join(parent, os.fsdecode(name)), self.root))
+                else:
+                    files = None
         if rebuild:
             self._build()
-        elif new_dirs:
+            return None
+        if new_dirs:
             self._add_trees(new_dirs)
-        return changed
+        return files
 
     def close(self) -> None:
         with self._lock:

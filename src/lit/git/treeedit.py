@@ -1,0 +1,257 @@
+"""A snapshot's tree edited in place: when the kernel names the files a turn changed (lit.git.watch),
+lit writes their blobs, the trees above them and the chain's commit itself, as git would, and runs
+no git process. A turn in which the agent edited a file cost four (`add -A`, `write-tree`,
+`commit-tree`, `update-ref`: 8-10 ms of CPU on the machine the agent and its relay share, while
+the answer streams); now it costs one file's hash and a few small objects.
+
+Only where lit writes exactly what `git add -A && git write-tree` would (tests/test_treeedit.py
+checks this against git on random edits); anything else is left to git:
+- content that git would filter or convert: any `.gitattributes` in the tree, `info/attributes`,
+  a global attributes file, core.autocrlf, core.attributesFile, core.fileMode false;
+- a repository whose objects are not SHA-1, kept elsewhere (GIT_OBJECT_DIRECTORY) or shared by a
+  group (core.sharedRepository), whose paths compare without case (core.ignoreCase), or a sparse
+  checkout;
+- a change that is not a regular file's (a new directory, a symlink, a submodule, `.git*` files);
+- a new file: one `git check-ignore` says whether the snapshot takes it (.gitignore, the secret
+  stores), then lit writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+import zlib
+from pathlib import Path
+
+from lit.git.run import IDENTITY, run
+
+TREE_MODE, FILE_MODE, EXEC_MODE = b"40000", b"100644", b"100755"
+MAX_FILE = 64 * 1024 * 1024  # bigger files are git's to read (it streams them)
+
+
+class Objects:
+    """Loose objects written into a repository's object store, the way git writes them."""
+
+    def __init__(self, objects_dir: Path):
+        self.dir = objects_dir
+
+    def write(self, kind: bytes, data: bytes) -> bytes:
+        """The object's id (20 bytes); written unless the store has it already."""
+        header = b"%s %d\0" % (kind, len(data))
+        digest = hashlib.sha1(header)  # noqa: S324 - git's object ids, not a security use
+        digest.update(data)
+        oid = digest.hexdigest()
+        folder = self.dir / oid[:2]
+        path = folder / oid[2:]
+        if not path.exists():
+            folder.mkdir(exist_ok=True)
+            tmp = folder / f"tmp_obj_lit_{os.getpid()}_{time.monotonic_ns()}"
+            # git's own level for loose objects (core.looseCompression's default): they are packed later.
+            tmp.write_bytes(zlib.compress(header + data, 1))
+            os.chmod(tmp, 0o444)
+            try:
+                os.link(tmp, path)  # never over an object another process wrote meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return digest.digest()
+
+    def commit(self, tree: str, parent: str, message: str) -> str:
+        """A commit by lit's own identity (as `git commit-tree` with lit.git.run.IDENTITY)."""
+        offset = time.localtime().tm_gmtoff // 60
+        when = f"{int(time.time())} {'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+        author = f"{IDENTITY['GIT_AUTHOR_NAME']} <{IDENTITY['GIT_AUTHOR_EMAIL']}> {when}"
+        committer = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}> {when}"
+        text = f"tree {tree}\nparent {parent}\nauthor {author}\ncommitter {committer}\n\n{message}"
+        return self.write(b"commit", text.encode()).hex()
+
+
+def swap_ref(common_dir: Path, ref: str, new: str, old: str) -> bool | None:
+    """Move a loose ref from `old` to `new` under git's own lock (`<ref>.lock`, created exclusively,
+    then renamed over the ref): True when moved, False when another process holds it or moved it
+    first, None when this is git's to do (a packed ref, a reflog to keep)."""
+    path = common_dir / ref
+    if (common_dir / "logs" / ref).exists():
+        return None
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    except OSError:
+        return None
+    moved = False
+    try:
+        try:
+            current = path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        if current != old:
+            return False
+        os.write(fd, f"{new}\n".encode())
+        os.close(fd)
+        fd = -1
+        os.rename(lock, path)
+        moved = True
+        return True
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if not moved:
+            lock.unlink(missing_ok=True)
+
+
+def editable(repo_root: str, common_dir: Path, env: dict[str, str]) -> bool:
+    """Whether nothing in this repository's configuration makes git's blobs differ from the files'
+    bytes, or its trees from what lit would write (see the module's doc)."""
+    if os.environ.get("GIT_OBJECT_DIRECTORY"):
+        return False  # objects kept elsewhere: git knows where
+    proc = run(["config", "-z", "--list"], repo_root, env=env)
+    if proc.returncode != 0:
+        return False
+    config: dict[str, str] = {}
+    for item in proc.stdout.split("\0"):
+        key, _, value = item.partition("\n")
+        config[key.lower()] = value.lower()
+    if (config.get("core.autocrlf", "false") not in ("false", "no", "off", "0")
+            or "core.attributesfile" in config or "core.sharedrepository" in config
+            or config.get("extensions.objectformat", "sha1") != "sha1"
+            or config.get("core.ignorecase", "false") in ("true", "yes", "on", "1")
+            or config.get("core.filemode", "true") in ("false", "no", "off", "0")
+            or config.get("core.sparsecheckout", "false") in ("true", "yes", "on", "1")):
+        return False
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    for attributes in (Path(xdg) / "git" / "attributes", common_dir / "info" / "attributes"):
+        try:
+            if attributes.read_bytes().strip():
+                return False
+        except OSError:
+            pass
+    return True
+
+
+class TreeEdit:
+    """A tree object held directory by directory (each one's entries: name -> (mode, id)), so that
+    files changed in place write only their blobs and the trees above them."""
+
+    def __init__(self, repo_root: str, tree: str, dirs: dict[bytes, dict[bytes, tuple[bytes, bytes]]],
+                 objects: Objects, env: dict[str, str]):
+        self.repo_root, self.tree, self.dirs = repo_root, tree, dirs
+        self.objects, self.env = objects, env
+
+    @classmethod
+    def read(cls, repo_root: str, tree: str, objects: Objects, env: dict[str, str]) -> TreeEdit | None:
+        """The tree `tree` as git lists it; None when a `.gitattributes` in it (or an entry lit does
+        not write: a symlink, a submodule) leaves it to git."""
+        proc = run(["ls-tree", "-r", "-t", "-z", "--full-tree", tree], repo_root, text=False)
+        if proc.returncode != 0:
+            return None
+        dirs: dict[bytes, dict[bytes, tuple[bytes, bytes]]] = {b"": {}}
+        for item in proc.stdout.split(b"\0"):
+            if not item:
+                continue
+            meta, _, path = item.partition(b"\t")
+            mode, kind, oid = meta.split(b" ")
+            parent, _, name = path.rpartition(b"/")
+            if name == b".gitattributes" or mode not in (TREE_MODE, FILE_MODE, EXEC_MODE) and kind != b"tree":
+                return None
+            if kind == b"tree":
+                mode = TREE_MODE  # ls-tree says 040000; a tree object says 40000
+                dirs[path] = {}
+            dirs[parent][name] = (mode, bytes.fromhex(oid.decode()))
+        return cls(repo_root, tree, dirs, objects, env)
+
+    def apply(self, changed: set[str], excludes: Path) -> str | None:
+        """The tree with the files at these paths (relative to the root) as they are now: written
+        in place, its id returned; None when one of them is git's to read (the tree is then left
+        as it was, and this edit should not be used again)."""
+        files: dict[bytes, tuple[bytes, bytes] | None] = {}
+        new: list[bytes] = []
+        for rel in sorted(changed):
+            path = os.fsencode(rel)
+            parent, _, name = path.rpartition(b"/")
+            if parent not in self.dirs or name.startswith(b".git"):
+                return None  # a new directory, or git's own files (.gitignore, .gitmodules, .gitattributes)
+            old = self.dirs[parent].get(name)
+            if old is not None and old[0] == TREE_MODE:
+                return None
+            full = os.path.join(os.fsencode(self.repo_root), path)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                if old is not None:
+                    files[path] = None
+                continue
+            except OSError:
+                return None
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
+                return None
+            if old is None:
+                new.append(path)
+            files[path] = (EXEC_MODE if st.st_mode & stat.S_IXUSR else FILE_MODE, full)
+        if new and not self._keep_new(new, files, excludes):
+            return None
+        entries: dict[bytes, tuple[bytes, bytes] | None] = {}
+        for path, found in files.items():
+            if found is None:
+                entries[path] = None
+                continue
+            try:
+                with open(found[1], "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                entries[path] = None
+                continue
+            except OSError:
+                return None
+            entries[path] = (found[0], self.objects.write(b"blob", data))
+        return self._write(entries)
+
+    def _keep_new(self, new: list[bytes], files: dict, excludes: Path) -> bool:
+        """Drop from `files` the new ones that the snapshot leaves out (.gitignore, the secret
+        stores: what `git add -A` would leave out); False when git could not say. The rules
+        alone decide (--no-index): the private index may still list a file lit removed since."""
+        proc = run(["-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index", "-z", "--stdin"],
+                   self.repo_root, env=self.env, input=b"".join(p + b"\0" for p in new), text=False)
+        if proc.returncode not in (0, 1):
+            return False
+        for ignored in proc.stdout.split(b"\0"):
+            files.pop(ignored, None)
+        return True
+
+    def _write(self, entries: dict[bytes, tuple[bytes, bytes] | None]) -> str:
+        """Set these entries (None: removed), write the trees above them, deepest first."""
+        touched: set[bytes] = set()
+        for path, entry in entries.items():
+            parent, _, name = path.rpartition(b"/")
+            if entry is None:
+                self.dirs[parent].pop(name, None)
+            else:
+                self.dirs[parent][name] = entry
+            while True:
+                touched.add(parent)
+                if not parent:
+                    break
+                parent = parent.rpartition(b"/")[0]
+        for folder in sorted(touched, key=lambda d: -d.count(b"/") - (1 if d else 0)):
+            items = self.dirs[folder]
+            parent, _, name = folder.rpartition(b"/")
+            if not items and folder:
+                del self.dirs[folder]  # git keeps no empty tree
+                self.dirs[parent].pop(name, None)
+                continue
+            oid = self.objects.write(b"tree", _tree_bytes(items))
+            if folder:
+                self.dirs[parent][name] = (TREE_MODE, oid)
+            else:
+                self.tree = oid.hex()
+        return self.tree
+
+
+def _tree_bytes(items: dict[bytes, tuple[bytes, bytes]]) -> bytes:
+    """A tree object's content: its entries in git's order (a tree's name sorts as if it ended in /)."""
+    order = sorted(items, key=lambda n: n + b"/" if items[n][0] == TREE_MODE else n)
+    return b"".join(b"%s %s\0%s" % (items[n][0], n, items[n][1]) for n in order)
