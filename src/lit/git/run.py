@@ -86,6 +86,17 @@ def start(args: Sequence[str], cwd: str | os.PathLike | None = None) -> subproce
         raise GitError(NOT_INSTALLED) from e
 
 
+def coprocess(args: Sequence[str], cwd: str | os.PathLike | None = None, *,
+              env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start git to be talked to (its stdin and stdout are pipes, its stderr is dropped): a
+    `--stdin` command kept running answers each question without a process start."""
+    try:
+        return subprocess.Popen(["git", *args], cwd=cwd, env=_env(env), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except FileNotFoundError as e:
+        raise GitError(NOT_INSTALLED) from e
+
+
 def finish(proc: subprocess.Popen, args: Sequence[str]) -> bytes:
     """The stdout of a process from `start`; GitError with git's own words if it failed."""
     out, err = proc.communicate()

@@ -57,6 +57,7 @@ class SessionFiles(NamedTuple):
     index: Path
     excludes: Path
     lock: Path
+    pending: Path  # what lit wrote into trees itself and the index does not hold yet (lit.git.treeedit)
 
 
 def session_files(folder: Path, session_id: str) -> SessionFiles:
@@ -132,6 +133,19 @@ def _locked(repo_root: str, session_id: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _catch_up(repo_root: str, session_id: str, env: dict[str, str]) -> None:
+    """Put into the private index what lit wrote into trees itself since git last read the tree
+    (the entries only, no file times: `git add` then reads those files again)."""
+    pending = session_files(_git_dir(repo_root) / "lit", session_id).pending
+    try:
+        entries = pending.read_bytes()
+    except FileNotFoundError:
+        return
+    if entries:
+        git(["update-index", "-z", "--index-info"], repo_root, env=env, input=entries, text=False)
+    pending.unlink()
+
+
 def _index_digest(index: Path) -> bytes | None:
     """The private index's own checksum (the last 20 bytes git writes: a SHA-1 of everything before
     them): equal digests, equal index, so the tree write-tree would give is the one it gave. None
@@ -188,10 +202,11 @@ class Chain:
                         captured()
                     return tree  # nothing changed since the add that gave it, or lit wrote the change
             previous, self.tree = self.tree, None  # until an add succeeds: a failed one leaves nothing trusted
-            self._edit = None  # the next tree is git's: held again from it when next needed
+            self._drop_edit()  # the next tree is git's: held again from it when next needed
             for attempt in range(50):
                 excludes = _excludes_file(repo_root, session_id)
                 try:
+                    _catch_up(repo_root, session_id, env)
                     # ":/" is the whole worktree even when repo_root is a subdirectory of it.
                     git(["-c", f"core.excludesFile={excludes}", "add", "-A", "--", ":/"], repo_root, env=env)
                     if captured is not None:
@@ -228,21 +243,33 @@ class Chain:
         if not self._editable or self.objects is None:
             return None
         if self._edit is None or self._edit.tree != self.tree:
+            self._drop_edit()
             self._edit = treeedit.TreeEdit.read(self.watch.root, self.tree, self.objects, env)
             if self._edit is None:
                 return None
         tree = self._edit.apply(changes, _excludes_file(self.repo_root, self.session_id))
         if tree is None:
-            self._edit = None
+            self._drop_edit()
             return None
+        # For the next `git add` (here or in a hook): the index takes these entries first, so that
+        # git goes on from this tree (a file in it stays in, even once an ignore rule names it).
+        with open(session_files(_git_dir(self.repo_root) / "lit", self.session_id).pending, "ab") as f:
+            f.write(self._edit.index_info)
         # The private index no longer holds this tree: the next `git add` must not trust its digest.
         self.tree, self.digest = tree, None
         return tree
 
+    def _drop_edit(self) -> None:
+        if self._edit is not None:
+            self._edit.close()
+            self._edit = None
+
     def close(self) -> None:
-        """Stop watching the working tree (its inotify descriptor); later writes ask git."""
+        """Stop watching the working tree (its inotify descriptor) and the edit's ignore check (a
+        process); later writes ask git."""
         if self.watch is not None:
             self.watch.close()
+        self._drop_edit()
 
     def head(self) -> tuple[str, str] | None:
         """The chain's tip (commit, tree): the one this process set, when the ref still names it

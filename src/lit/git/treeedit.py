@@ -12,20 +12,21 @@ checks this against git on random edits); anything else is left to git:
   group (core.sharedRepository), whose paths compare without case (core.ignoreCase), or a sparse
   checkout;
 - a change that is not a regular file's (a new directory, a symlink, a submodule, `.git*` files);
-- a new file: one `git check-ignore` says whether the snapshot takes it (.gitignore, the secret
-  stores), then lit writes it.
+- a new file: `git check-ignore`, kept running for the purpose, says whether the snapshot takes it
+  (.gitignore, the secret stores), then lit writes it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import select
 import stat
 import time
 import zlib
 from pathlib import Path
 
-from lit.git.run import IDENTITY, run
+from lit.git.run import IDENTITY, coprocess, run
 
 TREE_MODE, FILE_MODE, EXEC_MODE = b"40000", b"100644", b"100755"
 MAX_FILE = 64 * 1024 * 1024  # bigger files are git's to read (it streams them)
@@ -104,6 +105,62 @@ def swap_ref(common_dir: Path, ref: str, new: str, old: str) -> bool | None:
             lock.unlink(missing_ok=True)
 
 
+class IgnoreCheck:
+    """One `git check-ignore --stdin` kept running for a tree's new files, so that a turn that made
+    a file asks git without starting it. Its rules are the ones it read when it started: it lives
+    as long as the TreeEdit it serves, which ends when a rule's file changes (the watch says so)."""
+
+    MAX = 256  # more new files than this in a turn: one `git add -A` reads them all
+    WAIT = 2.0
+
+    def __init__(self, repo_root: str, env: dict[str, str], excludes: Path):
+        self.proc = coprocess(["-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index", "--stdin",
+                               "-z", "--verbose", "--non-matching"], repo_root, env={**env, "GIT_FLUSH": "1"})
+        self._out = b""
+
+    def ignored(self, paths: list[bytes]) -> set[bytes] | None:
+        """Which of these paths the rules leave out; None when git could not say in time."""
+        if len(paths) > self.MAX or self.proc.poll() is not None:
+            return None
+        found: set[bytes] = set()
+        try:
+            for path in paths:  # one at a time: git answers each before it reads the next
+                self.proc.stdin.write(path + b"\0")  # type: ignore[union-attr]
+                self.proc.stdin.flush()  # type: ignore[union-attr]
+                record = self._record()
+                if record is None:
+                    return None
+                pattern = record[2]
+                if pattern and not pattern.startswith(b"!"):  # the last rule to match decides
+                    found.add(path)
+        except OSError:
+            return None
+        return found
+
+    def _record(self) -> list[bytes] | None:
+        """One answer: source, line, pattern, path (each ended by NUL)."""
+        deadline = time.monotonic() + self.WAIT
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        while self._out.count(b"\0") < 4:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            data = os.read(fd, 65536)
+            if not data:
+                return None
+            self._out += data
+        *record, self._out = self._out.split(b"\0", 4)
+        return record
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
 def editable(repo_root: str, common_dir: Path, env: dict[str, str]) -> bool:
     """Whether nothing in this repository's configuration makes git's blobs differ from the files'
     bytes, or its trees from what lit would write (see the module's doc)."""
@@ -141,6 +198,9 @@ class TreeEdit:
                  objects: Objects, env: dict[str, str]):
         self.repo_root, self.tree, self.dirs = repo_root, tree, dirs
         self.objects, self.env = objects, env
+        self._ignores: IgnoreCheck | None = None
+        # The last apply's entries as `git update-index -z --index-info` takes them (mode 0: removed).
+        self.index_info = b""
 
     @classmethod
     def read(cls, repo_root: str, tree: str, objects: Objects, env: dict[str, str]) -> TreeEdit | None:
@@ -214,28 +274,39 @@ class TreeEdit:
         """Drop from `files` the new ones that the snapshot leaves out (.gitignore, the secret
         stores: what `git add -A` would leave out); False when git could not say. The rules
         alone decide (--no-index): the private index may still list a file lit removed since."""
-        proc = run(["-c", f"core.excludesFile={excludes}", "check-ignore", "--no-index", "-z", "--stdin"],
-                   self.repo_root, env=self.env, input=b"".join(p + b"\0" for p in new), text=False)
-        if proc.returncode not in (0, 1):
+        if self._ignores is None:
+            self._ignores = IgnoreCheck(self.repo_root, self.env, excludes)
+        ignored = self._ignores.ignored(new)
+        if ignored is None:
             return False
-        for ignored in proc.stdout.split(b"\0"):
-            files.pop(ignored, None)
+        for path in ignored:
+            files.pop(path, None)
         return True
+
+    def close(self) -> None:
+        """Stop the ignore check (a process), if one was started."""
+        if self._ignores is not None:
+            self._ignores.close()
+            self._ignores = None
 
     def _write(self, entries: dict[bytes, tuple[bytes, bytes] | None]) -> str:
         """Set these entries (None: removed), write the trees above them, deepest first."""
         touched: set[bytes] = set()
+        info = []
         for path, entry in entries.items():
             parent, _, name = path.rpartition(b"/")
             if entry is None:
                 self.dirs[parent].pop(name, None)
+                info.append(b"0 %s\t%s\0" % (b"0" * 40, path))
             else:
                 self.dirs[parent][name] = entry
+                info.append(b"%s %s\t%s\0" % (entry[0], entry[1].hex().encode(), path))
             while True:
                 touched.add(parent)
                 if not parent:
                     break
                 parent = parent.rpartition(b"/")[0]
+        self.index_info = b"".join(info)
         for folder in sorted(touched, key=lambda d: -d.count(b"/") - (1 if d else 0)):
             items = self.dirs[folder]
             parent, _, name = folder.rpartition(b"/")
