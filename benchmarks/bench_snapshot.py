@@ -20,8 +20,10 @@ Each round runs every way once, in a rotating order, so that load on a shared ma
     stat        a fingerprint in Python instead of git: lstat of every file the private index lists
                 and of the directories that hold them (what it would cost; lit does not do it)
 
-and, for a turn that changed one file (watched), the part the answer's end waits for (git add -A,
-then the relay lets it go) and the whole snapshot (write-tree, commit-tree and update-ref after it).
+and, for a turn that edited one file and for one that made a new file (watched: lit writes the blob,
+the trees above it, the commit and the ref itself, lit.git.treeedit; a new file is first put to the
+`git check-ignore` lit keeps running), the part the answer's end waits for (the tree) and the whole
+snapshot (the commit and the ref after it).
 """
 
 from __future__ import annotations
@@ -169,10 +171,32 @@ def bench(repo: Path, label: str) -> list[str]:
         snapshot.take(repo, watched_session, reason="turn", tree=tree, chain=watched)
 
     whole = measure({"changed": changed})["changed"]
+    made_gate = len(gate)
+
+    def made() -> None:
+        counter[0] += 1
+        (target.parent / f"made_{counter[0]}.py").write_text(f"# made in turn {counter[0]}\n")
+        t0 = time.perf_counter()
+        tree = watched.write_tree(lambda: gate.append((time.perf_counter() - t0) * 1000))
+        snapshot.take(repo, watched_session, reason="turn", tree=tree, chain=watched)
+
+    whole_made = measure({"made": made})["made"]
+
+    def through_git() -> None:  # the same edit where inotify is missing: git add, write-tree, commit-tree, update-ref
+        counter[0] += 1
+        with open(target, "a") as f:
+            f.write(f"# turn {counter[0]}\n")
+        snapshot.take(repo, session, reason="turn", chain=chain)
+
+    whole_git = measure({"git": through_git})["git"]
     untracked.unlink()
     watched.close()
     return [row(label, name, values) for name, values in unchanged.items()] + [
-        row(label, "changed: the answer's end waits", gate), row(label, "changed: the whole snapshot", whole)]
+        row(label, "edited: the answer's end waits", gate[:made_gate]),
+        row(label, "edited: the whole snapshot", whole),
+        row(label, "new file: the answer's end waits", gate[made_gate:]),
+        row(label, "new file: the whole snapshot", whole_made),
+        row(label, "edited, not watched: whole snapshot", whole_git)]
 
 
 def row(label: str, name: str, values: list[float]) -> str:
