@@ -124,16 +124,23 @@ def test_two_processes_snapshotting_at_once_keep_one_chain(tmp_path):
             except Exception as e:  # noqa: BLE001 - collected for the assertion
                 errors.append(e)
 
+    tip = at_once(worker, repo, "s4", errors)
+    assert {f"w{n}-{i}.txt" for n in range(3) for i in range(6)} <= files_of(repo, tip)
+
+
+def at_once(worker, repo: Path, session: str, errors: list[Exception]) -> str:
+    """worker(0), worker(1) and worker(2) in three threads at once; the chain's tip, once checked to
+    be one line of commits (one parent each) taken without an error."""
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
-    tip = snapshot.latest(repo, "s4")
+    tip = snapshot.latest(repo, session)
     chain = sh(["git", "rev-list", "--parents", tip], repo).splitlines()
     assert all(len(line.split()) <= 2 for line in chain)  # linear: one parent each
-    assert {f"w{n}-{i}.txt" for n in range(3) for i in range(6)} <= files_of(repo, tip)
+    return tip
 
 
 def test_lit_writing_a_turn_itself_and_git_in_a_hook_keep_one_chain(tmp_path):
@@ -157,16 +164,8 @@ def test_lit_writing_a_turn_itself_and_git_in_a_hook_keep_one_chain(tmp_path):
             except Exception as e:  # noqa: BLE001 - collected for the assertion
                 errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    tip = at_once(worker, repo, "s5", errors)
     watched.close()
-    assert errors == []
-    tip = snapshot.latest(repo, "s5")
-    chain = sh(["git", "rev-list", "--parents", tip], repo).splitlines()
-    assert all(len(line.split()) <= 2 for line in chain)  # linear: one parent each
     assert {f"w{n}-{i}.txt" for n in (1, 2) for i in range(8)} <= files_of(repo, tip)
     assert sh(["git", "cat-file", "-p", f"{tip}:w0.txt"], repo) == (repo / "w0.txt").read_text()
     sh(["git", "fsck", "--strict", "--no-dangling"], repo)
