@@ -37,6 +37,7 @@ import base64
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import threading
@@ -77,6 +78,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Bytes only a request carrying tool results contains (Anthropic, OpenAI chat, OpenAI responses).
 TOOL_RESULT_MARKERS = (b'"tool_result"', b'"role":"tool"', b'"role": "tool"', b'"function_call_output"',
                        b'"custom_tool_call_output"')
+# Searched as one pattern, one pass for all: five `in` scan a 256 KB piece five times when none is
+# there (0.39 ms against 0.10 ms here), and three times before an OpenAI function_call_output.
+TOOL_RESULT = re.compile(b"|".join(re.escape(m) for m in TOOL_RESULT_MARKERS))
 # Bytes of an answer after which the agent can run a tool: the end of a tool call's block once
 # one has begun (Anthropic's tool_use; an OpenAI Responses function, custom or shell call item),
 # else the message's end (Anthropic), the response's end (Responses), a chat completion's finish.
@@ -825,8 +829,7 @@ class Relay:
             if kept is not None:
                 kept.append(piece)
             if look:
-                edge = tail + piece[:MARKER_TAIL]
-                if any(m in piece or m in edge for m in TOOL_RESULT_MARKERS):
+                if TOOL_RESULT.search(piece) or TOOL_RESULT.search(tail + piece[:MARKER_TAIL]):
                     look = False
                     done = self.gate.open(seq)  # type: ignore[union-attr]
                     if done is not None:
