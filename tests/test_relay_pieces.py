@@ -285,6 +285,26 @@ def test_tool_results_open_the_gate_wherever_they_are_in_the_body(sink):
     assert gate.asked == [2, 4, 5, 6]
 
 
+def test_the_recorder_is_asked_for_the_snapshot_once_the_body_is_upstream_not_during_it(sink):
+    """A tool result seen early in a body: the recorder is asked only once the body is all sent on,
+    when the agent and lit wait for the answer (during the upload it would take a core from them)."""
+    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    gate = Snapshots()
+    result = b'{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]}'
+    body = body_of(600_000, result)
+    with Relay(up.url, sink, gate=gate) as relay:
+        sock, reader = agent(relay)
+        message = head_of(relay.port, body) + body
+        sock.sendall(message[:300_000])  # the tool result and half the body
+        time.sleep(0.2)
+        assert gate.asked == []
+        sock.sendall(message[300_000:])
+        answered(reader)
+        assert gate.asked == [1]
+        sock.close()
+    up.close()
+
+
 def test_an_answers_head_split_across_reads_after_an_interim_answer(sink):
     """103 Early Hints goes to the agent as it came; the final head, cut in two, then the body."""
     def serve(reader: Reader, number: int) -> None:

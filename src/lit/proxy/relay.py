@@ -818,22 +818,20 @@ class Relay:
     async def _pump_request(self, conn: _AgentConnection, up: asyncio.StreamWriter, head: bytes, req: _Request,
                             seq: int, kept: list[bytes] | None) -> asyncio.Future | None:
         """The request body, upstream as it arrives (each piece then to the spool, and to `kept`
-        when given); opens the gate if it carries tool results."""
+        when given); once it is all upstream, opens the gate if it carries tool results. (Not as
+        soon as one is seen: the recorder then took a core from the upload, while the agent, lit
+        and the upstream all had work; once the body is sent, the agent and lit wait.)"""
         look = self.gate is not None
         tail = b""
-        done: asyncio.Future | None = None
 
         def copy(piece: bytes) -> None:
-            nonlocal look, tail, done
+            nonlocal look, tail
             self._spool(sp.REQUEST_BODY, seq, piece)
             if kept is not None:
                 kept.append(piece)
             if look:
                 if TOOL_RESULT.search(piece) or TOOL_RESULT.search(tail + piece[:MARKER_TAIL]):
                     look = False
-                    done = self.gate.open(seq)  # type: ignore[union-attr]
-                    if done is not None:
-                        self._spool(sp.GATE, seq)
                 tail = piece[-MARKER_TAIL:]
 
         if req.chunked:
@@ -841,6 +839,11 @@ class Relay:
             await self._chunked_body(conn.reader, up, copy)
         else:
             await _relay_body(conn, _Body(req.length, up, copy, conn.transport, head))
+        if look or self.gate is None:
+            return None
+        done = self.gate.open(seq)
+        if done is not None:
+            self._spool(sp.GATE, seq)
         return done
 
     @staticmethod
