@@ -464,6 +464,34 @@ def test_a_file_lit_wrote_into_the_chain_stays_in_it_once_ignored_as_git_keeps_a
     watched.close()
 
 
+def test_file_names_git_quotes_are_written_as_git_writes_them(tmp_path):
+    """Names with a tab, a newline, a quote, a leading dash, spaces, non-ASCII and bytes that are
+    not UTF-8: made, edited and removed by lit itself, each tree the one git gives."""
+    repo = init_repo(tmp_path / "repo", {"src/a.py": "a\n"})
+    watched = snapshot.Chain(repo, "watched", watched=True)
+    watched.write_tree()
+    (repo / "src" / "warm.py").write_text("w\n")
+    watched.write_tree()
+    names = [b"tab\there.py", b"new\nline.py", b'quote".py', b"-dash.py", b"sp ace.py", "\u00e9t\u00e9.py".encode(),
+             b"latin\xe9.py", b"back\\slash.py"]
+    src = os.fsencode(repo / "src")
+    for name in names:
+        with open(os.path.join(src, name), "w") as f:
+            f.write("made\n")
+    for step in ("made", "edited", "removed"):
+        if step == "edited":
+            for name in names:
+                with open(os.path.join(src, name), "a") as f:
+                    f.write("more\n")
+        elif step == "removed":
+            for name in names[::2]:
+                os.unlink(os.path.join(src, name))
+        tree = watched.write_tree()
+        assert watched._edit is not None, step  # noqa: SLF001 - lit wrote it, git did not
+        assert tree == snapshot.Chain(repo, "truth").write_tree(), step
+    watched.close()
+
+
 def test_content_git_would_convert_is_left_to_git(tmp_path, monkeypatch):
     """A .gitattributes that normalizes line ends: git's blob is not the file's bytes, so git reads
     the tree (and the snapshot is the one git makes)."""
