@@ -4,8 +4,8 @@ no git process. A turn in which the agent edited a file cost four (`add -A`, `wr
 `commit-tree`, `update-ref`: 8-10 ms of CPU on the machine the agent and its relay share, while
 the answer streams); now it costs one file's hash and a few small objects.
 
-Only where lit writes exactly what `git add -A && git write-tree` would (tests/test_treeedit.py
-checks this against git on random edits); anything else is left to git:
+Only where lit writes exactly what `git add -A && git write-tree` would (tests/test_git_snapshot.py
+compares each tree with git's, over random file work too); anything else is left to git:
 - content that git would filter or convert: any `.gitattributes` in the tree, `info/attributes`,
   a global attributes file, core.autocrlf, core.attributesFile, core.fileMode false;
 - a repository whose objects are not SHA-1, kept elsewhere (GIT_OBJECT_DIRECTORY) or shared by a
