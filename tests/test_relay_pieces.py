@@ -104,13 +104,15 @@ class RawUpstream:
         self.listener.close()
 
 
-def answering(upstream_of: Callable[[], RawUpstream]) -> Callable[[Reader, int], None]:
-    """Answers every request on the connection with OK."""
+def answering() -> RawUpstream:
+    """An upstream that answers OK to every request on every connection, keeping each request."""
     def serve(reader: Reader, number: int) -> None:
         while True:
-            upstream_of().read(reader)
+            up.read(reader)
             reader.sock.sendall(OK)
-    return serve
+
+    up = RawUpstream(serve)
+    return up
 
 
 def agent(relay: Relay) -> tuple[socket.socket, Reader]:
@@ -126,7 +128,7 @@ def answered(reader: Reader) -> bytes:
 
 
 def test_a_head_and_its_bodys_first_piece_in_one_read_reach_the_upstream_whole(sink):
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     bodies = [body_of(300_000), body_of(40_000), body_of(1_400_000)]
     with Relay(up.url, sink) as relay:
         sock, reader = agent(relay)
@@ -142,7 +144,7 @@ def test_a_head_and_its_bodys_first_piece_in_one_read_reach_the_upstream_whole(s
 
 
 def test_a_heads_blank_line_split_across_two_reads(sink):
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     body = body_of(200_000)
     with Relay(up.url, sink) as relay:
         sock, reader = agent(relay)
@@ -161,7 +163,7 @@ def test_a_heads_blank_line_split_across_two_reads(sink):
 def test_a_second_request_in_the_piece_that_ends_the_first_ones_body(sink):
     """Pipelined: the end of one body and the next request (its head, its body) in one read, and a
     whole small request among the body bytes that came with the head before it."""
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     big, small, tiny = body_of(300_000), body_of(20_000), body_of(100)
     with Relay(up.url, sink) as relay:
         sock, reader = agent(relay)
@@ -215,7 +217,7 @@ def test_a_pooled_connection_the_upstream_closed_is_retried_with_the_whole_body(
 
 
 def test_a_chunked_body_that_came_with_its_head(sink):
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     piece = body_of(50_000)
     chunked = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(piece), piece, len(piece), piece)
     with Relay(up.url, sink) as relay:
@@ -230,7 +232,7 @@ def test_a_chunked_body_that_came_with_its_head(sink):
 
 
 def test_expect_continue_with_the_body_sent_at_once(sink):
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     body = body_of(100_000)
     with Relay(up.url, sink) as relay:
         sock, reader = agent(relay)
@@ -261,7 +263,7 @@ class Snapshots:
 def test_tool_results_open_the_gate_wherever_they_are_in_the_body(sink):
     """In the bytes that came with the head, far in the body, split across two reads, or as an
     OpenAI function call's output; a body without any never opens it."""
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     gate = Snapshots()
     result = b'{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]}'
     output = b'{"type": "function_call_output", "call_id": "c", "output": "ok"}'
@@ -288,7 +290,7 @@ def test_tool_results_open_the_gate_wherever_they_are_in_the_body(sink):
 def test_the_recorder_is_asked_for_the_snapshot_once_the_body_is_upstream_not_during_it(sink):
     """A tool result seen early in a body: the recorder is asked only once the body is all sent on,
     when the agent and lit wait for the answer (during the upload it would take a core from them)."""
-    up = RawUpstream(lambda r, n: answering(lambda: up)(r, n))
+    up = answering()
     gate = Snapshots()
     result = b'{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]}'
     body = body_of(600_000, result)
