@@ -121,6 +121,13 @@ def agent(relay: Relay) -> tuple[socket.socket, Reader]:
     return sock, Reader(sock)
 
 
+def send_cut(sock: socket.socket, message: bytes, cut: int) -> None:
+    """`message` in two sends, 50 ms apart: the relay reads the bytes before `cut` on their own."""
+    sock.sendall(message[:cut])
+    time.sleep(0.05)
+    sock.sendall(message[cut:])
+
+
 def answered(reader: Reader) -> bytes:
     head, body = reader.message()
     assert head.startswith(b"HTTP/1.1 200 ") and body == ANSWER
@@ -150,10 +157,7 @@ def test_a_heads_blank_line_split_across_two_reads(sink):
         sock, reader = agent(relay)
         for _ in range(2):
             message = head_of(relay.port, body) + body
-            cut = message.index(b"\r\n\r\n") + 3
-            sock.sendall(message[:cut])  # ...\r\n\r
-            time.sleep(0.05)
-            sock.sendall(message[cut:])  # \n and the body
+            send_cut(sock, message, message.index(b"\r\n\r\n") + 3)  # ...\r\n\r | \n and the body
             answered(reader)
         sock.close()
     up.close()
@@ -170,9 +174,7 @@ def test_a_second_request_in_the_piece_that_ends_the_first_ones_body(sink):
         sock.sendall(head_of(relay.port, tiny) + tiny)  # an upstream connection in the pool
         answered(reader)
         first = head_of(relay.port, big) + big
-        sock.sendall(first[:-1000])
-        time.sleep(0.05)
-        sock.sendall(first[-1000:] + head_of(relay.port, small) + small)
+        send_cut(sock, first + head_of(relay.port, small) + small, len(first) - 1000)
         answered(reader)
         answered(reader)
         # A head, a body of 20 KB and the next request whole, in one write.
@@ -277,10 +279,7 @@ def test_tool_results_open_the_gate_wherever_they_are_in_the_body(sink):
             sock.sendall(head_of(relay.port, body) + body)
             answered(reader)
         message = head_of(relay.port, split) + split
-        cut = message.index(b"function_call") + 4  # "func" | "tion_call_output"
-        sock.sendall(message[:cut])
-        time.sleep(0.05)
-        sock.sendall(message[cut:])
+        send_cut(sock, message, message.index(b"function_call") + 4)  # "func" | "tion_call_output"
         answered(reader)
         sock.close()
     up.close()
