@@ -65,9 +65,14 @@ def session_files(folder: Path, session_id: str) -> SessionFiles:
     return SessionFiles(*(folder / f"{kind}-{session_id}" for kind in SessionFiles._fields))
 
 
+def _files(repo_root: str | os.PathLike, session_id: str) -> SessionFiles:
+    """The session's files in this repository's .git/lit."""
+    return session_files(_git_dir(str(repo_root)) / "lit", session_id)
+
+
 def _private_index(repo_root: str | os.PathLike, session_id: str) -> Path:
     gd = _git_dir(str(repo_root))
-    index = session_files(gd / "lit", session_id).index
+    index = _files(repo_root, session_id).index
     if not index.exists():
         index.parent.mkdir(parents=True, exist_ok=True)
         user_index = gd / "index"
@@ -103,7 +108,7 @@ def _excludes(repo_root: str) -> str:
 def _excludes_file(repo_root: str, session_id: str) -> Path:
     """The session's excludes file, written again if it went missing (git would silently read
     nothing, and snapshot the secret stores)."""
-    path = session_files(_git_dir(repo_root) / "lit", session_id).excludes
+    path = _files(repo_root, session_id).excludes
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -123,7 +128,7 @@ def _locked(repo_root: str, session_id: str) -> Iterator[None]:
     """The session's private index to one process at a time: the recorder (a turn) and a hook (a
     commit) may snapshot at once, and a turn's tree must be the one its `git add` read, not one
     another process's add left in the index meanwhile. flock: a killed holder releases it."""
-    path = session_files(_git_dir(repo_root) / "lit", session_id).lock
+    path = _files(repo_root, session_id).lock
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -136,7 +141,7 @@ def _locked(repo_root: str, session_id: str) -> Iterator[None]:
 def _catch_up(repo_root: str, session_id: str, env: dict[str, str]) -> None:
     """Put into the private index what lit wrote into trees itself since git last read the tree
     (the entries only, no file times: `git add` then reads those files again)."""
-    pending = session_files(_git_dir(repo_root) / "lit", session_id).pending
+    pending = _files(repo_root, session_id).pending
     try:
         entries = pending.read_bytes()
     except FileNotFoundError:
@@ -179,7 +184,7 @@ class Chain:
         # With a watch: the last tree held directory by directory, edited in place when the kernel
         # names the files a turn changed (lit.git.treeedit); None until needed, or when git must read.
         self._edit: TreeEdit | None = None
-        self._editable: bool | None = None
+        self._asked_editable = False
         self.objects: Objects | None = None  # set once lit may write this repository's objects itself
 
     def write_tree(self, captured: Callable[[], None] | None = None) -> str:
@@ -196,7 +201,7 @@ class Chain:
                 self.watch = watch_tree(repo_root, env)  # before the add: what changes after it is seen
             elif self.watch is not None and self.tree:
                 changes = self.watch.changes()
-                tree = self.tree if changes == set() else self._edited(changes, index)
+                tree = self.tree if changes == set() else self._edited(changes, env)
                 if tree is not None:
                     if captured is not None:
                         captured()
@@ -229,18 +234,17 @@ class Chain:
                     time.sleep(0.02)
             raise AssertionError("unreachable")
 
-    def _edited(self, changes: set[str] | None, index: Path) -> str | None:
+    def _edited(self, changes: set[str] | None, env: dict[str, str]) -> str | None:
         """The last tree with these files as they are now, written by lit; None when git must read
         the tree (what changed is not only files lit may write: see lit.git.treeedit)."""
         if not changes or self.watch is None or self.tree is None:
             return None
-        env = {"GIT_INDEX_FILE": str(index)}
-        if self._editable is None:
+        if not self._asked_editable:
+            self._asked_editable = True
             common = _common_dir(self.repo_root)
-            self._editable = treeedit.editable(self.watch.root, common, env)
-            if self._editable:
+            if treeedit.editable(self.watch.root, common, env):
                 self.objects = treeedit.Objects(common / "objects")
-        if not self._editable or self.objects is None:
+        if self.objects is None:
             return None
         if self._edit is None or self._edit.tree != self.tree:
             self._drop_edit()
@@ -253,7 +257,7 @@ class Chain:
             return None
         # For the next `git add` (here or in a hook): the index takes these entries first, so that
         # git goes on from this tree (a file in it stays in, even once an ignore rule names it).
-        with open(session_files(_git_dir(self.repo_root) / "lit", self.session_id).pending, "ab") as f:
+        with open(_files(self.repo_root, self.session_id).pending, "ab") as f:
             f.write(self._edit.index_info)
         # The private index no longer holds this tree: the next `git add` must not trust its digest.
         self.tree, self.digest = tree, None
@@ -402,12 +406,10 @@ def latest(repo_root: str | os.PathLike, session_id: str) -> str | None:
     return git(["rev-parse", "--verify", "-q", snapshot_ref(session_id)], repo_root, check=False) or None
 
 
-
-
 def forget_index(repo_root: str | os.PathLike, session_id: str) -> None:
     """The private index is a cache for this session's snapshots; drop it when the session ends."""
     try:
-        for path in session_files(_git_dir(str(repo_root)) / "lit", session_id):
+        for path in _files(repo_root, session_id):
             path.unlink(missing_ok=True)
     except (OSError, GitError):
         pass
