@@ -159,7 +159,7 @@ class SpoolWriter:
             self._timer = None
         while self._pending:
             try:
-                n = os.writev(self.fd, [self._pending[i] for i in range(min(64, len(self._pending)))])
+                n = os.writev(self.fd, self._batch())
             except BlockingIOError:
                 self._watch()
                 return
@@ -168,6 +168,10 @@ class SpoolWriter:
                 return
             self._consumed(n)
         self._unwatch()
+
+    def _batch(self) -> list[memoryview]:
+        """The first views held, as many as one writev takes here."""
+        return list(itertools.islice(self._pending, 64))
 
     def _consumed(self, n: int) -> None:
         """Drop the first n bytes held, which the pipe took."""
@@ -214,7 +218,7 @@ class SpoolWriter:
         os.set_blocking(self.fd, True)
         try:
             while self._pending:
-                self._consumed(os.writev(self.fd, list(itertools.islice(self._pending, 64))))
+                self._consumed(os.writev(self.fd, self._batch()))
             os.write(self.fd, HEADER.pack(kind, seq, time.time(), len(payload)) + payload)
         except OSError as e:
             self._break(e)
