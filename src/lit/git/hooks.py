@@ -188,17 +188,16 @@ def installed(repo: str | os.PathLike) -> bool:
 def keep_trailers(repo: str, msg_file: str, old: str) -> list[str]:
     """commit-msg: put back the `Lit-Thread:` trailers of `old`, the commit being rewritten (see
     lit.git.hookrun.rewritten_commit), that the new message lacks; returns the thread ids put back."""
-    key = TRAILER
     try:
         threads = next(iter(trailer_threads([old], repo).values()), [])
     except GitError:  # a commit git does not have: nothing to put back
         threads = []
     message = Path(msg_file).read_text(errors="replace")
     present = git(["interpret-trailers", "--parse"], repo, input=message, check=False)
-    missing = [t for t in threads if f"{key}: {t}" not in present.splitlines()]
+    missing = [t for t in threads if f"{TRAILER}: {t}" not in present.splitlines()]
     if missing:
         args = ["interpret-trailers", "--in-place", "--if-exists", "addIfDifferent"]
         for t in missing:
-            args += ["--trailer", f"{key}: {t}"]
+            args += ["--trailer", f"{TRAILER}: {t}"]
         git([*args, msg_file], repo)
     return missing
