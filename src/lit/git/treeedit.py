@@ -197,6 +197,7 @@ class TreeEdit:
     def __init__(self, repo_root: str, tree: str, dirs: dict[bytes, dict[bytes, tuple[bytes, bytes]]],
                  objects: Objects, env: dict[str, str]):
         self.repo_root, self.tree, self.dirs = repo_root, tree, dirs
+        self._root = os.fsencode(repo_root)  # joined with each changed path, as bytes
         self.objects, self.env = objects, env
         self._ignores: IgnoreCheck | None = None
         # The last apply's entries as `git update-index -z --index-info` takes them (mode 0: removed).
@@ -238,7 +239,7 @@ class TreeEdit:
             old = self.dirs[parent].get(name)
             if old is not None and old[0] == TREE_MODE:
                 return None
-            full = os.path.join(os.fsencode(self.repo_root), path)
+            full = os.path.join(self._root, path)
             try:
                 st = os.lstat(full)
             except FileNotFoundError:
