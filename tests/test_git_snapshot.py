@@ -581,9 +581,9 @@ def test_a_repository_with_submodules_is_not_watched(tmp_path):
     repo = init_repo(tmp_path / "repo", FILES)
     watched = snapshot.Chain(repo, "watched", watched=True)
     watched.write_tree()
-    assert watched.watch is not None and not watched.watch.changed()
+    assert watched.watch is not None and watched.watch.changes() == set()
     (repo / ".gitmodules").write_text('[submodule "lib"]\n\tpath = lib\n\turl = ../lib\n')
-    assert watched.watch.changed() and watched.watch.changed()  # from now on, always
+    assert watched.watch.changes() is None and watched.watch.changes() is None  # from now on, always
     again = snapshot.Chain(repo, "again", watched=True)
     again.write_tree()
     assert again.watch is None

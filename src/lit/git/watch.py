@@ -4,7 +4,7 @@ costs no `git add -A`: on 5,000 files that is 12 ms of git on every tool-result 
 files a quarter of a second.
 
 Exact where it answers: the kernel queues an event in the very call that changes a file, so a
-change made before `changed()` is in the queue `changed()` reads. A look that cannot be sure says
+change made before `changes()` is in the queue `changes()` reads. A look that cannot be sure says
 "changed" (and git reads the tree): an event queue that overflowed, a new directory (watched from
 then on), a `.gitignore` that changed (the watch is rebuilt: what is ignored may be no longer).
 Not watched: the repository's git directory (lit's private index lives there; git's own state is
@@ -119,11 +119,6 @@ class TreeWatch:
                     continue
             ignored = self._ignored(below)
             level = [p for p in below if p not in ignored]
-
-    def changed(self) -> bool:
-        """Whether anything changed since the last look (or since the watch began); always True
-        once the watch is lost (see `watch()`)."""
-        return self.changes() != set()
 
     def changes(self) -> set[str] | None:
         """The files (paths from the root) created, written, removed or renamed since the last look
